@@ -1,0 +1,329 @@
+#!/usr/bin/python3
+"""PyTorch reference implementation of NoProp-DT (arXiv 2503.24322) for side-by-side comparison with NoProp.NET.
+
+Mirrors src/NoProp/Methods/DiscreteTime/NoPropDt.cs (one-hot embedding, MNIST) and the shared training loop
+of src/NoProp/Training/Trainer.cs: the same schedule, blocks, losses, optimisers, Algorithm-1 order, per-epoch
+validation with best-epoch selection, and stochastic inference (Eq. 3). Random streams differ from the C# run
+(numpy/torch generators instead of .NET/TorchSharp ones), so results agree statistically, not bit for bit.
+
+Prints one JSON line at the end:
+  {"train_seconds", "test_accuracy", "validation_accuracy", "test_inference_seconds", "peak_memory_mb",
+   "train_size", "epochs", "threads", "torch_version", ...}
+"""
+import argparse
+import copy
+import gzip
+import json
+import math
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data", "mnist")
+
+
+# ---------------------------------------------------------------- data
+
+def read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_mnist(data_dir):
+    def images(name):
+        x = read_idx(os.path.join(data_dir, name)).astype(np.float32) / 255.0
+        x = (x - MNIST_MEAN) / MNIST_STD
+        return torch.from_numpy(x).unsqueeze(1)   # [N, 1, 28, 28]
+
+    def labels(name):
+        return torch.from_numpy(read_idx(os.path.join(data_dir, name)).astype(np.int64))
+
+    return (images("train-images-idx3-ubyte.gz"), labels("train-labels-idx1-ubyte.gz"),
+            images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz"))
+
+
+# ---------------------------------------------------------------- schedule (Schedules/CosineSchedule.cs)
+
+class CosineSchedule:
+    """Noise at t = 0, label at t = T: ab_t = min(ab_max, f(1 - t/T) / f(0)), ab_0 = 0 exactly."""
+
+    def __init__(self, steps, max_alpha_bar=0.999, offset=0.008):
+        def f(tau):
+            return math.cos(math.pi / 2 * (tau + offset) / (1 + offset)) ** 2
+        self.steps = steps
+        self.ab = [0.0 if t == 0 else min(max_alpha_bar, f(1.0 - t / steps) / f(0.0)) for t in range(steps + 1)]
+
+    def alpha_bar(self, t):
+        return self.ab[t]
+
+    def snr(self, t):
+        ab = self.ab[t]
+        return ab / (1 - ab)
+
+    def posterior_coefficients(self, t):
+        """Eq. 6: q(z_t | z_{t-1}, y) = N(a_t u_y + b_t z_{t-1}, c_t I), alpha_{t-1} = ab_{t-1} / ab_t."""
+        ab_t, ab_prev = self.ab[t], self.ab[t - 1]
+        alpha_prev = ab_prev / ab_t
+        a = math.sqrt(ab_t) * (1 - alpha_prev) / (1 - ab_prev)
+        b = math.sqrt(alpha_prev) * (1 - ab_t) / (1 - ab_prev)
+        c = (1 - ab_t) * (1 - alpha_prev) / (1 - ab_prev)
+        return a, b, c
+
+
+# ---------------------------------------------------------------- model (Models/*.cs)
+
+class ConvImageEncoder(nn.Module):
+    """conv3x3(32) ReLU maxpool2 dropout, conv3x3(64) ReLU dropout, conv3x3(128) ReLU maxpool2 dropout, FC(256) BN."""
+
+    def __init__(self, channels=1, height=28, width=28, dropout=0.2):
+        super().__init__()
+        side = lambda s: ((s - 2) // 2 - 2 - 2) // 2
+        self.conv1 = nn.Conv2d(channels, 32, 3)
+        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.conv3 = nn.Conv2d(64, 128, 3)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.dropout3 = nn.Dropout(dropout)
+        self.fc = nn.Linear(128 * side(height) * side(width), 256)
+        self.finish = nn.BatchNorm1d(256)
+
+    def forward(self, x):
+        h = self.dropout1(F.max_pool2d(F.relu(self.conv1(x)), 2))
+        h = self.dropout2(F.relu(self.conv2(h)))
+        h = self.dropout3(F.max_pool2d(F.relu(self.conv3(h)), 2))
+        return self.finish(self.fc(h.flatten(1)))
+
+
+class ResidualLabelMlp(nn.Module):
+    """h = ReLU(BN(FC256(z))); h + BN(FC256(ReLU(BN(FC256(h)))))."""
+
+    def __init__(self, dim, width=256):
+        super().__init__()
+        self.input = nn.Sequential(nn.Linear(dim, width), nn.BatchNorm1d(width), nn.ReLU())
+        self.residual = nn.Sequential(nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(),
+                                      nn.Linear(width, width), nn.BatchNorm1d(width))
+
+    def forward(self, z):
+        h = self.input(z)
+        return h + self.residual(h)
+
+
+class DtBlock(nn.Module):
+    """One block u_hat_theta_t(z_{t-1}, x); returns class logits."""
+
+    def __init__(self, dim, classes):
+        super().__init__()
+        self.image_path = ConvImageEncoder()
+        self.label_path = ResidualLabelMlp(dim)
+        self.head = nn.Sequential(nn.Linear(512, 256), nn.BatchNorm1d(256), nn.ReLU(),
+                                  nn.Linear(256, 128), nn.BatchNorm1d(128), nn.ReLU(),
+                                  nn.Linear(128, classes))
+
+    def forward(self, x, z):
+        return self.head(torch.cat([self.image_path(x), self.label_path(z)], 1))
+
+
+class NoPropDtNetwork(nn.Module):
+    def __init__(self, blocks, classes=10):
+        super().__init__()
+        dim = classes   # one-hot embedding
+        self.blocks = nn.ModuleList([DtBlock(dim, classes) for _ in range(blocks)])
+        self.output_head = nn.Linear(dim, classes)
+        self.register_buffer("embedding", torch.eye(classes))   # W_Embed = I, fixed
+
+
+def convex_combination(logits, embedding):
+    return F.softmax(logits, 1) @ embedding
+
+
+def sample_marginal(u, alpha_bar):
+    return u * math.sqrt(alpha_bar) + torch.randn_like(u) * math.sqrt(1 - alpha_bar)
+
+
+# ---------------------------------------------------------------- method (Methods/DiscreteTime/NoPropDt.cs)
+
+class NoPropDt:
+    def __init__(self, blocks, eta=0.1, lr=1e-3, weight_decay=1e-3):
+        self.T = blocks
+        self.schedule = CosineSchedule(blocks)
+        self.network = NoPropDtNetwork(blocks)
+        self.block_optimizers = [torch.optim.AdamW(b.parameters(), lr=lr, weight_decay=weight_decay)
+                                 for b in self.network.blocks]
+        self.head_optimizer = torch.optim.AdamW(self.network.output_head.parameters(), lr=lr, weight_decay=weight_decay)
+        s = self.schedule
+        self.denoise_weights = [self.T / 2.0 * eta * (s.snr(t) - s.snr(t - 1)) for t in range(1, self.T + 1)]
+        self.coefficients = [s.posterior_coefficients(t) for t in range(1, self.T + 1)]
+
+    def train_step(self, stage, x, y):
+        t = stage + 1
+        net = self.network
+        u = net.embedding.index_select(0, y)
+        z_prev = sample_marginal(u, self.schedule.alpha_bar(t - 1))
+        u_hat = convex_combination(net.blocks[stage](x, z_prev), net.embedding)
+        denoise = (u_hat - u).square().sum(1).mean() * self.denoise_weights[stage]
+
+        z_T = sample_marginal(u, self.schedule.alpha_bar(self.T))
+        cross_entropy = F.cross_entropy(net.output_head(z_T), y)
+        ab0 = self.schedule.alpha_bar(0)
+        d = u.shape[-1]
+        kl = (u.square().sum(1).mean() * ab0 + d * (-ab0 - math.log(1 - ab0))) * 0.5
+        total = cross_entropy + kl + denoise
+
+        optimizer = self.block_optimizers[stage]
+        optimizer.zero_grad()
+        self.head_optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        self.head_optimizer.step()
+        return torch.stack([cross_entropy, kl, denoise, total]).detach()
+
+    def predict_probabilities(self, x, generator):
+        net = self.network
+        z = torch.randn(x.shape[0], net.embedding.shape[1], generator=generator)
+        for t in range(1, self.T + 1):
+            a, b, c = self.coefficients[t - 1]
+            u_hat = convex_combination(net.blocks[t - 1](x, z), net.embedding)
+            nxt = u_hat * a + z * b
+            if c > 0:
+                nxt.add_(torch.randn(nxt.shape, generator=generator), alpha=math.sqrt(c))
+            z = nxt
+        return F.softmax(net.output_head(z), 1)
+
+
+def accuracy(method, images, labels, seed, batch_size=1000):
+    """Evaluator.Accuracy: eval mode, no_grad, batches of 1000, seeded inference noise."""
+    generator = torch.Generator().manual_seed(seed)
+    was_training = method.network.training
+    method.network.eval()
+    try:
+        with torch.no_grad():
+            parts = [method.predict_probabilities(images[i:i + batch_size], generator)
+                     for i in range(0, images.shape[0], batch_size)]
+        return torch.cat(parts).argmax(1).eq(labels).double().mean().item()
+    finally:
+        method.network.train(was_training)
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--train-size", type=int, default=10000)
+    p.add_argument("--validation-size", type=int, default=5000)
+    p.add_argument("--test-size", type=int, default=10000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--blocks", type=int, default=10)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--eta", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-3)
+    p.add_argument("--data-dir", default=DATA_DIR)
+    p.add_argument("--quiet", action="store_true", help="only print the final JSON line")
+    args = p.parse_args()
+    if args.batch_size < 2:
+        p.error("--batch-size must be at least 2 (BatchNorm needs two images)")
+
+    torch.set_num_threads(args.threads)
+    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+
+    train_x_all, train_y_all, test_x, test_y = load_mnist(args.data_dir)
+    total = train_x_all.shape[0]
+    if not 2 <= args.train_size <= total:
+        p.error(f"--train-size must lie in 2..{total}")
+    order = np.random.default_rng(args.seed).permutation(total)
+    n_val = min(args.validation_size, total - args.train_size)
+    train_idx = torch.from_numpy(order[:args.train_size].copy())
+    val_idx = torch.from_numpy(order[args.train_size:args.train_size + n_val].copy())
+    train_x, train_y = train_x_all[train_idx].contiguous(), train_y_all[train_idx].contiguous()
+    val_x, val_y = train_x_all[val_idx].contiguous(), train_y_all[val_idx].contiguous()
+    test_x, test_y = test_x[:args.test_size].contiguous(), test_y[:args.test_size].contiguous()
+    del train_x_all, train_y_all
+
+    torch.manual_seed(args.seed)   # initialisation and training noise
+    method = NoPropDt(args.blocks, args.eta, args.lr, args.weight_decay)
+    log(f"NoProp-DT (PyTorch {torch.__version__}): {len(train_y)} train, {len(val_y)} validation, {len(test_y)} test; "
+        f"T = {args.blocks}, {args.epochs} epoch(s), batch {args.batch_size}, {torch.get_num_threads()} threads")
+
+    n = len(train_y)
+    bs = args.batch_size
+    batches = (n + bs - 1) // bs
+    if n - (batches - 1) * bs < 2:
+        batches -= 1   # a final batch of one image breaks BatchNorm
+    shuffle_rng = np.random.default_rng(args.seed + 0x0DA7A)
+
+    train_seconds = 0.0
+    best_val, best_epoch, best_state = -1.0, 0, None
+    history = []
+    method.network.train()
+    for epoch in range(1, args.epochs + 1):
+        epoch_seconds = 0.0
+        loss_sums = torch.zeros(4, dtype=torch.float64)
+        for stage in range(args.blocks):
+            perm = torch.from_numpy(shuffle_rng.permutation(n))
+            for b in range(batches):
+                start = time.perf_counter()
+                index = perm[b * bs:min((b + 1) * bs, n)]
+                losses = method.train_step(stage, train_x.index_select(0, index), train_y.index_select(0, index))
+                loss_sums += losses
+                epoch_seconds += time.perf_counter() - start
+            if not torch.isfinite(loss_sums).all():
+                raise SystemExit(f"training diverged in epoch {epoch}, block {stage + 1}")
+            log(f"epoch {epoch}: block {stage + 1}/{args.blocks} done, {epoch_seconds:.1f} s")
+        train_seconds += epoch_seconds
+        means = (loss_sums / (batches * args.blocks)).tolist()
+        record = {"epoch": epoch, "epoch_train_seconds": round(epoch_seconds, 3),
+                  "losses": dict(zip(["cross_entropy", "kl", "denoise", "total"], means))}
+        if len(val_y) > 0:
+            val_acc = accuracy(method, val_x, val_y, args.seed + epoch)
+            record["validation_accuracy"] = val_acc
+            if val_acc > best_val:
+                best_val, best_epoch = val_acc, epoch
+                best_state = copy.deepcopy(method.network.state_dict())
+        else:
+            best_epoch = epoch
+        history.append(record)
+        log(json.dumps(record))
+
+    if best_state is not None:
+        method.network.load_state_dict(best_state)   # best-validation epoch, as the C# trainer does
+
+    start = time.perf_counter()
+    test_acc = accuracy(method, test_x, test_y, args.seed)
+    test_seconds = time.perf_counter() - start
+
+    result = {
+        "train_seconds": round(train_seconds, 3),
+        "test_accuracy": test_acc,
+        "validation_accuracy": best_val if best_val >= 0 else None,
+        "test_inference_seconds": round(test_seconds, 3),
+        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "train_size": n,
+        "validation_size": len(val_y),
+        "test_size": len(test_y),
+        "epochs": args.epochs,
+        "best_epoch": best_epoch,
+        "blocks": args.blocks,
+        "batch_size": bs,
+        "seed": args.seed,
+        "threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "implementation": "pytorch",
+    }
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+using System.Text.Json;
+using NoProp.Runtime;
+
+namespace NoProp.Cli.Commands;
+
+/// <summary>The resolved options of a <c>noprop train</c> run, saved as run.json so <c>--resume</c> can continue it.</summary>
+public sealed record RunSettings
+{
+    public string Method { get; set; } = "dt";
+    public string Dataset { get; set; } = "mnist";
+    public string? DataDir { get; set; }
+    public string Embedding { get; set; } = "onehot";
+    public int? EmbeddingDim { get; set; }
+    public int Blocks { get; set; } = 10;
+    public int Epochs { get; set; } = 100;
+    public int BatchSize { get; set; } = 128;
+    public int? TrainSize { get; set; }
+    public int ValidationSize { get; set; } = 5000;
+    public int? TestSize { get; set; }
+    public long Seed { get; set; } = 1;
+    public int? Threads { get; set; }
+    public string Device { get; set; } = "cpu";
+    public double LearningRate { get; set; } = 1e-3;
+    public double WeightDecay { get; set; } = 1e-3;
+    public double Eta { get; set; } = 0.1;
+    public int EvalEvery { get; set; } = 1;
+
+    public const string FileName = "run.json";
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public void Save(string directory) => File.WriteAllText(Path.Combine(directory, FileName), JsonSerializer.Serialize(this, Json));
+
+    public static RunSettings Load(string directory)
+    {
+        var path = Path.Combine(directory, FileName);
+        if (!File.Exists(path)) throw new NoPropException($"--resume {directory}: {path} not found (not a folder written by 'noprop train')");
+        try { return JsonSerializer.Deserialize<RunSettings>(File.ReadAllText(path), Json)!; }
+        catch (JsonException e) { throw new NoPropException($"{path}: invalid run settings ({e.Message})", e); }
+    }
+}

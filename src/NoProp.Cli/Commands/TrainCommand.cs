@@ -1,0 +1,198 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using NoProp.Data;
+using NoProp.Embeddings;
+using NoProp.Methods;
+using NoProp.Models;
+using NoProp.Runtime;
+using NoProp.Training;
+
+namespace NoProp.Cli.Commands;
+
+/// <summary><c>noprop train</c>: trains a model, evaluates it on the test split and writes metrics.</summary>
+public static class TrainCommand
+{
+    public const string Help = """
+        noprop train: train a NoProp model
+
+          --method dt                 NoProp-DT (discrete time; paper §2.3)             [required]
+          --dataset mnist             data set (mnist is embedded)                      [mnist]
+          --data-dir DIR              folder holding the data set's files               [embedded MNIST]
+          --epochs N                  training epochs                                   [100, the paper's]
+          --batch-size B              minibatch size                                    [128]
+          --blocks T                  DT blocks                                         [10]
+          --embedding KIND            onehot | learned | prototype                      [onehot]
+          --embedding-dim K           dimension of a learned embedding                  [20]
+          --eta X                     weight η of the denoising loss                    [0.1]
+          --lr X / --weight-decay X   AdamW settings                                    [0.001 / 0.001]
+          --train-size N              training images actually trained on               [all but the validation split]
+          --validation-size N         validation split carved from the training set     [5000]
+          --test-size N               evaluate on the first N test images               [all]
+          --eval-every K              validate every K epochs (and after the last)      [1]
+          --seed S                    seed for data order, initialisation and noise     [1]
+          --threads N                 intra-op threads                                  [TorchSharp's default]
+          --device cpu|cuda           where to train                                    [cpu]
+          --output DIR                where the model, checkpoint and metrics go        [runs/<method>-<dataset>-<time>]
+          --resume DIR                continue the run in DIR from its checkpoint (options given again override)
+        """;
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Contains("--help")) { stdout.Write(Help); return 0; }
+        var reader = new ArgumentReader(args, new HashSet<string>());
+
+        var resumeDir = reader.String("resume");
+        var settings = resumeDir is not null ? RunSettings.Load(resumeDir) : new RunSettings();
+        if (resumeDir is null && !reader.Has("method")) throw new UsageException("--method is required (dt)");
+        if (reader.Has("method")) settings.Method = reader.Choice("method", "dt", "dt");
+        if (reader.Has("dataset")) settings.Dataset = reader.Choice("dataset", "mnist", Datasets.Names);
+        if (reader.Has("data-dir")) settings.DataDir = reader.String("data-dir");
+        if (reader.Has("embedding")) settings.Embedding = reader.Choice("embedding", "onehot", "onehot", "learned", "prototype");
+        settings.EmbeddingDim = reader.Int("embedding-dim", 1) ?? settings.EmbeddingDim;
+        settings.Blocks = reader.Int("blocks", 1, 1000) ?? settings.Blocks;
+        settings.Epochs = reader.Int("epochs", 1) ?? settings.Epochs;
+        settings.BatchSize = reader.Int("batch-size", 2) ?? settings.BatchSize;
+        settings.TrainSize = reader.Int("train-size", 2) ?? settings.TrainSize;
+        settings.ValidationSize = reader.Int("validation-size", 0) ?? settings.ValidationSize;
+        settings.TestSize = reader.Int("test-size", 1) ?? settings.TestSize;
+        settings.EvalEvery = reader.Int("eval-every", 1) ?? settings.EvalEvery;
+        settings.Seed = reader.Long("seed") ?? settings.Seed;
+        settings.Threads = reader.Int("threads", 1, 1024) ?? settings.Threads;
+        if (reader.Has("device")) settings.Device = reader.String("device")!;
+        settings.LearningRate = reader.Double("lr", 0) ?? settings.LearningRate;
+        settings.WeightDecay = reader.Double("weight-decay", -1e-300) ?? settings.WeightDecay;
+        settings.Eta = reader.Double("eta", 0) ?? settings.Eta;
+        var output = resumeDir ?? reader.String("output")
+            ?? Path.Combine("runs", $"{settings.Method}-{settings.Dataset}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}");
+        if (resumeDir is not null && reader.Has("output") && Path.GetFullPath(reader.String("output")!) != Path.GetFullPath(resumeDir))
+            throw new UsageException("--output cannot differ from --resume (a resumed run continues in its own folder)");
+        if (settings.EmbeddingDim is not null && settings.Embedding != "learned")
+            throw new UsageException($"--embedding-dim applies to --embedding learned only (a {settings.Embedding} embedding's dimension is fixed)");
+        reader.EnsureAllConsumed("train");
+
+        TorchRuntime.Initialize(settings.Threads);
+        var device = TorchRuntime.ResolveDevice(settings.Device);
+        if (resumeDir is null && Checkpoint.Exists(output))
+            throw new NoPropException($"--output {output} already holds a run; continue it with --resume {output} or choose another folder");
+        Directory.CreateDirectory(output);
+        settings.Save(output);
+
+        var progress = new ConsoleProgress();
+        var data = Datasets.Load(settings.Dataset, settings.DataDir);
+        var splits = DataSplits.Create(data, settings.TrainSize, settings.ValidationSize, settings.TestSize, settings.Seed);
+        if (splits.Notice is not null) progress.Message(splits.Notice);
+
+        var embedding = LabelEmbeddingKinds.Parse(settings.Embedding);
+        var image = new ImageShape(data.Train.Channels, data.Train.Height, data.Train.Width);
+        ModelConfig config;
+        if (resumeDir is not null)
+        {
+            config = Checkpoint.ReadConfig(resumeDir);
+        }
+        else
+        {
+            config = new ModelConfig
+            {
+                Method = MethodKinds.Parse(settings.Method),
+                Dataset = settings.Dataset,
+                Image = image,
+                ClassNames = data.Train.ClassNames.ToArray(),
+                NormalizationMean = data.Train.Normalization.Mean,
+                NormalizationStd = data.Train.Normalization.Std,
+                Embedding = embedding,
+                EmbeddingDimension = ModelConfig.DefaultEmbeddingDimension(embedding, data.Train.ClassCount, image, settings.EmbeddingDim),
+                Blocks = settings.Blocks,
+                Eta = settings.Eta,
+                LearningRate = settings.LearningRate,
+                WeightDecay = settings.WeightDecay,
+            };
+        }
+        TorchRuntime.Seed(settings.Seed);   // initialisation is part of the seeded run
+        using var method = MethodFactory.Create(config, device);
+        if (resumeDir is null && config.Embedding == LabelEmbeddingKind.Prototype)
+            PrototypeInitialisation.Apply(method, splits.Train, settings.Seed);
+
+        progress.Message($"training NoProp-{settings.Method.ToUpperInvariant()} on {settings.Dataset}: {splits.Train.Count} training, {splits.Validation.Count} validation, {splits.Test.Count} test images; " +
+                         $"{config.Embedding.ToCliName()} embedding (d = {config.EmbeddingDimension}), T = {config.Blocks}, {settings.Epochs} epochs, batch {settings.BatchSize}, {TorchSharp.torch.get_num_threads()} threads; output in {output}");
+
+        var options = new TrainingOptions
+        {
+            Epochs = settings.Epochs,
+            BatchSize = settings.BatchSize,
+            Seed = settings.Seed,
+            EvaluateEvery = settings.EvalEvery,
+            OutputDirectory = output,
+        };
+        var trainer = new Trainer(method, splits, options, progress);
+        using var cancellation = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (cancellation.IsCancellationRequested) return;   // a second Ctrl+C ends the process at once
+            e.Cancel = true;
+            cancellation.Cancel();
+            progress.Message("stopping after the current step and saving a checkpoint (Ctrl+C again to abort)...");
+        };
+        Console.CancelKeyPress += onCancel;
+        TrainingResult result;
+        try
+        {
+            result = trainer.Run(resumeDir is not null, cancellation.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            stderr.WriteLine($"noprop: interrupted; continue with: noprop train --resume {output}");
+            return 130;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+
+        // Final test pass with the selected model (stochastic inference, seeded).
+        var (testX, testY) = splits.Test.ToTensors(device);
+        var clock = Stopwatch.StartNew();
+        var inference = new InferenceOptions { Generator = Evaluator.InferenceGenerator(settings.Seed, device) };
+        double testAccuracy = Evaluator.Accuracy(method, testX, testY, inference);
+        double testSeconds = clock.Elapsed.TotalSeconds;
+        testX.Dispose(); testY.Dispose();
+
+        var metrics = new Dictionary<string, object?>
+        {
+            ["method"] = settings.Method,
+            ["dataset"] = settings.Dataset,
+            ["embedding"] = config.Embedding.ToCliName(),
+            ["embedding_dim"] = config.EmbeddingDimension,
+            ["blocks"] = config.Blocks,
+            ["epochs"] = settings.Epochs,
+            ["best_epoch"] = result.BestEpoch,
+            ["batch_size"] = settings.BatchSize,
+            ["seed"] = settings.Seed,
+            ["threads"] = TorchSharp.torch.get_num_threads(),
+            ["device"] = settings.Device,
+            ["train_size"] = splits.Train.Count,
+            ["validation_size"] = splits.Validation.Count,
+            ["test_size"] = splits.Test.Count,
+            ["train_seconds"] = Math.Round(result.TrainSeconds, 3),
+            ["seconds_per_epoch"] = Math.Round(result.TrainSeconds / Math.Max(1, result.History.Count), 3),
+            ["validation_accuracy"] = result.BestValidationAccuracy,
+            ["test_accuracy"] = testAccuracy,
+            ["test_inference_seconds"] = Math.Round(testSeconds, 3),
+            ["peak_memory_mb"] = Math.Round(TorchRuntime.PeakMemoryMb(), 1),
+            ["history"] = result.History.Select(h => new Dictionary<string, object?>
+            {
+                ["epoch"] = h.Epoch, ["train_seconds"] = Math.Round(h.TrainSeconds, 3),
+                ["losses"] = h.Losses, ["validation_accuracy"] = h.ValidationAccuracy,
+            }).ToList(),
+        };
+        File.WriteAllText(Path.Combine(output, "metrics.json"),
+            JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
+
+        string validation = result.BestValidationAccuracy is double v ? $"{v * 100:F2} % (epoch {result.BestEpoch})" : "n/a";
+        stdout.WriteLine($"test accuracy: {testAccuracy * 100:F2} % ({splits.Test.Count} images, {testSeconds:F1} s inference)");
+        stdout.WriteLine($"validation accuracy: {validation}");
+        stdout.WriteLine($"training: {result.TrainSeconds:F1} s for {result.History.Count} epoch(s); peak memory {TorchRuntime.PeakMemoryMb():F0} MB");
+        stdout.WriteLine($"model and metrics: {output}");
+        return 0;
+    }
+}

@@ -1,0 +1,102 @@
+using NoProp.Runtime;
+
+namespace NoProp.Data;
+
+/// <summary>The training and test sets of one data set.</summary>
+public sealed record DatasetPair(ImageDataset Train, ImageDataset Test);
+
+/// <summary>
+/// Finds and loads data sets by name. MNIST ships with the project (data/mnist, copied next to the
+/// binaries), so it needs no download.
+/// </summary>
+public static class Datasets
+{
+    public static readonly string[] Names = ["mnist"];
+
+    private static readonly string[] MnistFiles =
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+
+    public static readonly IReadOnlyList<string> DigitClassNames = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+    /// <summary>Loads the named data set. <paramref name="dataDir"/> overrides where its files are looked for.</summary>
+    public static DatasetPair Load(string name, string? dataDir = null)
+    {
+        switch (name.ToLowerInvariant())
+        {
+            case "mnist":
+                {
+                    var dir = dataDir is null ? EmbeddedMnistDirectory() : ResolveDirectory(dataDir, "mnist");
+                    return LoadIdx("mnist", dir, DigitClassNames, Normalization.Mnist);
+                }
+            default:
+                throw new NoPropException($"unknown dataset '{name}' (expected one of: {string.Join(", ", Names)})");
+        }
+    }
+
+    /// <summary>The folder holding the embedded MNIST files: next to the binaries, else in the repository.</summary>
+    public static string EmbeddedMnistDirectory()
+    {
+        var candidates = new List<string> { Path.Combine(AppContext.BaseDirectory, "data", "mnist") };
+        // Walk up from the binaries to the repository root (for tools run from a source checkout).
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            candidates.Add(Path.Combine(dir.FullName, "data", "mnist"));
+        foreach (var c in candidates)
+            if (File.Exists(Path.Combine(c, MnistFiles[0] + ".gz")) || File.Exists(Path.Combine(c, MnistFiles[0])))
+                return c;
+        throw new NoPropException($"the embedded MNIST files were not found (looked in {candidates[0]} and the folders above it)");
+    }
+
+    private static string ResolveDirectory(string dataDir, string datasetName)
+    {
+        if (!Directory.Exists(dataDir)) throw new NoPropException($"--data-dir {dataDir}: folder not found");
+        var sub = Path.Combine(dataDir, datasetName);
+        return Directory.Exists(sub) ? sub : dataDir;
+    }
+
+    /// <summary>Loads an IDX data set (MNIST layout) from <paramref name="dir"/>; files may be gzipped.</summary>
+    public static DatasetPair LoadIdx(string name, string dir, IReadOnlyList<string> classNames, Normalization normalization)
+    {
+        string Find(string stem)
+        {
+            foreach (var candidate in new[] { stem + ".gz", stem, stem.Replace("-idx", ".idx") + ".gz", stem.Replace("-idx", ".idx") })
+            {
+                var p = Path.Combine(dir, candidate);
+                if (File.Exists(p)) return p;
+            }
+            throw new NoPropException($"{Path.Combine(dir, stem)}[.gz]: file not found (the {name} data set needs the four IDX files in {dir})");
+        }
+        var train = IdxReader.ReadImagesAndLabels(Find(MnistFiles[0]), Find(MnistFiles[1]), classNames.Count);
+        var test = IdxReader.ReadImagesAndLabels(Find(MnistFiles[2]), Find(MnistFiles[3]), classNames.Count);
+        return new DatasetPair(
+            new ImageDataset(name + "-train", train.Pixels, train.Labels, 1, train.Height, train.Width, classNames, normalization),
+            new ImageDataset(name + "-test", test.Pixels, test.Labels, 1, test.Height, test.Width, classNames, normalization));
+    }
+}
+
+/// <summary>The three splits a run uses: the validation split is carved from the training set, never the test set.</summary>
+public sealed record DataSplits(ImageDataset Train, ImageDataset Validation, ImageDataset Test, string? Notice)
+{
+    /// <summary>
+    /// Shuffles the training set with <paramref name="seed"/>, takes <paramref name="trainSize"/> images for
+    /// training and up to <paramref name="validationSize"/> of the remaining ones for validation. When too
+    /// few remain, the validation split shrinks and <see cref="Notice"/> says so.
+    /// </summary>
+    public static DataSplits Create(DatasetPair data, int? trainSize, int validationSize, int? testSize, long seed)
+    {
+        int total = data.Train.Count;
+        if (validationSize < 0) throw new NoPropException("--validation-size must be 0 or more");
+        int wantTrain = trainSize ?? Math.Max(1, total - validationSize);
+        if (wantTrain < 1) throw new NoPropException("--train-size must be at least 1");
+        if (wantTrain > total) throw new NoPropException($"--train-size {wantTrain} is larger than the {total} training images of {data.Train.Name}");
+        int validation = Math.Min(validationSize, total - wantTrain);
+        string? notice = validation < validationSize
+            ? $"the validation split has {validation} images instead of {validationSize}: only {total - wantTrain} training images remain after --train-size {wantTrain}"
+            : null;
+        var order = Enumerable.Range(0, total).ToArray();
+        new Random(unchecked((int)seed ^ 0x5EED)).Shuffle(order);
+        var train = data.Train.Select(order[..wantTrain], data.Train.Name);
+        var val = data.Train.Select(order[wantTrain..(wantTrain + validation)], data.Train.Name + "-validation");
+        if (testSize is < 1) throw new NoPropException("--test-size must be at least 1");
+        return new DataSplits(train, val, data.Test.Take(testSize), notice);
+    }
+}

@@ -1,0 +1,14 @@
+using NoProp.Methods.DiscreteTime;
+using static TorchSharp.torch;
+
+namespace NoProp.Methods;
+
+/// <summary>Builds the method a configuration names.</summary>
+public static class MethodFactory
+{
+    public static INoPropMethod Create(ModelConfig config, Device? device = null) => config.Method switch
+    {
+        MethodKind.DiscreteTime => new NoPropDt(config, device),
+        _ => throw new ArgumentOutOfRangeException(nameof(config), $"unsupported method {config.Method}"),
+    };
+}

@@ -1,0 +1,67 @@
+using NoProp.Runtime;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace NoProp.Models;
+
+/// <summary>How the 256-feature output of the paper's conv module is finished.</summary>
+public enum FeatureNormalization
+{
+    /// <summary>FC(256) → BatchNorm: the discrete-time blocks (Fig. 6, left).</summary>
+    BatchNorm,
+    /// <summary>FC(256) → ReLU: the continuous-time model, which has no BatchNorm (Fig. 6, right).</summary>
+    Relu,
+}
+
+/// <summary>
+/// The image path of the paper's blocks (Fig. 6): conv3×3(32) → ReLU → maxpool2 → dropout,
+/// conv3×3(64) → ReLU → dropout (no pooling), conv3×3(128) → ReLU → maxpool2 → dropout, flatten → FC(256) → BN or ReLU.
+/// Convolutions are unpadded, which reproduces the paper's parameter counts (Table 5 of v2).
+/// </summary>
+public sealed class ConvImageEncoder : Module<Tensor, Tensor>
+{
+    public const int Features = 256;
+
+    private readonly Conv2d conv1, conv2, conv3;
+    private readonly Dropout dropout1, dropout2, dropout3;
+    private readonly Linear fc;
+    private readonly Module<Tensor, Tensor> finish;
+
+    public ConvImageEncoder(int channels, int height, int width, FeatureNormalization normalization, double dropout = 0.2)
+        : base(nameof(ConvImageEncoder))
+    {
+        FlattenedSize = FlattenedFeatures(height, width);
+        conv1 = Conv2d(channels, 32, 3);
+        conv2 = Conv2d(32, 64, 3);
+        conv3 = Conv2d(64, 128, 3);
+        dropout1 = Dropout(dropout);
+        dropout2 = Dropout(dropout);
+        dropout3 = Dropout(dropout);
+        fc = Linear(FlattenedSize, Features);
+        finish = normalization == FeatureNormalization.BatchNorm ? BatchNorm1d(Features) : ReLU();
+        RegisterComponents();
+    }
+
+    public long FlattenedSize { get; }
+
+    /// <summary>128 × h × w after the three unpadded convolutions and two poolings (2048 for 28×28, 3200 for 32×32).</summary>
+    public static long FlattenedFeatures(int height, int width)
+    {
+        static int Side(int s) => ((s - 2) / 2 - 2 - 2) / 2;
+        int h = Side(height), w = Side(width);
+        if (h < 1 || w < 1) throw new NoPropException($"images of {height}×{width} are too small for the paper's conv module (at least 14×14)");
+        return 128L * h * w;
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = dropout1.forward(functional.max_pool2d(functional.relu(conv1.forward(x)), 2));
+        h = dropout2.forward(functional.relu(conv2.forward(h)));
+        h = dropout3.forward(functional.max_pool2d(functional.relu(conv3.forward(h)), 2));
+        var output = finish.forward(fc.forward(h.flatten(1)));
+        return output.MoveToOuterDisposeScope();
+    }
+}

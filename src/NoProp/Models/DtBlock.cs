@@ -1,0 +1,58 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace NoProp.Models;
+
+/// <summary>
+/// One NoProp-DT block û_θt(z_{t−1}, x) (Fig. 6, left). It returns class logits; the block's prediction of the
+/// clean label embedding is <see cref="EmbeddingReadout.ConvexCombination"/>(logits, W_Embed).
+/// The noised label goes through the residual MLP, or, when the embedding is image-sized (prototype), is reshaped
+/// into an image and goes through a conv module of its own.
+/// </summary>
+public sealed class DtBlock : Module<Tensor, Tensor, Tensor>
+{
+    private readonly ConvImageEncoder imagePath;
+    private readonly Module<Tensor, Tensor> labelPath;
+    private readonly Sequential head;
+    private readonly long[] labelImageShape;
+
+    public DtBlock(ImageShape image, int embeddingDimension, int classes, bool imageShapedLabel) : base(nameof(DtBlock))
+    {
+        imagePath = new ConvImageEncoder(image.Channels, image.Height, image.Width, FeatureNormalization.BatchNorm);
+        if (imageShapedLabel)
+        {
+            labelImageShape = [-1, image.Channels, image.Height, image.Width];
+            labelPath = new ConvImageEncoder(image.Channels, image.Height, image.Width, FeatureNormalization.BatchNorm);
+        }
+        else
+        {
+            labelImageShape = [];
+            labelPath = new ResidualLabelMlp(embeddingDimension);
+        }
+        int f = ConvImageEncoder.Features;
+        head = Sequential(
+            Linear(2 * f, 256), BatchNorm1d(256), ReLU(),
+            Linear(256, 128), BatchNorm1d(128), ReLU(),
+            Linear(128, classes));
+        RegisterComponents();
+    }
+
+    /// <summary>Class logits [B, m] from the image x [B, C, H, W] and the noisy label z [B, d].</summary>
+    public override Tensor forward(Tensor x, Tensor z)
+    {
+        using var scope = NewDisposeScope();
+        var imageFeatures = imagePath.forward(x);
+        var labelFeatures = labelPath.forward(labelImageShape.Length > 0 ? z.view(labelImageShape) : z);
+        var logits = head.forward(cat([imageFeatures, labelFeatures], 1));
+        return logits.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The shape of one input image.</summary>
+public readonly record struct ImageShape(int Channels, int Height, int Width)
+{
+    public int Size => Channels * Height * Width;
+    public override string ToString() => $"{Channels}×{Height}×{Width}";
+}

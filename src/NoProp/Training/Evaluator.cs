@@ -1,0 +1,51 @@
+using NoProp.Methods;
+using static TorchSharp.torch;
+
+namespace NoProp.Training;
+
+/// <summary>Batched inference over a whole split.</summary>
+public static class Evaluator
+{
+    /// <summary>Class probabilities [N, m] for all images, computed in batches under no_grad in eval mode.</summary>
+    public static Tensor PredictProbabilities(INoPropMethod method, Tensor images, InferenceOptions options, int batchSize = 1000)
+    {
+        bool wasTraining = method.Network.training;
+        method.Network.eval();
+        try
+        {
+            using var _ = no_grad();
+            var parts = new List<Tensor>();
+            long n = images.shape[0];
+            for (long start = 0; start < n; start += batchSize)
+            {
+                using var scope = NewDisposeScope();
+                var batch = images.narrow(0, start, Math.Min(batchSize, n - start));
+                parts.Add(method.PredictProbabilities(batch, options).cpu().MoveToOuterDisposeScope());
+            }
+            var all = cat(parts, 0);
+            foreach (var p in parts) p.Dispose();
+            return all;
+        }
+        finally
+        {
+            if (wasTraining) method.Network.train();
+        }
+    }
+
+    /// <summary>The fraction of rows whose argmax equals the label.</summary>
+    public static double Accuracy(Tensor probabilities, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        return probabilities.argmax(1).eq(labels.cpu()).to_type(ScalarType.Float64).mean().item<double>();
+    }
+
+    public static double Accuracy(INoPropMethod method, Tensor images, Tensor labels, InferenceOptions options, int batchSize = 1000)
+    {
+        using var probabilities = PredictProbabilities(method, images, options, batchSize);
+        return Accuracy(probabilities, labels);
+    }
+
+    /// <summary>A fresh generator for repeatable inference noise.</summary>
+    public static Generator InferenceGenerator(long seed, Device? device = null) =>
+        new Generator(unchecked((ulong)seed), device ?? CPU);
+}

@@ -1,0 +1,18 @@
+namespace NoProp.Training;
+
+/// <summary>Settings of the shared training loop (not of the model).</summary>
+public sealed record TrainingOptions
+{
+    public int Epochs { get; init; } = 100;
+    public int BatchSize { get; init; } = 128;
+    public long Seed { get; init; } = 1;
+
+    /// <summary>Evaluate on the validation split every this many epochs (and after the last one).</summary>
+    public int EvaluateEvery { get; init; } = 1;
+
+    /// <summary>Where the model, checkpoints and metrics go; null keeps everything in memory.</summary>
+    public string? OutputDirectory { get; init; }
+
+    /// <summary>Batch size for inference passes.</summary>
+    public int InferenceBatchSize { get; init; } = 1000;
+}

@@ -1,0 +1,95 @@
+using System.Text.Json;
+using NoProp.Cli;
+
+namespace NoProp.Tests.Cli;
+
+[TestClass]
+public sealed class CliTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    [TestMethod]
+    [DataRow(new[] { "train", "--method", "dt", "--epochs", "-3" }, "--epochs: must be at least 1, got -3")]
+    [DataRow(new[] { "train", "--method", "bogus" }, "--method: unknown value 'bogus'")]
+    [DataRow(new[] { "train", "--method", "dt", "--frobnicate", "1" }, "unknown option --frobnicate")]
+    [DataRow(new[] { "train", "--epochs", "2" }, "--method is required")]
+    [DataRow(new[] { "train", "--method", "dt", "--embedding", "wavelet" }, "--embedding: unknown value 'wavelet'")]
+    [DataRow(new[] { "train", "--method", "dt", "--batch-size", "many" }, "--batch-size: 'many' is not a whole number")]
+    [DataRow(new[] { "train", "--method", "dt", "--embedding-dim", "5" }, "--embedding-dim applies to --embedding learned only")]
+    [DataRow(new[] { "train", "--method", "dt", "--lr" }, "--lr needs a value")]
+    [DataRow(new[] { "eval" }, "--model is required")]
+    [DataRow(new[] { "frobnicate" }, "unknown command 'frobnicate'")]
+    public void BadUsageExitsWithCode2AndOneLine(string[] args, string message)
+    {
+        var (code, _, err) = Run(args);
+        Assert.AreEqual(2, code, err);
+        StringAssert.Contains(err, message);
+        Assert.AreEqual(1, err.TrimEnd().Split('\n').Length, "one line on stderr: " + err);
+    }
+
+    [TestMethod]
+    public void MissingModelFolderExitsWithCode1()
+    {
+        var (code, _, err) = Run("eval", "--model", "/nonexistent/model-dir");
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(err, "--model /nonexistent/model-dir: folder not found");
+    }
+
+    [TestMethod]
+    public void CudaOnACpuBuildFailsClearly()
+    {
+        var dir = TestSupport.TempDirectory();
+        var (code, _, err) = Run("train", "--method", "dt", "--device", "cuda", "--output", dir);
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(err, "--device cuda: no CUDA device is available");
+    }
+
+    [TestMethod]
+    public void TrainThenEvalWritesTheAgreedMetrics()
+    {
+        var dir = Path.Combine(TestSupport.TempDirectory(), "run");
+        var (code, output, err) = Run("train", "--method", "dt", "--epochs", "1", "--blocks", "2", "--train-size", "128",
+            "--validation-size", "64", "--test-size", "64", "--batch-size", "32", "--embedding", "learned", "--embedding-dim", "12",
+            "--output", dir, "--seed", "3");
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(output, "test accuracy:");
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
+        var root = json.RootElement;
+        Assert.AreEqual("dt", root.GetProperty("method").GetString());
+        Assert.AreEqual("mnist", root.GetProperty("dataset").GetString());
+        Assert.AreEqual(1, root.GetProperty("epochs").GetInt32());
+        Assert.AreEqual(12, root.GetProperty("embedding_dim").GetInt32());
+        Assert.AreEqual(128, root.GetProperty("train_size").GetInt32());
+        foreach (var key in new[] { "test_accuracy", "validation_accuracy" })
+        {
+            double v = root.GetProperty(key).GetDouble();
+            Assert.IsTrue(v >= 0 && v <= 1, $"{key} = {v} must be a fraction");
+        }
+        Assert.IsTrue(root.GetProperty("train_seconds").GetDouble() > 0);
+        Assert.IsTrue(root.GetProperty("test_inference_seconds").GetDouble() > 0);
+        Assert.IsTrue(root.GetProperty("peak_memory_mb").GetDouble() > 50);
+        Assert.AreEqual(2, File.ReadAllLines(Path.Combine(dir, "metrics.csv")).Length);
+
+        var (evalCode, evalOut, evalErr) = Run("eval", "--model", dir, "--test-size", "64", "--runs", "3");
+        Assert.AreEqual(0, evalCode, evalErr);
+        StringAssert.Matches(evalOut, new System.Text.RegularExpressions.Regex(@"test accuracy: \d+\.\d\d ± \d+\.\d\d % \(mean ± standard error over 3 stochastic runs"));
+
+        // A second train into the same folder must not overwrite the run.
+        var (again, _, againErr) = Run("train", "--method", "dt", "--epochs", "1", "--output", dir);
+        Assert.AreEqual(1, again);
+        StringAssert.Contains(againErr, "already holds a run");
+
+        // Resuming a finished run with more epochs continues it.
+        var (resumeCode, _, resumeErr) = Run("train", "--resume", dir, "--epochs", "2");
+        Assert.AreEqual(0, resumeCode, resumeErr);
+        Assert.AreEqual(3, File.ReadAllLines(Path.Combine(dir, "metrics.csv")).Length);
+        using var json2 = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
+        Assert.AreEqual(2, json2.RootElement.GetProperty("epochs").GetInt32());
+    }
+}

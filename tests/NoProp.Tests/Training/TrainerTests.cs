@@ -1,0 +1,153 @@
+using NoProp.Data;
+using NoProp.Methods;
+using NoProp.Methods.DiscreteTime;
+using NoProp.Runtime;
+using NoProp.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NoProp.Tests.Training;
+
+[TestClass]
+public sealed class TrainerTests
+{
+    [TestInitialize]
+    public void Init() => TorchRuntime.Initialize();
+
+    private static DataSplits Splits(int train, int validation, int test) =>
+        DataSplits.Create(TestSupport.Mnist, train, validation, test, seed: 3);
+
+    private static NoPropDt NewMethod(int blocks, long seed = 5)
+    {
+        TorchRuntime.Seed(seed);
+        return new NoPropDt(TestSupport.Config(blocks: blocks));
+    }
+
+    [TestMethod]
+    public void TinyTrainingRunBeatsChanceByAWideMargin()
+    {
+        var splits = Splits(1000, 200, 500);
+        using var method = NewMethod(blocks: 10);
+        var options = new TrainingOptions { Epochs = 1, BatchSize = 32, Seed = 2 };
+        var result = new Trainer(method, splits, options).Run();
+        var (x, y) = splits.Test.ToTensors();
+        double accuracy = Evaluator.Accuracy(method, x, y, new InferenceOptions { Generator = Evaluator.InferenceGenerator(1) });
+        Assert.IsTrue(accuracy > 0.5, $"test accuracy {accuracy:P1} after one epoch on 1,000 images (chance is 10 %)");
+        Assert.IsNotNull(result.BestValidationAccuracy);
+        Assert.AreEqual(1, result.History.Count);
+        Assert.IsTrue(result.History[0].Losses["total"] > 0);
+    }
+
+    [TestMethod]
+    public void ResumingFromACheckpointContinuesIdentically()
+    {
+        var splits = Splits(96, 32, 32);
+        var straightDir = TestSupport.TempDirectory();
+        var resumedDir = TestSupport.TempDirectory();
+        var options = new TrainingOptions { Epochs = 2, BatchSize = 16, Seed = 4 };
+
+        using var straight = NewMethod(blocks: 2);
+        new Trainer(straight, splits, options with { OutputDirectory = straightDir }).Run();
+
+        // Interrupt in the middle of epoch 1 (block 2, batch 3), then resume in a fresh process-like setting.
+        using (var first = NewMethod(blocks: 2))
+        {
+            using var cts = new CancellationTokenSource();
+            var progress = new CancelAtStep(cts, step: 9);
+            Assert.ThrowsExactly<OperationCanceledException>(() =>
+                new Trainer(first, splits, options with { OutputDirectory = resumedDir }, progress).Run(cancellation: cts.Token));
+        }
+        Assert.IsTrue(Checkpoint.Exists(resumedDir));
+        using var resumed = NewMethod(blocks: 2, seed: 999);   // different initialisation: everything must come from the checkpoint
+        var result = new Trainer(resumed, splits, options with { OutputDirectory = resumedDir }).Run(resume: true);
+        Assert.AreEqual(2, result.History.Count);
+
+        var a = straight.Network.state_dict();
+        var b = resumed.Network.state_dict();
+        foreach (var (name, tensor) in a)
+            Assert.IsTrue(tensor.SameAs(b[name]), $"{name} differs after resume");
+        var straightCsv = File.ReadAllLines(Path.Combine(straightDir, "metrics.csv"));
+        var resumedCsv = File.ReadAllLines(Path.Combine(resumedDir, "metrics.csv"));
+        Assert.AreEqual(3, resumedCsv.Length, "header and one row per epoch");
+        // Same losses and validation accuracy (columns other than the timings).
+        for (int row = 1; row < 3; row++)
+        {
+            var s = straightCsv[row].Split(','); var r = resumedCsv[row].Split(',');
+            CollectionAssert.AreEqual(s[3..8], r[3..8], $"epoch {row} metrics differ");
+        }
+    }
+
+    [TestMethod]
+    public void SameSeedGivesTheSameRun()
+    {
+        var splits = Splits(64, 16, 16);
+        var options = new TrainingOptions { Epochs = 1, BatchSize = 16, Seed = 8 };
+        using var m1 = NewMethod(blocks: 2);
+        var r1 = new Trainer(m1, splits, options).Run();
+        using var m2 = NewMethod(blocks: 2);
+        var r2 = new Trainer(m2, splits, options).Run();
+        Assert.AreEqual(r1.History[0].Losses["total"], r2.History[0].Losses["total"]);
+        foreach (var (name, t) in m1.Network.state_dict()) Assert.IsTrue(t.SameAs(m2.Network.state_dict()[name]), name);
+    }
+
+    [TestMethod]
+    public void TrainingStepsAndInferenceLeakNoTensors()
+    {
+        using var method = NewMethod(blocks: 2);
+        var (x, y) = Splits(64, 0, 16).Train.ToTensors();
+        method.Network.train();
+        method.TrainStep(0, x, y).Dispose();   // optimizer state is created lazily on the first step
+        method.TrainStep(1, x, y).Dispose();
+        long before = Tensor.TotalCount;
+        for (int i = 0; i < 20; i++) method.TrainStep(i % 2, x, y).Dispose();
+        Assert.AreEqual(before, Tensor.TotalCount, "tensors left alive by 20 training steps");
+        using (var p = Evaluator.PredictProbabilities(method, x, new InferenceOptions(), batchSize: 16)) { }
+        Assert.AreEqual(before, Tensor.TotalCount, "tensors left alive by inference");
+    }
+
+    [TestMethod]
+    public void ANanLossStopsTrainingWithAClearMessage()
+    {
+        var good = TestSupport.Mnist.Train.Take(64);
+        // A zero standard deviation turns every pixel into ±inf or NaN.
+        var broken = new ImageDataset("broken", good.Pixels, good.Labels, 1, 28, 28, good.ClassNames, new Normalization([0.1f], [0f]));
+        var splits = new DataSplits(broken, broken.Take(16), broken.Take(16), null);
+        using var method = NewMethod(blocks: 2);
+        var dir = TestSupport.TempDirectory();
+        var e = Assert.ThrowsExactly<TrainingDivergedException>(() =>
+            new Trainer(method, splits, new TrainingOptions { Epochs = 1, BatchSize = 16, OutputDirectory = dir }).Run());
+        StringAssert.Contains(e.Message, "training diverged");
+        StringAssert.Contains(e.Message, "block 1/2");
+    }
+
+    [TestMethod]
+    public void WritesModelAndMetricsAndSelectsTheBestValidationEpoch()
+    {
+        var splits = Splits(64, 32, 16);
+        var dir = TestSupport.TempDirectory();
+        using var method = NewMethod(blocks: 2);
+        var result = new Trainer(method, splits, new TrainingOptions { Epochs = 2, BatchSize = 16, OutputDirectory = dir }).Run();
+        Assert.IsTrue(File.Exists(Path.Combine(dir, ModelStore.ConfigFile)));
+        Assert.IsTrue(File.Exists(Path.Combine(dir, ModelStore.WeightsFile)));
+        var csv = File.ReadAllLines(Path.Combine(dir, "metrics.csv"));
+        StringAssert.StartsWith(csv[0], "epoch,train_seconds,epoch_train_seconds,loss_cross_entropy,loss_kl,loss_denoise,loss_total,validation_accuracy");
+        Assert.AreEqual(3, csv.Length);
+        double best = result.History.Max(h => h.ValidationAccuracy!.Value);
+        Assert.AreEqual(best, result.BestValidationAccuracy);
+
+        // The saved model reproduces the trained one.
+        using var loaded = ModelStore.Load(dir);
+        var (x, _) = splits.Test.ToTensors();
+        var options = new InferenceOptions { Deterministic = true, ZeroInitialState = true };
+        using var p1 = Evaluator.PredictProbabilities(method, x, options);
+        using var p2 = Evaluator.PredictProbabilities(loaded, x, options);
+        Assert.IsTrue(p1.SameAs(p2));
+    }
+
+    private sealed class CancelAtStep(CancellationTokenSource cts, long step) : ITrainingProgress
+    {
+        public void Report(ProgressInfo info) { if (info.Step == step) cts.Cancel(); }
+        public void EpochCompleted(EpochRecord record) { }
+        public void Message(string line) { }
+    }
+}
