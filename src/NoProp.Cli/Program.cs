@@ -16,6 +16,7 @@ public static class Program
         usage:
           noprop train --method dt [options]       train a model (see noprop train --help)
           noprop eval --model DIR [options]        evaluate a trained model (see noprop eval --help)
+          noprop sweep --model DIR [options]       accuracy and time against ODE solver steps (CT, FM)
 
         global options: --verbose (stack traces on errors), --help
         """;
@@ -38,7 +39,8 @@ public static class Program
             {
                 "train" => TrainCommand.Run(rest, stdout, stderr),
                 "eval" => EvalCommand.Run(rest, stdout, stderr),
-                _ => throw new UsageException($"unknown command '{args[0]}' (expected train or eval)"),
+                "sweep" => SweepCommand.Run(rest, stdout, stderr),
+                _ => throw new UsageException($"unknown command '{args[0]}' (expected train, eval or sweep)"),
             };
         }
         catch (UsageException e)

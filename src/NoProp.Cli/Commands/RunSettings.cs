@@ -22,8 +22,17 @@ public sealed record RunSettings
     public string Device { get; set; } = "cpu";
     public double LearningRate { get; set; } = 1e-3;
     public double WeightDecay { get; set; } = 1e-3;
-    public double Eta { get; set; } = 0.1;
+    /// <summary>η; null takes the method's default (DT 0.1, CT 1).</summary>
+    public double? Eta { get; set; }
     public int EvalEvery { get; set; } = 1;
+    public string Backbone { get; set; } = "paper";
+    public string Solver { get; set; } = "heun";
+    public int Steps { get; set; } = 40;
+    public string? Weighting { get; set; }
+    public string? Prediction { get; set; }
+    public double? GammaMax { get; set; }
+    public double? GammaMin { get; set; }
+    public double FlowSigma { get; set; }
 
     public const string FileName = "run.json";
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };

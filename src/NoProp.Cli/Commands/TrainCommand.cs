@@ -6,6 +6,7 @@ using NoProp.Embeddings;
 using NoProp.Methods;
 using NoProp.Models;
 using NoProp.Runtime;
+using NoProp.Solvers;
 using NoProp.Training;
 
 namespace NoProp.Cli.Commands;
@@ -16,16 +17,15 @@ public static class TrainCommand
     public const string Help = """
         noprop train: train a NoProp model
 
-          --method dt                 NoProp-DT (discrete time; paper §2.3)             [required]
+          --method dt|ct|fm           NoProp-DT (§2.3), NoProp-CT (§2.4), NoProp-FM (§2.5)  [required]
           --dataset mnist             data set (mnist is embedded)                      [mnist]
           --data-dir DIR              folder holding the data set's files               [embedded MNIST]
           --epochs N                  training epochs                                   [100, the paper's]
           --batch-size B              minibatch size                                    [128]
-          --blocks T                  DT blocks                                         [10]
           --embedding KIND            onehot | learned | prototype                      [onehot]
           --embedding-dim K           dimension of a learned embedding                  [20]
-          --eta X                     weight η of the denoising loss                    [0.1]
-          --lr X / --weight-decay X   AdamW settings                                    [0.001 / 0.001]
+          --eta X                     weight η of the denoising loss (dt, ct)           [dt 0.1, ct 1]
+          --lr X / --weight-decay X   optimiser (dt: AdamW, ct/fm: Adam)                [0.001 / 0.001]
           --train-size N              training images actually trained on               [all but the validation split]
           --validation-size N         validation split carved from the training set     [5000]
           --test-size N               evaluate on the first N test images               [all]
@@ -35,7 +35,38 @@ public static class TrainCommand
           --device cpu|cuda           where to train                                    [cpu]
           --output DIR                where the model, checkpoint and metrics go        [runs/<method>-<dataset>-<time>]
           --resume DIR                continue the run in DIR from its checkpoint (options given again override)
+        NoProp-DT:
+          --blocks T                  DT blocks                                         [10]
+        NoProp-CT and NoProp-FM:
+          --backbone NAME             paper | resnet18 | resnet50 | resnet152           [paper]
+          --solver NAME               euler | heun | midpoint | rk4 | dopri5            [heun]
+          --steps N                   solver steps over t in [0, 1]                     [40]
+          --prediction RULE           head | nearest (class from the final z)           [nearest]
+          --weighting W               ct: constant | snr-derivative (Eq. 9)             [constant]
+          --gamma-max X / --gamma-min X   ct: initial γ(0), γ(1) of the schedule        [5 / -5]
+          --flow-sigma X              fm: σ of the probability path (Eq. 10)            [0]
         """;
+
+
+    /// <summary>Options that only make sense for other methods are usage errors, not silently ignored flags.</summary>
+    private static void RejectOptionsOfOtherMethods(ArgumentReader reader, string method)
+    {
+        string[] dtOnly = ["blocks"];
+        string[] continuousOnly = ["backbone", "solver", "steps", "prediction"];
+        string[] ctOnly = ["weighting", "gamma-max", "gamma-min"];
+        string[] fmOnly = ["flow-sigma"];
+        string[] notFm = ["eta"];
+        void Reject(string[] names, bool applies, string which)
+        {
+            foreach (var name in names)
+                if (!applies && reader.Has(name)) throw new UsageException($"--{name} applies to {which}, not --method {method}");
+        }
+        Reject(dtOnly, method == "dt", "--method dt");
+        Reject(continuousOnly, method != "dt", "--method ct and fm");
+        Reject(ctOnly, method == "ct", "--method ct");
+        Reject(fmOnly, method == "fm", "--method fm");
+        Reject(notFm, method != "fm", "--method dt and ct");
+    }
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -44,8 +75,8 @@ public static class TrainCommand
 
         var resumeDir = reader.String("resume");
         var settings = resumeDir is not null ? RunSettings.Load(resumeDir) : new RunSettings();
-        if (resumeDir is null && !reader.Has("method")) throw new UsageException("--method is required (dt)");
-        if (reader.Has("method")) settings.Method = reader.Choice("method", "dt", "dt");
+        if (resumeDir is null && !reader.Has("method")) throw new UsageException("--method is required (dt, ct or fm)");
+        if (reader.Has("method")) settings.Method = reader.Choice("method", "dt", MethodKinds.CliNames);
         if (reader.Has("dataset")) settings.Dataset = reader.Choice("dataset", "mnist", Datasets.Names);
         if (reader.Has("data-dir")) settings.DataDir = reader.String("data-dir");
         if (reader.Has("embedding")) settings.Embedding = reader.Choice("embedding", "onehot", "onehot", "learned", "prototype");
@@ -63,12 +94,21 @@ public static class TrainCommand
         settings.LearningRate = reader.Double("lr", 0) ?? settings.LearningRate;
         settings.WeightDecay = reader.Double("weight-decay", -1e-300) ?? settings.WeightDecay;
         settings.Eta = reader.Double("eta", 0) ?? settings.Eta;
+        if (reader.Has("backbone")) settings.Backbone = reader.Choice("backbone", "paper", Backbones.CliNames);
+        if (reader.Has("solver")) settings.Solver = reader.Choice("solver", "heun", OdeSolvers.Names.ToArray());
+        settings.Steps = reader.Int("steps", 1, 1_000_000) ?? settings.Steps;
+        if (reader.Has("weighting")) settings.Weighting = reader.Choice("weighting", "constant", "constant", "snr-derivative");
+        if (reader.Has("prediction")) settings.Prediction = reader.Choice("prediction", "head", "head", "nearest");
+        settings.GammaMax = reader.Double("gamma-max") ?? settings.GammaMax;
+        settings.GammaMin = reader.Double("gamma-min") ?? settings.GammaMin;
+        settings.FlowSigma = reader.Double("flow-sigma", -1e-300) ?? settings.FlowSigma;
         var output = resumeDir ?? reader.String("output")
             ?? Path.Combine("runs", $"{settings.Method}-{settings.Dataset}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}");
         if (resumeDir is not null && reader.Has("output") && Path.GetFullPath(reader.String("output")!) != Path.GetFullPath(resumeDir))
             throw new UsageException("--output cannot differ from --resume (a resumed run continues in its own folder)");
         if (settings.EmbeddingDim is not null && settings.Embedding != "learned")
             throw new UsageException($"--embedding-dim applies to --embedding learned only (a {settings.Embedding} embedding's dimension is fixed)");
+        RejectOptionsOfOtherMethods(reader, settings.Method);
         reader.EnsureAllConsumed("train");
 
         TorchRuntime.Initialize(settings.Threads);
@@ -84,6 +124,7 @@ public static class TrainCommand
         if (splits.Notice is not null) progress.Message(splits.Notice);
 
         var embedding = LabelEmbeddingKinds.Parse(settings.Embedding);
+        var methodKind = MethodKinds.Parse(settings.Method);
         var image = new ImageShape(data.Train.Channels, data.Train.Height, data.Train.Width);
         ModelConfig config;
         if (resumeDir is not null)
@@ -94,7 +135,7 @@ public static class TrainCommand
         {
             config = new ModelConfig
             {
-                Method = MethodKinds.Parse(settings.Method),
+                Method = methodKind,
                 Dataset = settings.Dataset,
                 Image = image,
                 ClassNames = data.Train.ClassNames.ToArray(),
@@ -103,9 +144,22 @@ public static class TrainCommand
                 Embedding = embedding,
                 EmbeddingDimension = ModelConfig.DefaultEmbeddingDimension(embedding, data.Train.ClassCount, image, settings.EmbeddingDim),
                 Blocks = settings.Blocks,
-                Eta = settings.Eta,
+                Eta = settings.Eta ?? (methodKind == MethodKind.DiscreteTime ? 0.1 : 1.0),
                 LearningRate = settings.LearningRate,
                 WeightDecay = settings.WeightDecay,
+                Backbone = Backbones.Parse(settings.Backbone),
+                Solver = OdeSolvers.Parse(settings.Solver),
+                InferenceSteps = settings.Steps,
+                Weighting = settings.Weighting == "snr-derivative" ? CtWeighting.SnrDerivative : CtWeighting.Constant,
+                Prediction = settings.Prediction switch
+                {
+                    "head" => PredictionRule.OutputHead,
+                    "nearest" => PredictionRule.NearestEmbedding,
+                    _ => ModelConfig.DefaultPrediction(methodKind),
+                },
+                InitialGammaMax = settings.GammaMax ?? 5.0,
+                InitialGammaMin = settings.GammaMin ?? -5.0,
+                FlowSigma = settings.FlowSigma,
             };
         }
         TorchRuntime.Seed(settings.Seed);   // initialisation is part of the seeded run
@@ -113,8 +167,11 @@ public static class TrainCommand
         if (resumeDir is null && config.Embedding == LabelEmbeddingKind.Prototype)
             PrototypeInitialisation.Apply(method, splits.Train, settings.Seed);
 
+        string shape = config.Method == MethodKind.DiscreteTime
+            ? $"T = {config.Blocks}"
+            : $"{config.Backbone.ToCliName()} backbone, {OdeSolvers.ToCliName(config.Solver)} × {config.InferenceSteps} steps";
         progress.Message($"training NoProp-{settings.Method.ToUpperInvariant()} on {settings.Dataset}: {splits.Train.Count} training, {splits.Validation.Count} validation, {splits.Test.Count} test images; " +
-                         $"{config.Embedding.ToCliName()} embedding (d = {config.EmbeddingDimension}), T = {config.Blocks}, {settings.Epochs} epochs, batch {settings.BatchSize}, {TorchSharp.torch.get_num_threads()} threads; output in {output}");
+                         $"{config.Embedding.ToCliName()} embedding (d = {config.EmbeddingDimension}), {shape}, {settings.Epochs} epochs, batch {settings.BatchSize}, {TorchSharp.torch.get_num_threads()} threads; output in {output}");
 
         var options = new TrainingOptions
         {
@@ -163,7 +220,13 @@ public static class TrainCommand
             ["dataset"] = settings.Dataset,
             ["embedding"] = config.Embedding.ToCliName(),
             ["embedding_dim"] = config.EmbeddingDimension,
-            ["blocks"] = config.Blocks,
+            ["blocks"] = config.Method == MethodKind.DiscreteTime ? config.Blocks : null,
+            ["backbone"] = config.Method == MethodKind.DiscreteTime ? null : config.Backbone.ToCliName(),
+            ["solver"] = config.Method == MethodKind.DiscreteTime ? null : OdeSolvers.ToCliName(config.Solver),
+            ["steps"] = config.Method == MethodKind.DiscreteTime ? null : config.InferenceSteps,
+            ["prediction"] = config.Method == MethodKind.DiscreteTime ? null : (config.Prediction == PredictionRule.OutputHead ? "head" : "nearest"),
+            ["weighting"] = config.Method == MethodKind.ContinuousTime ? (config.Weighting == CtWeighting.Constant ? "constant" : "snr-derivative") : null,
+            ["eta"] = config.Method == MethodKind.FlowMatching ? null : config.Eta,
             ["epochs"] = settings.Epochs,
             ["best_epoch"] = result.BestEpoch,
             ["batch_size"] = settings.BatchSize,

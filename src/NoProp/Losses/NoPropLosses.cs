@@ -16,6 +16,13 @@ public static class NoPropLosses
         return (u.square().sum(1).mean() * alphaBar0 + constant) * 0.5;
     }
 
+    /// <summary>The same KL with a learnable ᾱ_0 (a scalar tensor; NoProp-CT's schedule).</summary>
+    public static Tensor KlToStandardNormal(Tensor u, Tensor alphaBar0)
+    {
+        long d = u.shape[^1];
+        return (u.square().sum(1).mean() * alphaBar0 - alphaBar0 * d - (1 - alphaBar0).log() * d) * 0.5;
+    }
+
     /// <summary>Mean over the batch of the squared Euclidean distance between rows: (1/B) Σ ‖û_i − u_i‖².</summary>
     public static Tensor MeanSquaredDistance(Tensor prediction, Tensor target) =>
         (prediction - target).square().sum(1).mean();

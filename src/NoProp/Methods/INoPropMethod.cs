@@ -17,6 +17,9 @@ public interface INoPropMethod : IDisposable
     /// <summary>The module holding every parameter and buffer of the model (saved and loaded as one).</summary>
     nn.Module Network { get; }
 
+    /// <summary>The class embedding W_Embed (u_y = W_Embed[y]).</summary>
+    NoProp.Embeddings.LabelEmbedding Embedding { get; }
+
     /// <summary>The optimizers whose state a checkpoint must keep, in a fixed order.</summary>
     IReadOnlyList<OptimizerHelper> Optimizers { get; }
 
@@ -40,7 +43,8 @@ public interface INoPropMethod : IDisposable
 /// <summary>How inference draws its noise.</summary>
 public sealed class InferenceOptions
 {
-    /// <summary>Set ε = 0 in Eq. 3 (the initial z_0 is still drawn from N(0, I) unless <see cref="ZeroInitialState"/>).</summary>
+    /// <summary>DT: ε = 0 in Eq. 3 (z_0 is still drawn from N(0, I) unless <see cref="ZeroInitialState"/>).
+    /// CT/FM: start the ODE from z_0 = 0, the prior's mean (the ODE itself has no noise).</summary>
     public bool Deterministic { get; init; }
 
     /// <summary>Start from z_0 = 0 instead of a draw from N(0, I).</summary>
@@ -49,7 +53,30 @@ public sealed class InferenceOptions
     /// <summary>The generator for every draw; a fixed seed makes a run repeatable. Null uses the global generator.</summary>
     public Generator? Generator { get; init; }
 
+    /// <summary>CT/FM: the ODE solver (null: the model's configured one).</summary>
+    public NoProp.Solvers.OdeSolverKind? Solver { get; init; }
+
+    /// <summary>CT/FM: solver steps over [0, 1] (null: the model's configured number).</summary>
+    public int? Steps { get; init; }
+
+    /// <summary>CT/FM: compute the image features once per batch and reuse them at every solver step.
+    /// Off recomputes the whole image path at every function evaluation (what the reference code does).</summary>
+    public bool CacheImageFeatures { get; init; } = true;
+
+    /// <summary>CT/FM: override the model's prediction rule.</summary>
+    public PredictionRule? Prediction { get; init; }
+
+    /// <summary>Receives solver statistics (function evaluations), when set.</summary>
+    public InferenceStatistics? Statistics { get; init; }
     /// <summary>Draws standard normal noise of the given shape from <see cref="Generator"/>.</summary>
     public Tensor Noise(long[] shape, Device device) =>
         randn(shape, ScalarType.Float32, device: device, generator: Generator);
+}
+
+/// <summary>Counters filled in by inference.</summary>
+public sealed class InferenceStatistics
+{
+    /// <summary>Network evaluations made by the ODE solver, summed over batches.</summary>
+    public long FunctionEvaluations { get; set; }
+    public int Batches { get; set; }
 }

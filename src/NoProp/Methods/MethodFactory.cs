@@ -1,4 +1,6 @@
+using NoProp.Methods.ContinuousTime;
 using NoProp.Methods.DiscreteTime;
+using NoProp.Methods.FlowMatching;
 using static TorchSharp.torch;
 
 namespace NoProp.Methods;
@@ -9,6 +11,8 @@ public static class MethodFactory
     public static INoPropMethod Create(ModelConfig config, Device? device = null) => config.Method switch
     {
         MethodKind.DiscreteTime => new NoPropDt(config, device),
+        MethodKind.ContinuousTime => new NoPropCt(config, device),
+        MethodKind.FlowMatching => new NoPropFm(config, device),
         _ => throw new ArgumentOutOfRangeException(nameof(config), $"unsupported method {config.Method}"),
     };
 }

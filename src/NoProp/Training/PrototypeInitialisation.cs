@@ -1,7 +1,6 @@
 using NoProp.Data;
 using NoProp.Embeddings;
 using NoProp.Methods;
-using NoProp.Methods.DiscreteTime;
 
 namespace NoProp.Training;
 
@@ -10,11 +9,7 @@ public static class PrototypeInitialisation
 {
     public static void Apply(INoPropMethod method, ImageDataset train, long seed)
     {
-        var embedding = method switch
-        {
-            NoPropDt dt => dt.DtNetwork.Embedding,
-            _ => throw new InvalidOperationException($"{method.GetType().Name} has no prototype embedding"),
-        };
+        var embedding = method.Embedding;
         if (embedding.Kind != LabelEmbeddingKind.Prototype) return;
         var (images, labels) = train.ToTensors();
         using (images) using (labels)

@@ -24,6 +24,13 @@ public sealed class CliTests
     [DataRow(new[] { "train", "--method", "dt", "--embedding-dim", "5" }, "--embedding-dim applies to --embedding learned only")]
     [DataRow(new[] { "train", "--method", "dt", "--lr" }, "--lr needs a value")]
     [DataRow(new[] { "eval" }, "--model is required")]
+    [DataRow(new[] { "train", "--method", "ct", "--blocks", "4" }, "--blocks applies to --method dt, not --method ct")]
+    [DataRow(new[] { "train", "--method", "dt", "--solver", "rk4" }, "--solver applies to --method ct and fm, not --method dt")]
+    [DataRow(new[] { "train", "--method", "fm", "--eta", "2" }, "--eta applies to --method dt and ct, not --method fm")]
+    [DataRow(new[] { "train", "--method", "fm", "--weighting", "constant" }, "--weighting applies to --method ct, not --method fm")]
+    [DataRow(new[] { "train", "--method", "ct", "--solver", "leapfrog" }, "--solver: unknown value 'leapfrog'")]
+    [DataRow(new[] { "train", "--method", "ct", "--backbone", "vgg" }, "--backbone: unknown value 'vgg'")]
+    [DataRow(new[] { "sweep", "--model", "x", "--steps", "2,zero" }, "--steps: 'zero' is not a positive whole number")]
     [DataRow(new[] { "frobnicate" }, "unknown command 'frobnicate'")]
     public void BadUsageExitsWithCode2AndOneLine(string[] args, string message)
     {
@@ -91,5 +98,38 @@ public sealed class CliTests
         Assert.AreEqual(3, File.ReadAllLines(Path.Combine(dir, "metrics.csv")).Length);
         using var json2 = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
         Assert.AreEqual(2, json2.RootElement.GetProperty("epochs").GetInt32());
+    }
+
+    [TestMethod]
+    public void SweepWritesOneRowPerStepCount()
+    {
+        var dir = Path.Combine(TestSupport.TempDirectory(), "fm");
+        var (code, _, err) = Run("train", "--method", "fm", "--epochs", "1", "--train-size", "64", "--validation-size", "32",
+            "--test-size", "32", "--batch-size", "32", "--steps", "4", "--output", dir);
+        Assert.AreEqual(0, code, err);
+        var (sweepCode, output, sweepErr) = Run("sweep", "--model", dir, "--solver", "midpoint", "--steps", "2,3,5", "--test-size", "16");
+        Assert.AreEqual(0, sweepCode, sweepErr);
+        StringAssert.Contains(output, "midpoint");
+        var csv = File.ReadAllLines(Path.Combine(dir, "sweep-midpoint.csv"));
+        Assert.AreEqual("steps,accuracy,inference_seconds,function_evaluations_per_batch", csv[0]);
+        CollectionAssert.AreEqual(new[] { "2", "3", "5" }, csv.Skip(1).Select(l => l.Split(',')[0]).ToArray());
+        CollectionAssert.AreEqual(new[] { "4", "6", "10" }, csv.Skip(1).Select(l => l.Split(',')[3]).ToArray(), "midpoint: 2 evaluations per step");
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "sweep-midpoint.json")));
+        Assert.AreEqual(3, json.RootElement.GetProperty("results").GetArrayLength());
+
+        var (dtCode, _, dtErr) = Run("eval", "--model", dir, "--deterministic", "--solver", "rk4", "--steps", "3", "--test-size", "16");
+        Assert.AreEqual(0, dtCode, dtErr);
+    }
+
+    [TestMethod]
+    public void SweepRejectsADiscreteTimeModel()
+    {
+        var dir = Path.Combine(TestSupport.TempDirectory(), "dt");
+        var (code, _, err) = Run("train", "--method", "dt", "--epochs", "1", "--blocks", "1", "--train-size", "32", "--validation-size", "16",
+            "--test-size", "16", "--batch-size", "16", "--output", dir);
+        Assert.AreEqual(0, code, err);
+        var (sweepCode, _, sweepErr) = Run("sweep", "--model", dir);
+        Assert.AreEqual(2, sweepCode);
+        StringAssert.Contains(sweepErr, "sweep needs a CT or FM model");
     }
 }

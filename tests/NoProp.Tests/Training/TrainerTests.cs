@@ -28,11 +28,11 @@ public sealed class TrainerTests
     {
         var splits = Splits(1000, 200, 500);
         using var method = NewMethod(blocks: 10);
-        var options = new TrainingOptions { Epochs = 1, BatchSize = 32, Seed = 2 };
+        var options = new TrainingOptions { Epochs = 1, BatchSize = 16, Seed = 2 };
         var result = new Trainer(method, splits, options).Run();
         var (x, y) = splits.Test.ToTensors();
         double accuracy = Evaluator.Accuracy(method, x, y, new InferenceOptions { Generator = Evaluator.InferenceGenerator(1) });
-        Assert.IsTrue(accuracy > 0.5, $"test accuracy {accuracy:P1} after one epoch on 1,000 images (chance is 10 %)");
+        Assert.IsTrue(accuracy > 0.6, $"test accuracy {accuracy:P1} after one epoch on 1,000 images (chance is 10 %)");
         Assert.IsNotNull(result.BestValidationAccuracy);
         Assert.AreEqual(1, result.History.Count);
         Assert.IsTrue(result.History[0].Losses["total"] > 0);

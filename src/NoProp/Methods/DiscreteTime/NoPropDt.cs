@@ -58,6 +58,7 @@ public sealed class NoPropDt : INoPropMethod
     public Device Device { get; }
     public NoPropDtNetwork DtNetwork => network;
     public nn.Module Network => network;
+    public NoProp.Embeddings.LabelEmbedding Embedding => network.Embedding;
     public IReadOnlyList<OptimizerHelper> Optimizers => allOptimizers;
     public int StagesPerEpoch => Config.Blocks;
     public string DescribeStage(int stage) => $"block {stage + 1}/{Config.Blocks}";

@@ -1,0 +1,56 @@
+using System.Diagnostics;
+using NoProp.Data;
+using NoProp.Embeddings;
+using NoProp.Methods;
+using NoProp.Methods.DiscreteTime;
+using NoProp.Models;
+using NoProp.Runtime;
+using NoProp.Training;
+using static TorchSharp.torch;
+
+// Micro-benchmarks of the hot paths. Usage: dotnet run -c Release --project bench/NoProp.Bench -- dt-step [batch] [iterations]
+TorchRuntime.Initialize();
+var command = args.Length > 0 ? args[0] : "dt-step";
+int batch = args.Length > 1 ? int.Parse(args[1]) : 128;
+int iterations = args.Length > 2 ? int.Parse(args[2]) : 30;
+
+var data = Datasets.Load("mnist").Train.Take(batch);
+var (x, y) = data.ToTensors();
+var config = new ModelConfig
+{
+    ClassNames = Datasets.DigitClassNames.ToArray(), NormalizationMean = Normalization.Mnist.Mean, NormalizationStd = Normalization.Mnist.Std,
+    Embedding = LabelEmbeddingKind.OneHot, EmbeddingDimension = 10, Blocks = 10, Image = new ImageShape(1, 28, 28),
+};
+TorchRuntime.Seed(1);
+using var method = new NoPropDt(config);
+
+double Time(string name, Action action)
+{
+    for (int i = 0; i < 3; i++) action();
+    var sw = Stopwatch.StartNew();
+    for (int i = 0; i < iterations; i++) action();
+    double ms = sw.Elapsed.TotalMilliseconds / iterations;
+    Console.WriteLine($"{name,-28} {ms,8:F2} ms  ({batch / ms * 1000,7:F0} images/s)");
+    return ms;
+}
+
+switch (command)
+{
+    case "dt-step":
+        {
+            method.Network.train();
+            var block = method.DtNetwork.Blocks[4];
+            var z = randn(batch, 10);
+            Time("block forward (train mode)", () => { using var s = NewDisposeScope(); block.forward(x, z); });
+            Time("block forward+backward", () => { using var s = NewDisposeScope(); block.forward(x, z).sum().backward(); });
+            Time("TrainStep (fwd+bwd+2×AdamW)", () => method.TrainStep(4, x, y).Dispose());
+            method.Network.eval();
+            using (no_grad())
+                Time("inference chain (10 blocks)", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
+            break;
+        }
+    default:
+        Console.Error.WriteLine($"unknown benchmark '{command}' (expected dt-step)");
+        return 2;
+}
+return 0;

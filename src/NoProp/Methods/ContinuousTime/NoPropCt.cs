@@ -1,0 +1,126 @@
+using NoProp.Embeddings;
+using NoProp.Losses;
+using NoProp.Models;
+using NoProp.Schedules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace NoProp.Methods.ContinuousTime;
+
+/// <summary>All parameters of a NoProp-CT model: û_θ, the output head, W_Embed and the learnable schedule ψ.</summary>
+public sealed class NoPropCtNetwork : nn.Module
+{
+    private readonly CtDenoiser denoiser;
+    private readonly Linear outputHead;
+    private readonly LabelEmbedding embedding;
+    private readonly LearnableNoiseSchedule schedule;
+
+    public NoPropCtNetwork(ModelConfig config) : base(nameof(NoPropCtNetwork))
+    {
+        denoiser = new CtDenoiser(config.Image, config.EmbeddingDimension, config.ClassCount,
+            config.Embedding == LabelEmbeddingKind.Prototype, config.Backbone);
+        outputHead = nn.Linear(config.EmbeddingDimension, config.ClassCount);
+        embedding = new LabelEmbedding(config.Embedding, config.ClassCount, config.EmbeddingDimension);
+        schedule = new LearnableNoiseSchedule(config.InitialGammaMax, config.InitialGammaMin);
+        RegisterComponents();
+    }
+
+    public CtDenoiser Denoiser => denoiser;
+    public Linear OutputHead => outputHead;
+    public LabelEmbedding Embedding => embedding;
+    public LearnableNoiseSchedule Schedule => schedule;
+}
+
+/// <summary>
+/// NoProp-CT (paper §2.4, Eq. 9, Algorithm 2). Training, per minibatch: t_i ~ U[0, 1],
+/// z_{t_i} ~ N(√ᾱ(t_i)·u_y, (1 − ᾱ(t_i))·I) and the loss
+/// CE(p̂_θout(y | z_1)) + D_KL(q(z_0|y) ‖ N(0, I)) + ½·η·w(t)·‖û_θ(z_t, x, t) − u_y‖², with w(t) = SNR'(t) (the paper)
+/// or 1 (<see cref="CtWeighting.Constant"/>); Adam updates θ, θ_out, W_Embed and the schedule together.
+/// <para>
+/// Inference integrates the probability-flow ODE of the variance-preserving process (the deterministic DDIM
+/// path) from z_0 ~ N(0, I):
+/// dz/dt = ᾱ'(t)/(2(1 − ᾱ(t)))·(û/√ᾱ − z) = −½·γ'(t)·(√ᾱ(t)·û − ᾱ(t)·z),
+/// using ᾱ' = −γ'·ᾱ·(1 − ᾱ) for ᾱ = sigmoid(−γ). Written this way the drift has no 1/(1 − ᾱ) factor: its
+/// Lipschitz constant in z is about |γ'|/2, bounded for all t, so Euler and Heun stay stable at few steps
+/// (the (û − z)/(1 − ᾱ) form of the reference code is stiff as ᾱ → 1 and makes Heun diverge at few steps).
+/// </para>
+/// </summary>
+public sealed class NoPropCt : INoPropMethod
+{
+    private readonly NoPropCtNetwork network;
+    private readonly OptimizerHelper optimizer;
+
+    public NoPropCt(ModelConfig config, Device? device = null)
+    {
+        config.Validate();
+        Config = config;
+        network = new NoPropCtNetwork(config);
+        if (device is not null && device.type != DeviceType.CPU) network.to(device);
+        var parameters = network.parameters().Where(p => p.requires_grad).ToList();
+        optimizer = optim.Adam(parameters, config.LearningRate, weight_decay: config.WeightDecay);
+        Optimizers = [optimizer];
+    }
+
+    public ModelConfig Config { get; }
+    public NoPropCtNetwork CtNetwork => network;
+    public nn.Module Network => network;
+    public NoProp.Embeddings.LabelEmbedding Embedding => network.Embedding;
+    public IReadOnlyList<OptimizerHelper> Optimizers { get; }
+    public int StagesPerEpoch => 1;
+    public string DescribeStage(int stage) => "all";
+    public IReadOnlyList<string> LossNames { get; } = ["cross_entropy", "kl", "denoise", "total"];
+
+    public Tensor TrainStep(int stage, Tensor x, Tensor y)
+    {
+        using var scope = NewDisposeScope();
+        var schedule = network.Schedule;
+        var u = network.Embedding.Lookup(y);
+        long batch = x.shape[0];
+
+        var t = rand(batch, device: x.device);
+        var alphaBar = schedule.AlphaBar(t).unsqueeze(1);
+        var zt = VariancePreserving.SampleMarginal(u, alphaBar);
+        var uHat = EmbeddingReadout.ConvexCombination(network.Denoiser.forward(x, zt, t), network.Embedding.Weight);
+        var squaredError = (uHat - u).square().sum(1);
+        var weight = Config.Weighting == CtWeighting.SnrDerivative ? schedule.SnrDerivative(t) : ones_like(t);
+        var denoise = (weight * squaredError).mean() * (0.5 * Config.Eta);
+
+        var ends = schedule.AlphaBar(tensor(new float[] { 0f, 1f }, device: x.device));
+        var z1 = VariancePreserving.SampleMarginal(u, ends[1]);
+        var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(z1), y);
+        var kl = NoPropLosses.KlToStandardNormal(u, ends[0]);
+        var total = crossEntropy + kl + denoise;
+
+        optimizer.zero_grad();
+        total.backward();
+        optimizer.step();
+        return stack([crossEntropy, kl, denoise, total]).detach().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The probability-flow drift −½·γ'(t)·(√ᾱ(t)·û(z, x, t) − ᾱ(t)·z) at one time t for the whole batch.</summary>
+    public Tensor Drift(ContinuousInference.LogitsAt logits, Tensor z, double t)
+    {
+        using var scope = NewDisposeScope();
+        var time = full(z.shape[0], t, device: z.device);
+        var (gamma, gammaDerivative) = network.Schedule.Gamma(time[..1]);
+        var alphaBar = nn.functional.sigmoid(-gamma);
+        var uHat = EmbeddingReadout.ConvexCombination(logits(z, time), network.Embedding.Weight);
+        var drift = (uHat * alphaBar.sqrt() - z * alphaBar) * (gammaDerivative * -0.5);
+        return drift.MoveToOuterDisposeScope();
+    }
+
+    public Tensor PredictProbabilities(Tensor x, InferenceOptions options)
+    {
+        using var scope = NewDisposeScope();
+        var z1 = ContinuousInference.Integrate(network.Denoiser, x, Config.EmbeddingDimension, Config, options, Drift);
+        return ContinuousInference.Classify(z1, options.Prediction ?? Config.Prediction, network.OutputHead, network.Embedding.Weight)
+            .MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        (optimizer as IDisposable)?.Dispose();
+        network.Dispose();
+    }
+}
