@@ -17,6 +17,7 @@ public static class Program
           noprop train --method dt [options]       train a model (see noprop train --help)
           noprop eval --model DIR [options]        evaluate a trained model (see noprop eval --help)
           noprop sweep --model DIR [options]       accuracy and time against ODE solver steps (CT, FM)
+          noprop download --dataset NAME           fetch fashion-mnist, cifar10 or cifar100 (checksums verified)
 
         global options: --verbose (stack traces on errors), --help
         """;
@@ -40,7 +41,8 @@ public static class Program
                 "train" => TrainCommand.Run(rest, stdout, stderr),
                 "eval" => EvalCommand.Run(rest, stdout, stderr),
                 "sweep" => SweepCommand.Run(rest, stdout, stderr),
-                _ => throw new UsageException($"unknown command '{args[0]}' (expected train, eval or sweep)"),
+                "download" => DownloadCommand.Run(rest, stdout, stderr),
+                _ => throw new UsageException($"unknown command '{args[0]}' (expected train, eval, sweep or download)"),
             };
         }
         catch (UsageException e)

@@ -49,7 +49,7 @@ public static class EvalCommand
         using var method = ModelStore.Load(modelDir, device);
         if (method.Config.Method == MethodKind.DiscreteTime && (solverName is not null || steps is not null || prediction is not null || noCache))
             throw new UsageException("--solver, --steps, --prediction and --no-cache apply to CT and FM models");
-        var data = Datasets.Load(method.Config.Dataset, dataDir);
+        var data = Datasets.Load(method.Config.DatasetSpec(dataDir));
         var test = data.Test.Take(testSize);
         var (x, y) = test.ToTensors(device);
         var accuracies = new List<double>();

@@ -9,6 +9,13 @@ public sealed record RunSettings
     public string Method { get; set; } = "dt";
     public string Dataset { get; set; } = "mnist";
     public string? DataDir { get; set; }
+    public string Label { get; set; } = "fine";
+    public int ImageHeight { get; set; } = 28;
+    public int ImageWidth { get; set; } = 28;
+    public int Channels { get; set; } = 1;
+    public bool Download { get; set; }
+    public bool Augment { get; set; }
+    public int CropPadding { get; set; } = 4;
     public string Embedding { get; set; } = "onehot";
     public int? EmbeddingDim { get; set; }
     public int Blocks { get; set; } = 10;

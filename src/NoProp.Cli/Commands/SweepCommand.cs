@@ -57,7 +57,7 @@ public static class SweepCommand
         if (method.Config.Method == MethodKind.DiscreteTime)
             throw new UsageException($"--model {modelDir}: sweep needs a CT or FM model (NoProp-DT has no ODE solver)");
         var solver = solverName is null ? method.Config.Solver : OdeSolvers.Parse(solverName);
-        var test = Datasets.Load(method.Config.Dataset, dataDir).Test.Take(testSize);
+        var test = Datasets.Load(method.Config.DatasetSpec(dataDir)).Test.Take(testSize);
         var (x, y) = test.ToTensors(device);
 
         var rows = new List<Dictionary<string, object>>();

@@ -18,8 +18,13 @@ public static class TrainCommand
         noprop train: train a NoProp model
 
           --method dt|ct|fm           NoProp-DT (§2.3), NoProp-CT (§2.4), NoProp-FM (§2.5)  [required]
-          --dataset mnist             data set (mnist is embedded)                      [mnist]
-          --data-dir DIR              folder holding the data set's files               [embedded MNIST]
+          --dataset NAME              mnist | fashion-mnist | cifar10 | cifar100 | folder:PATH   [mnist, embedded]
+          --data-dir DIR              folder holding the data set's files               [per-user cache; MNIST: embedded]
+          --download                  download the data set first if it is missing (fashion-mnist, cifar10, cifar100)
+          --label fine|coarse         cifar100: fine (100) or coarse (20) labels         [fine]
+          --image-size N|HxW          folder: size images are resized to                [28]
+          --channels 1|3              folder: grayscale or RGB                          [1]
+          --augment                   random crop (padding --crop-padding, 4) and horizontal flip of training images
           --epochs N                  training epochs                                   [100, the paper's]
           --batch-size B              minibatch size                                    [128]
           --embedding KIND            onehot | learned | prototype                      [onehot]
@@ -68,17 +73,45 @@ public static class TrainCommand
         Reject(notFm, method != "fm", "--method dt and ct");
     }
 
+    /// <summary>"32" or "32x48" (height × width).</summary>
+    internal static (int Height, int Width) ParseImageSize(string value)
+    {
+        var parts = value.ToLowerInvariant().Split('x');
+        if (parts.Length is 1 or 2 && parts.All(p => int.TryParse(p, out int v) && v >= 14 && v <= 1024))
+            return parts.Length == 1 ? (int.Parse(parts[0]), int.Parse(parts[0])) : (int.Parse(parts[0]), int.Parse(parts[1]));
+        throw new UsageException($"--image-size: '{value}' is not N or HxW with sides from 14 to 1024");
+    }
+
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         if (args.Contains("--help")) { stdout.Write(Help); return 0; }
-        var reader = new ArgumentReader(args, new HashSet<string>());
+        var reader = new ArgumentReader(args, new HashSet<string> { "download", "augment" });
 
         var resumeDir = reader.String("resume");
         var settings = resumeDir is not null ? RunSettings.Load(resumeDir) : new RunSettings();
         if (resumeDir is null && !reader.Has("method")) throw new UsageException("--method is required (dt, ct or fm)");
         if (reader.Has("method")) settings.Method = reader.Choice("method", "dt", MethodKinds.CliNames);
-        if (reader.Has("dataset")) settings.Dataset = reader.Choice("dataset", "mnist", Datasets.Names);
+        if (reader.Has("dataset"))
+        {
+            settings.Dataset = reader.String("dataset")!;
+            try { DatasetSpec.Parse(settings.Dataset); }
+            catch (NoPropException e) { throw new UsageException("--dataset: " + e.Message); }
+        }
         if (reader.Has("data-dir")) settings.DataDir = reader.String("data-dir");
+        if (reader.Has("label")) settings.Label = reader.Choice("label", "fine", "fine", "coarse");
+        if (reader.Has("image-size")) (settings.ImageHeight, settings.ImageWidth) = ParseImageSize(reader.String("image-size")!);
+        settings.Channels = reader.Int("channels", 1, 3) ?? settings.Channels;
+        if (settings.Channels == 2) throw new UsageException("--channels: must be 1 (grayscale) or 3 (RGB)");
+        settings.Download = reader.Flag("download") || settings.Download;
+        settings.Augment = reader.Flag("augment") || settings.Augment;
+        settings.CropPadding = reader.Int("crop-padding", 0, 64) ?? settings.CropPadding;
+        var datasetKind = DatasetSpec.Parse(settings.Dataset).Kind;
+        if (reader.Has("label") && datasetKind != "cifar100") throw new UsageException("--label applies to --dataset cifar100");
+        if ((reader.Has("image-size") || reader.Has("channels")) && datasetKind != "folder")
+            throw new UsageException("--image-size and --channels apply to --dataset folder:PATH (other data sets have a fixed size)");
+        if (reader.Has("crop-padding") && !settings.Augment) throw new UsageException("--crop-padding applies with --augment");
+        if (settings.Download && datasetKind is "mnist" or "folder")
+            throw new UsageException($"--download applies to fashion-mnist, cifar10 and cifar100, not {datasetKind}");
         if (reader.Has("embedding")) settings.Embedding = reader.Choice("embedding", "onehot", "onehot", "learned", "prototype");
         settings.EmbeddingDim = reader.Int("embedding-dim", 1) ?? settings.EmbeddingDim;
         settings.Blocks = reader.Int("blocks", 1, 1000) ?? settings.Blocks;
@@ -119,7 +152,14 @@ public static class TrainCommand
         settings.Save(output);
 
         var progress = new ConsoleProgress();
-        var data = Datasets.Load(settings.Dataset, settings.DataDir);
+        var spec = DatasetSpec.Parse(settings.Dataset, settings.DataDir) with
+        {
+            CifarLabels = settings.Label == "coarse" ? Cifar100Labels.Coarse : Cifar100Labels.Fine,
+            FolderChannels = settings.Channels,
+            FolderHeight = settings.ImageHeight,
+            FolderWidth = settings.ImageWidth,
+        };
+        var data = DownloadCommand.LoadOrDownload(spec, settings.Download, settings.Seed, stderr);
         var splits = DataSplits.Create(data, settings.TrainSize, settings.ValidationSize, settings.TestSize, settings.Seed);
         if (splits.Notice is not null) progress.Message(splits.Notice);
 
@@ -136,7 +176,8 @@ public static class TrainCommand
             config = new ModelConfig
             {
                 Method = methodKind,
-                Dataset = settings.Dataset,
+                Dataset = spec.Name,
+                DatasetLabels = spec.CifarLabels,
                 Image = image,
                 ClassNames = data.Train.ClassNames.ToArray(),
                 NormalizationMean = data.Train.Normalization.Mean,
@@ -180,6 +221,7 @@ public static class TrainCommand
             Seed = settings.Seed,
             EvaluateEvery = settings.EvalEvery,
             OutputDirectory = output,
+            Augmentation = settings.Augment ? new AugmentationOptions { CropPadding = settings.CropPadding } : null,
         };
         var trainer = new Trainer(method, splits, options, progress);
         using var cancellation = new CancellationTokenSource();
@@ -217,7 +259,8 @@ public static class TrainCommand
         var metrics = new Dictionary<string, object?>
         {
             ["method"] = settings.Method,
-            ["dataset"] = settings.Dataset,
+            ["dataset"] = spec.Name,
+            ["augmentation"] = settings.Augment ? $"crop (padding {settings.CropPadding}) + horizontal flip" : null,
             ["embedding"] = config.Embedding.ToCliName(),
             ["embedding_dim"] = config.EmbeddingDimension,
             ["blocks"] = config.Method == MethodKind.DiscreteTime ? config.Blocks : null,

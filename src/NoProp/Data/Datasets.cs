@@ -11,25 +11,45 @@ public sealed record DatasetPair(ImageDataset Train, ImageDataset Test);
 /// </summary>
 public static class Datasets
 {
-    public static readonly string[] Names = ["mnist"];
+    public static readonly string[] Names = ["mnist", "fashion-mnist", "cifar10", "cifar100"];
 
-    private static readonly string[] MnistFiles =
+    private static readonly string[] IdxFiles =
         ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
     public static readonly IReadOnlyList<string> DigitClassNames = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
-    /// <summary>Loads the named data set. <paramref name="dataDir"/> overrides where its files are looked for.</summary>
-    public static DatasetPair Load(string name, string? dataDir = null)
+    public static readonly IReadOnlyList<string> FashionClassNames =
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+    /// <summary>Loads a named data set (mnist, fashion-mnist, cifar10, cifar100) from <paramref name="dataDir"/>.</summary>
+    public static DatasetPair Load(string name, string? dataDir = null) => Load(DatasetSpec.Parse(name, dataDir));
+
+    /// <summary>
+    /// Loads the data set a spec names. MNIST comes from the embedded copy unless a data directory is given; the
+    /// others from the data directory (default: the per-user cache, where <c>noprop download</c> puts them).
+    /// </summary>
+    public static DatasetPair Load(DatasetSpec spec)
     {
-        switch (name.ToLowerInvariant())
+        switch (spec.Kind)
         {
             case "mnist":
                 {
-                    var dir = dataDir is null ? EmbeddedMnistDirectory() : ResolveDirectory(dataDir, "mnist");
+                    var dir = spec.DataDirectory is null ? EmbeddedMnistDirectory() : ResolveDirectory(spec.DataDirectory, "mnist");
                     return LoadIdx("mnist", dir, DigitClassNames, Normalization.Mnist);
                 }
+            case "fashion-mnist":
+                {
+                    var dir = ResolveDirectory(spec.DataDirectory ?? DatasetSpec.DefaultCacheDirectory(), "fashion-mnist");
+                    return LoadIdx("fashion-mnist", dir, FashionClassNames, Normalization.FashionMnist);
+                }
+            case "cifar10":
+                return CifarReader.LoadCifar10(ExistingDirectory(spec.DataDirectory ?? DatasetSpec.DefaultCacheDirectory(), "cifar10"));
+            case "cifar100":
+                return CifarReader.LoadCifar100(ExistingDirectory(spec.DataDirectory ?? DatasetSpec.DefaultCacheDirectory(), "cifar100"), spec.CifarLabels);
+            case "folder":
+                return ImageFolderReader.Load(spec);
             default:
-                throw new NoPropException($"unknown dataset '{name}' (expected one of: {string.Join(", ", Names)})");
+                throw new NoPropException($"unknown dataset '{spec.Kind}' (expected one of: {string.Join(", ", DatasetSpec.Names)})");
         }
     }
 
@@ -41,14 +61,22 @@ public static class Datasets
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             candidates.Add(Path.Combine(dir.FullName, "data", "mnist"));
         foreach (var c in candidates)
-            if (File.Exists(Path.Combine(c, MnistFiles[0] + ".gz")) || File.Exists(Path.Combine(c, MnistFiles[0])))
+            if (File.Exists(Path.Combine(c, IdxFiles[0] + ".gz")) || File.Exists(Path.Combine(c, IdxFiles[0])))
                 return c;
         throw new NoPropException($"the embedded MNIST files were not found (looked in {candidates[0]} and the folders above it)");
     }
 
+    private static string ExistingDirectory(string dataDir, string datasetName)
+    {
+        if (!Directory.Exists(dataDir))
+            throw new NoPropException($"--data-dir {dataDir}: folder not found (run 'noprop download --dataset {datasetName} --data-dir {dataDir}' or pass --download)");
+        return dataDir;
+    }
+
+    /// <summary>DIR/NAME when it exists (the layout <c>noprop download</c> writes), else DIR itself.</summary>
     private static string ResolveDirectory(string dataDir, string datasetName)
     {
-        if (!Directory.Exists(dataDir)) throw new NoPropException($"--data-dir {dataDir}: folder not found");
+        ExistingDirectory(dataDir, datasetName);
         var sub = Path.Combine(dataDir, datasetName);
         return Directory.Exists(sub) ? sub : dataDir;
     }
@@ -65,8 +93,8 @@ public static class Datasets
             }
             throw new NoPropException($"{Path.Combine(dir, stem)}[.gz]: file not found (the {name} data set needs the four IDX files in {dir})");
         }
-        var train = IdxReader.ReadImagesAndLabels(Find(MnistFiles[0]), Find(MnistFiles[1]), classNames.Count);
-        var test = IdxReader.ReadImagesAndLabels(Find(MnistFiles[2]), Find(MnistFiles[3]), classNames.Count);
+        var train = IdxReader.ReadImagesAndLabels(Find(IdxFiles[0]), Find(IdxFiles[1]), classNames.Count);
+        var test = IdxReader.ReadImagesAndLabels(Find(IdxFiles[2]), Find(IdxFiles[3]), classNames.Count);
         return new DatasetPair(
             new ImageDataset(name + "-train", train.Pixels, train.Labels, 1, train.Height, train.Width, classNames, normalization),
             new ImageDataset(name + "-test", test.Pixels, test.Labels, 1, test.Height, test.Width, classNames, normalization));

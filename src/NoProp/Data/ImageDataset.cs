@@ -13,6 +13,35 @@ public sealed record Normalization(float[] Mean, float[] Std)
     /// <summary>Fashion-MNIST training-set statistics.</summary>
     public static Normalization FashionMnist { get; } = new([0.2860f], [0.3530f]);
 
+    /// <summary>CIFAR-10 training-set statistics (R, G, B).</summary>
+    public static Normalization Cifar10 { get; } = new([0.4914f, 0.4822f, 0.4465f], [0.2470f, 0.2435f, 0.2616f]);
+
+    /// <summary>CIFAR-100 training-set statistics (R, G, B).</summary>
+    public static Normalization Cifar100 { get; } = new([0.5071f, 0.4865f, 0.4409f], [0.2673f, 0.2564f, 0.2762f]);
+
+    /// <summary>Per-channel mean and standard deviation of byte images (N × C × H × W), e.g. an image folder's training set.</summary>
+    public static Normalization Measure(byte[] pixels, int channels, int height, int width)
+    {
+        int plane = height * width;
+        long images = pixels.LongLength / (channels * plane);
+        var mean = new float[channels];
+        var std = new float[channels];
+        for (int c = 0; c < channels; c++)
+        {
+            double sum = 0, squares = 0;
+            for (long n = 0; n < images; n++)
+            {
+                long start = (n * channels + c) * plane;
+                for (int i = 0; i < plane; i++) { double v = pixels[start + i] / 255.0; sum += v; squares += v * v; }
+            }
+            double count = (double)images * plane;
+            double m = sum / count;
+            mean[c] = (float)m;
+            std[c] = (float)Math.Max(1e-3, Math.Sqrt(Math.Max(0, squares / count - m * m)));
+        }
+        return new Normalization(mean, std);
+    }
+
     /// <summary>No normalisation: intensities stay in [0, 1].</summary>
     public static Normalization Identity(int channels) =>
         new(Enumerable.Repeat(0f, channels).ToArray(), Enumerable.Repeat(1f, channels).ToArray());

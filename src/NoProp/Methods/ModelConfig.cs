@@ -61,7 +61,20 @@ public static class MethodKinds
 public sealed record ModelConfig
 {
     public MethodKind Method { get; init; } = MethodKind.DiscreteTime;
+    /// <summary>The data set the model was trained on: mnist, fashion-mnist, cifar10, cifar100 or folder:PATH.</summary>
     public string Dataset { get; init; } = "mnist";
+
+    /// <summary>CIFAR-100 only: which labels (fine, 100 classes, or coarse, 20 classes).</summary>
+    public NoProp.Data.Cifar100Labels DatasetLabels { get; init; } = NoProp.Data.Cifar100Labels.Fine;
+
+    /// <summary>The spec that reloads this model's data set (folders at the model's image size and channels).</summary>
+    public NoProp.Data.DatasetSpec DatasetSpec(string? dataDirectory) => NoProp.Data.DatasetSpec.Parse(Dataset, dataDirectory) with
+    {
+        CifarLabels = DatasetLabels,
+        FolderChannels = Image.Channels,
+        FolderHeight = Image.Height,
+        FolderWidth = Image.Width,
+    };
     public ImageShape Image { get; init; } = new(1, 28, 28);
     public string[] ClassNames { get; init; } = [];
     public float[] NormalizationMean { get; init; } = [];

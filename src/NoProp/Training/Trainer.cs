@@ -99,7 +99,9 @@ public sealed class Trainer
                             int start = state.Batch * options.BatchSize;
                             int count = Math.Min(options.BatchSize, n - start);
                             var index = order.narrow(0, start, count);
-                            var losses = method.TrainStep(state.Stage, trainX.index_select(0, index), trainY.index_select(0, index));
+                            var images = trainX.index_select(0, index);
+                            if (options.Augmentation is not null) images = options.Augmentation.Apply(images);
+                            var losses = method.TrainStep(state.Stage, images, trainY.index_select(0, index));
                             lossSum.add_(losses);
                             state.EpochImages += count;
                         }

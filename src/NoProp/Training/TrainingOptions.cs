@@ -13,6 +13,9 @@ public sealed record TrainingOptions
     /// <summary>Where the model, checkpoints and metrics go; null keeps everything in memory.</summary>
     public string? OutputDirectory { get; init; }
 
+    /// <summary>Train-time augmentation of training minibatches (never of validation or test data); null: none.</summary>
+    public NoProp.Data.AugmentationOptions? Augmentation { get; init; }
+
     /// <summary>Batch size for inference passes.</summary>
     public int InferenceBatchSize { get; init; } = 1000;
 }

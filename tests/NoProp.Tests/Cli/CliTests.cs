@@ -24,6 +24,14 @@ public sealed class CliTests
     [DataRow(new[] { "train", "--method", "dt", "--embedding-dim", "5" }, "--embedding-dim applies to --embedding learned only")]
     [DataRow(new[] { "train", "--method", "dt", "--lr" }, "--lr needs a value")]
     [DataRow(new[] { "eval" }, "--model is required")]
+    [DataRow(new[] { "train", "--method", "dt", "--dataset", "imagenet" }, "--dataset: unknown dataset 'imagenet'")]
+    [DataRow(new[] { "train", "--method", "dt", "--label", "coarse" }, "--label applies to --dataset cifar100")]
+    [DataRow(new[] { "train", "--method", "dt", "--image-size", "32" }, "--image-size and --channels apply to --dataset folder:PATH")]
+    [DataRow(new[] { "train", "--method", "dt", "--dataset", "folder:/x", "--image-size", "3x" }, "--image-size: '3x' is not N or HxW")]
+    [DataRow(new[] { "train", "--method", "dt", "--crop-padding", "2" }, "--crop-padding applies with --augment")]
+    [DataRow(new[] { "train", "--method", "dt", "--download" }, "--download applies to fashion-mnist, cifar10 and cifar100, not mnist")]
+    [DataRow(new[] { "download", "--dataset", "mnist" }, "nothing to download")]
+    [DataRow(new[] { "download", "--dataset", "cifar10", "--mirror", "not a url" }, "--mirror: 'not a url' is not an absolute URL")]
     [DataRow(new[] { "train", "--method", "ct", "--blocks", "4" }, "--blocks applies to --method dt, not --method ct")]
     [DataRow(new[] { "train", "--method", "dt", "--solver", "rk4" }, "--solver applies to --method ct and fm, not --method dt")]
     [DataRow(new[] { "train", "--method", "fm", "--eta", "2" }, "--eta applies to --method dt and ct, not --method fm")]
@@ -131,5 +139,27 @@ public sealed class CliTests
         var (sweepCode, _, sweepErr) = Run("sweep", "--model", dir);
         Assert.AreEqual(2, sweepCode);
         StringAssert.Contains(sweepErr, "sweep needs a CT or FM model");
+    }
+
+    [TestMethod]
+    public void TrainsOnFashionMnistFromADataDirectory()
+    {
+        // IDX files laid out as Debian's dataset-fashion-mnist package (or noprop download) leaves them: DIR/fashion-mnist/*.gz.
+        var dataDir = TestSupport.TempDirectory();
+        var folder = Path.Combine(dataDir, "fashion-mnist");
+        Directory.CreateDirectory(folder);
+        foreach (var f in Directory.GetFiles(NoProp.Data.Datasets.EmbeddedMnistDirectory(), "*.gz"))
+            File.Copy(f, Path.Combine(folder, Path.GetFileName(f)));
+        var dir = Path.Combine(TestSupport.TempDirectory(), "fashion");
+        var (code, output, err) = Run("train", "--method", "fm", "--dataset", "fashion-mnist", "--data-dir", dataDir, "--epochs", "1",
+            "--train-size", "64", "--validation-size", "32", "--test-size", "32", "--batch-size", "32", "--steps", "2", "--output", dir);
+        Assert.AreEqual(0, code, err);
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
+        Assert.AreEqual("fashion-mnist", json.RootElement.GetProperty("dataset").GetString());
+        var (evalCode, _, evalErr) = Run("eval", "--model", dir, "--data-dir", dataDir, "--test-size", "16");
+        Assert.AreEqual(0, evalCode, evalErr);
+        var (missing, _, missingErr) = Run("eval", "--model", dir, "--test-size", "16", "--data-dir", TestSupport.TempDirectory());
+        Assert.AreEqual(1, missing);
+        StringAssert.Contains(missingErr, "file not found");
     }
 }

@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using NoProp.Data;
+using NoProp.Data.Download;
+using NoProp.Runtime;
+
+namespace NoProp.Cli.Commands;
+
+/// <summary><c>noprop download</c>: fetches a data set from its official source into the data directory.</summary>
+public static class DownloadCommand
+{
+    public const string Help = """
+        noprop download: fetch a data set from its official source (checksums verified, resumable)
+
+          --dataset NAME       fashion-mnist | cifar10 | cifar100                         [required]
+          --data-dir DIR       where it goes (as DIR/NAME)                                [per-user cache]
+          --mirror URL         fetch the same files from another base URL (checksums still apply)
+        MNIST ships with NoProp.NET and needs no download.
+        """;
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Contains("--help")) { stdout.Write(Help); return 0; }
+        var reader = new ArgumentReader(args, new HashSet<string>());
+        var dataset = reader.String("dataset") ?? throw new UsageException("--dataset is required (fashion-mnist, cifar10 or cifar100)");
+        var dataDir = reader.String("data-dir") ?? DatasetSpec.DefaultCacheDirectory();
+        var mirror = reader.String("mirror");
+        reader.EnsureAllConsumed("download");
+        if (mirror is not null && !Uri.TryCreate(mirror, UriKind.Absolute, out _)) throw new UsageException($"--mirror: '{mirror}' is not an absolute URL");
+        DatasetSource source;
+        try { source = DatasetSources.For(DatasetSpec.Parse(dataset).Kind); }
+        catch (NoPropException e) { throw new UsageException("--dataset: " + e.Message); }
+        if (mirror is not null) source = source.WithBaseUrl(mirror);
+        bool already = DatasetDownloader.IsComplete(source, dataDir);
+        var folder = Fetch(source, dataDir, stderr);
+        stdout.WriteLine(already ? $"{source.Dataset} is already in {folder}" : $"{source.Dataset} downloaded and verified: {folder}");
+        return 0;
+    }
+
+    /// <summary>Downloads with a progress display on stderr.</summary>
+    public static string Fetch(DatasetSource source, string dataDir, TextWriter stderr)
+    {
+        bool interactive = !Console.IsErrorRedirected && ReferenceEquals(stderr, Console.Error);
+        var lastLine = Stopwatch.StartNew();
+        var downloader = new DatasetDownloader(progress: (file, bytes, total) =>
+        {
+            if (lastLine.ElapsedMilliseconds < (interactive ? 200 : 10_000) && bytes != total) return;
+            lastLine.Restart();
+            string amount = total is long t ? $"{bytes / 1048576.0:F1} / {t / 1048576.0:F1} MB ({100.0 * bytes / Math.Max(1, t):F0} %)" : $"{bytes / 1048576.0:F1} MB";
+            if (interactive) stderr.Write($"\r\x1b[2Kdownloading {file}: {amount}");
+            else stderr.WriteLine($"downloading {file}: {amount}");
+        });
+        using var cancellation = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancellation.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            var folder = downloader.DownloadAsync(source, dataDir, cancellation.Token).GetAwaiter().GetResult();
+            if (interactive) stderr.WriteLine();
+            return folder;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    /// <summary>Loads a data set; with <paramref name="download"/>, fetches it first when its files are missing.</summary>
+    public static DatasetPair LoadOrDownload(DatasetSpec spec, bool download, long seed, TextWriter stderr)
+    {
+        if (!download) return Datasets.Load(spec);
+        if (spec.Kind is "mnist" or "folder") throw new UsageException($"--download applies to fashion-mnist, cifar10 and cifar100, not {spec.Kind}");
+        var dataDir = spec.DataDirectory ?? DatasetSpec.DefaultCacheDirectory();
+        var source = DatasetSources.For(spec.Kind);
+        if (!DatasetDownloader.IsComplete(source, dataDir))
+        {
+            try { return Datasets.Load(spec); }
+            catch (NoPropException) { Fetch(source, dataDir, stderr); }
+        }
+        return Datasets.Load(spec with { DataDirectory = dataDir });
+    }
+}
