@@ -162,4 +162,19 @@ public sealed class CliTests
         Assert.AreEqual(1, missing);
         StringAssert.Contains(missingErr, "file not found");
     }
+
+    [TestMethod]
+    public void TrainsOnCifar10InTheOfficialBinaryLayoutWithAugmentation()
+    {
+        var dataDir = TestSupport.TempDirectory();
+        NoProp.Tests.Data.CifarReaderTests.WriteCifar10(Path.Combine(dataDir, "cifar10"), perBatch: 4);
+        var dir = Path.Combine(TestSupport.TempDirectory(), "cifar");
+        var (code, _, err) = Run("train", "--method", "dt", "--dataset", "cifar10", "--data-dir", dataDir, "--blocks", "1", "--epochs", "1",
+            "--train-size", "12", "--validation-size", "4", "--test-size", "2", "--batch-size", "4", "--augment", "--output", dir);
+        Assert.AreEqual(0, code, err);
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
+        Assert.AreEqual("cifar10", json.RootElement.GetProperty("dataset").GetString());
+        StringAssert.Contains(json.RootElement.GetProperty("augmentation").GetString(), "horizontal flip");
+        StringAssert.Contains(File.ReadAllText(Path.Combine(dir, "model.json")), "\"channels\": 3");
+    }
 }
