@@ -197,12 +197,11 @@ public sealed class Trainer
     {
         if (progress is SilentProgress) return;
         double seconds = state.EpochTrainSeconds + stopwatch.Elapsed.TotalSeconds;
-        long stepsInStage = state.EpochLossSteps - 0;
         // Mean total loss over the steps of this stage so far (the last component is the total).
         long stageSteps = Math.Max(1, state.Batch + 1);
         double loss = lossSum[^1].item<double>() / stageSteps;
         double imagesPerSecond = state.EpochImages / Math.Max(1e-9, seconds);
-        double stepsPerSecond = stepsInStage / Math.Max(1e-9, seconds);
+        double stepsPerSecond = state.EpochLossSteps / Math.Max(1e-9, seconds);
         TimeSpan? eta = stepsPerSecond > 0 ? TimeSpan.FromSeconds((stepsPerEpoch - step) / stepsPerSecond) : null;
         progress.Report(new ProgressInfo(epochNumber, options.Epochs, method.DescribeStage(state.Stage), step, stepsPerEpoch, loss, imagesPerSecond, eta));
     }
