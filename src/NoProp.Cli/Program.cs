@@ -17,6 +17,7 @@ public static class Program
           noprop train --method dt [options]       train a model (see noprop train --help)
           noprop eval --model DIR [options]        evaluate a trained model (see noprop eval --help)
           noprop sweep --model DIR [options]       accuracy and time against ODE solver steps (CT, FM)
+          noprop export-images --output DIR        write a data set as PNG files, one folder per class
 
         global options: --verbose (stack traces on errors), --help
         """;
@@ -40,6 +41,7 @@ public static class Program
                 "train" => TrainCommand.Run(rest, stdout, stderr),
                 "eval" => EvalCommand.Run(rest, stdout, stderr),
                 "sweep" => SweepCommand.Run(rest, stdout, stderr),
+                "export-images" => ExportImagesCommand.Run(rest, stdout, stderr),
                 _ => throw new UsageException($"unknown command '{args[0]}' (expected train, eval or sweep)"),
             };
         }
