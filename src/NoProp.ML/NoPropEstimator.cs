@@ -65,8 +65,7 @@ public sealed class NoPropEstimator : IEstimator<NoPropTransformer>
         if (rows.SkippedRows > 0)
             channel.Warning($"{rows.SkippedRows} rows with a missing label (key 0) in column '{options.LabelColumnName}' were skipped");
 
-        var (train, validation) = Split(rows, image, classNames);
-        rows = null!;   // the splits hold their own copies; let the full array go before training
+        var (train, validation) = Split(rows, image, classNames);   // copies: the full array is garbage from here on
         var config = BuildConfig(image, classNames, train.Normalization);
         TorchRuntime.Initialize();
         var device = DeviceSelection.For(environment);
