@@ -18,6 +18,7 @@ public static class Program
           noprop eval --model DIR [options]        evaluate a trained model (see noprop eval --help)
           noprop sweep --model DIR [options]       accuracy and time against ODE solver steps (CT, FM)
           noprop download --dataset NAME           fetch fashion-mnist, cifar10 or cifar100 (checksums verified)
+          noprop export-images --output DIR        write a data set as PNG files, one folder per class
 
         global options: --verbose (stack traces on errors), --help
         """;
@@ -42,7 +43,8 @@ public static class Program
                 "eval" => EvalCommand.Run(rest, stdout, stderr),
                 "sweep" => SweepCommand.Run(rest, stdout, stderr),
                 "download" => DownloadCommand.Run(rest, stdout, stderr),
-                _ => throw new UsageException($"unknown command '{args[0]}' (expected train, eval, sweep or download)"),
+                "export-images" => ExportImagesCommand.Run(rest, stdout, stderr),
+                _ => throw new UsageException($"unknown command '{args[0]}' (expected train, eval, sweep, download or export-images)"),
             };
         }
         catch (UsageException e)

@@ -19,58 +19,103 @@ public sealed record Normalization(float[] Mean, float[] Std)
     /// <summary>CIFAR-100 training-set statistics (R, G, B).</summary>
     public static Normalization Cifar100 { get; } = new([0.5071f, 0.4865f, 0.4409f], [0.2673f, 0.2564f, 0.2762f]);
 
-    /// <summary>Per-channel mean and standard deviation of byte images (N × C × H × W), e.g. an image folder's training set.</summary>
-    public static Normalization Measure(byte[] pixels, int channels, int height, int width)
+    /// <summary>No normalisation: intensities stay in [0, 1].</summary>
+    public static Normalization Identity(int channels) =>
+        new(Enumerable.Repeat(0f, channels).ToArray(), Enumerable.Repeat(1f, channels).ToArray());
+
+    /// <summary>
+    /// Per-channel mean and standard deviation of channel-major images (N × C × H × W flattened). A channel
+    /// with no spread gets std 1, so normalising it cannot divide by zero.
+    /// </summary>
+    public static Normalization Estimate(ReadOnlySpan<float> images, int channels, int pixelsPerChannel)
     {
-        int plane = height * width;
-        long images = pixels.LongLength / (channels * plane);
+        if (channels < 1 || pixelsPerChannel < 1) throw new ArgumentOutOfRangeException(nameof(channels));
+        long imageSize = (long)channels * pixelsPerChannel;
+        if (images.Length == 0 || images.Length % imageSize != 0)
+            throw new ArgumentException($"{images.Length} values do not make whole images of {channels}×{pixelsPerChannel}", nameof(images));
+        long count = images.Length / imageSize;
         var mean = new float[channels];
         var std = new float[channels];
         for (int c = 0; c < channels; c++)
         {
-            double sum = 0, squares = 0;
-            for (long n = 0; n < images; n++)
-            {
-                long start = (n * channels + c) * plane;
-                for (int i = 0; i < plane; i++) { double v = pixels[start + i] / 255.0; sum += v; squares += v * v; }
-            }
-            double count = (double)images * plane;
-            double m = sum / count;
+            // Two passes in double: a one-pass sum of squares loses the variance of pixels far from zero.
+            double sum = 0;
+            for (long i = 0; i < count; i++)
+                foreach (var v in images.Slice((int)(i * imageSize + c * pixelsPerChannel), pixelsPerChannel)) sum += v;
+            double m = sum / (count * pixelsPerChannel);
+            double squares = 0;
+            for (long i = 0; i < count; i++)
+                foreach (var v in images.Slice((int)(i * imageSize + c * pixelsPerChannel), pixelsPerChannel)) squares += (v - m) * (v - m);
+            double s = Math.Sqrt(squares / (count * pixelsPerChannel));
             mean[c] = (float)m;
-            std[c] = (float)Math.Max(1e-3, Math.Sqrt(Math.Max(0, squares / count - m * m)));
+            std[c] = s > 1e-12 ? (float)s : 1f;
         }
         return new Normalization(mean, std);
     }
 
-    /// <summary>No normalisation: intensities stay in [0, 1].</summary>
-    public static Normalization Identity(int channels) =>
-        new(Enumerable.Repeat(0f, channels).ToArray(), Enumerable.Repeat(1f, channels).ToArray());
+    /// <summary>Normalises float images [N, C, H, W] in place: (x − mean_c) / std_c. Returns <paramref name="images"/>.</summary>
+    public Tensor ApplyInPlace(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        int channels = Mean.Length;
+        if (images.dim() != 4 || images.shape[1] != channels)
+            throw new ArgumentException($"expected images [N, {channels}, H, W], got [{string.Join(", ", images.shape)}]", nameof(images));
+        var mean = tensor(Mean).view(1, channels, 1, 1).to(images.device);
+        var std = tensor(Std).view(1, channels, 1, 1).to(images.device);
+        images.sub_(mean).div_(std);
+        return images;
+    }
 }
 
 /// <summary>
 /// Images held as bytes (N × C × H × W, channel-major like the CIFAR binary format) with integer labels
 /// and class names. Converted to a normalised float tensor once, when training or evaluation starts.
+/// Images that arrive as floats (from ML.NET pipelines, say) are held as intensities instead; see
+/// <see cref="FromIntensities"/>.
 /// </summary>
 public sealed class ImageDataset
 {
+    // Exactly one of the two is set: bytes scaled by 1/255, or intensities used as they are.
+    private readonly byte[]? pixels;
+    private readonly float[]? intensities;
+
     public ImageDataset(string name, byte[] pixels, int[] labels, int channels, int height, int width,
         IReadOnlyList<string> classNames, Normalization normalization)
+        : this(name, pixels, null, pixels.LongLength, "pixel bytes", labels, channels, height, width, classNames, normalization)
+    {
+    }
+
+    /// <summary>
+    /// Images given as float intensities (N × C × H × W, channel-major), for example pixels already scaled to
+    /// [0, 1]. <see cref="ToTensors"/> applies only the normalisation to them, not the 1/255 byte scale.
+    /// </summary>
+    public static ImageDataset FromIntensities(string name, float[] intensities, int[] labels, int channels, int height, int width,
+        IReadOnlyList<string> classNames, Normalization normalization) =>
+        new(name, null, intensities, intensities.LongLength, "intensities", labels, channels, height, width, classNames, normalization);
+
+    private ImageDataset(string name, byte[]? pixels, float[]? intensities, long valueCount, string valueName, int[] labels,
+        int channels, int height, int width, IReadOnlyList<string> classNames, Normalization normalization)
     {
         long imageSize = (long)channels * height * width;
         if (imageSize <= 0) throw new NoPropException($"{name}: invalid image shape {channels}×{height}×{width}");
-        if (pixels.LongLength != imageSize * labels.Length)
-            throw new NoPropException($"{name}: {pixels.LongLength} pixel bytes do not make {labels.Length} images of {channels}×{height}×{width}");
+        if (valueCount != imageSize * labels.Length)
+            throw new NoPropException($"{name}: {valueCount} {valueName} do not make {labels.Length} images of {channels}×{height}×{width}");
         if (normalization.Mean.Length != channels || normalization.Std.Length != channels)
             throw new NoPropException($"{name}: normalisation has {normalization.Mean.Length} channels, the images have {channels}");
         foreach (var label in labels)
             if (label < 0 || label >= classNames.Count)
                 throw new NoPropException($"{name}: label {label} is outside 0..{classNames.Count - 1}");
-        Name = name; Pixels = pixels; Labels = labels; Channels = channels; Height = height; Width = width;
+        Name = name; this.pixels = pixels; this.intensities = intensities; Labels = labels; Channels = channels; Height = height; Width = width;
         ClassNames = classNames; Normalization = normalization;
     }
 
     public string Name { get; }
-    public byte[] Pixels { get; }
+
+    /// <summary>The pixel bytes; only for data sets built from bytes (<see cref="HoldsBytes"/>).</summary>
+    public byte[] Pixels => pixels ?? throw new InvalidOperationException($"{Name} holds float intensities, not pixel bytes");
+
+    /// <summary>True when the images are bytes (<see cref="Pixels"/>), false when they are float intensities.</summary>
+    public bool HoldsBytes => pixels is not null;
     public int[] Labels { get; }
     public int Channels { get; }
     public int Height { get; }
@@ -85,15 +130,19 @@ public sealed class ImageDataset
     public ImageDataset Select(IReadOnlyList<int> indices, string? name = null)
     {
         int size = ImageSize;
-        var pixels = new byte[(long)indices.Count * size];
         var labels = new int[indices.Count];
-        for (int i = 0; i < indices.Count; i++)
+        for (int i = 0; i < indices.Count; i++) labels[i] = Labels[indices[i]];
+        if (intensities is not null)
         {
-            int src = indices[i];
-            Buffer.BlockCopy(Pixels, src * size, pixels, i * size, size);
-            labels[i] = Labels[src];
+            var selected = new float[(long)indices.Count * size];
+            for (int i = 0; i < indices.Count; i++)
+                Array.Copy(intensities, (long)indices[i] * size, selected, (long)i * size, size);
+            return FromIntensities(name ?? Name, selected, labels, Channels, Height, Width, ClassNames, Normalization);
         }
-        return new ImageDataset(name ?? Name, pixels, labels, Channels, Height, Width, ClassNames, Normalization);
+        var bytes = new byte[(long)indices.Count * size];
+        for (int i = 0; i < indices.Count; i++)
+            Buffer.BlockCopy(pixels!, indices[i] * size, bytes, i * size, size);
+        return new ImageDataset(name ?? Name, bytes, labels, Channels, Height, Width, ClassNames, Normalization);
     }
 
     /// <summary>The first <paramref name="count"/> images (all when null or larger than the set).</summary>
@@ -109,11 +158,10 @@ public sealed class ImageDataset
     {
         device ??= CPU;
         using var scope = NewDisposeScope();
-        var images = tensor(Pixels, [Count, Channels, Height, Width], ScalarType.Byte);
-        var floats = images.to_type(ScalarType.Float32).div_(255f);
-        var mean = tensor(Normalization.Mean).view(1, Channels, 1, 1);
-        var std = tensor(Normalization.Std).view(1, Channels, 1, 1);
-        floats.sub_(mean).div_(std);
+        var floats = pixels is not null
+            ? tensor(pixels, [Count, Channels, Height, Width], ScalarType.Byte).to_type(ScalarType.Float32).div_(255f)
+            : tensor(intensities!, [Count, Channels, Height, Width], ScalarType.Float32);
+        Normalization.ApplyInPlace(floats);
         var labels = tensor(Labels.Select(l => (long)l).ToArray(), ScalarType.Int64);
         var x = floats.to(device);
         var y = labels.to(device);

@@ -53,7 +53,9 @@ public static class ImageFolderReader
         var name = spec.Name;
         var (trainPixels, trainLabels) = Decode(trainFiles, spec);
         var (testPixels, testLabels) = Decode(testFiles, spec);
-        var normalization = Normalization.Measure(trainPixels, spec.FolderChannels, spec.FolderHeight, spec.FolderWidth);
+        var intensities = new float[trainPixels.Length];
+        for (long i = 0; i < intensities.LongLength; i++) intensities[i] = trainPixels[i] / 255f;
+        var normalization = Normalization.Estimate(intensities, spec.FolderChannels, spec.FolderHeight * spec.FolderWidth);
         return new DatasetPair(
             new ImageDataset(name + "-train", trainPixels, trainLabels, spec.FolderChannels, spec.FolderHeight, spec.FolderWidth, classNames, normalization),
             new ImageDataset(name + "-test", testPixels, testLabels, spec.FolderChannels, spec.FolderHeight, spec.FolderWidth, classNames, normalization));

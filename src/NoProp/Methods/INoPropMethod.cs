@@ -68,9 +68,18 @@ public sealed class InferenceOptions
 
     /// <summary>Receives solver statistics (function evaluations), when set.</summary>
     public InferenceStatistics? Statistics { get; init; }
-    /// <summary>Draws standard normal noise of the given shape from <see cref="Generator"/>.</summary>
-    public Tensor Noise(long[] shape, Device device) =>
-        randn(shape, ScalarType.Float32, device: device, generator: Generator);
+
+    /// <summary>
+    /// Draws every inference noise tensor instead of <see cref="Generator"/>, when set: a caller can then decide
+    /// where each image's noise comes from (the ML.NET adapter gives each image a generator of its own, so an
+    /// image's score does not depend on the batch it is scored in). Called with the shape [B, ...] and device.
+    /// </summary>
+    public Func<long[], Device, Tensor>? NoiseSource { get; init; }
+
+    /// <summary>Draws standard normal noise of the given shape from <see cref="NoiseSource"/> or <see cref="Generator"/>.</summary>
+    public Tensor Noise(long[] shape, Device device) => NoiseSource is not null
+        ? NoiseSource(shape, device)
+        : randn(shape, ScalarType.Float32, device: device, generator: Generator);
 }
 
 /// <summary>Counters filled in by inference.</summary>

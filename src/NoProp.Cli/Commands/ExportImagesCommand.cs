@@ -1,0 +1,73 @@
+using System.Globalization;
+using Microsoft.ML.Data;
+using NoProp.Data;
+using NoProp.Runtime;
+
+namespace NoProp.Cli.Commands;
+
+/// <summary>
+/// <c>noprop export-images</c>: writes a data set's images as PNG files, one folder per class (DIR/&lt;class&gt;/&lt;index&gt;.png),
+/// the layout image-folder tools (examples/ImageFolderClassifier, ML.NET's LoadImages) read.
+/// </summary>
+public static class ExportImagesCommand
+{
+    public const string Help = """
+        noprop export-images: write a data set's images as PNG files, one folder per class
+
+          --dataset mnist          data set (mnist is embedded)                        [mnist]
+          --data-dir DIR           folder holding the data set's files                 [embedded MNIST]
+          --split test|train       which split to export                               [test]
+          --output DIR             where the class folders go                          [required]
+          --limit N                export the first N images of the split             [all]
+        """;
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Contains("--help")) { stdout.Write(Help); return 0; }
+        var reader = new ArgumentReader(args, new HashSet<string>());
+        var dataset = reader.Choice("dataset", "mnist", Datasets.Names);
+        var dataDir = reader.String("data-dir");
+        var split = reader.Choice("split", "test", "test", "train");
+        var output = reader.String("output") ?? throw new UsageException("--output is required");
+        int? limit = reader.Int("limit", 1);
+        reader.EnsureAllConsumed("export-images");
+
+        var data = Datasets.Load(dataset, dataDir);
+        var images = (split == "train" ? data.Train : data.Test).Take(limit);
+        if (images.Channels is not (1 or 3))
+            throw new NoPropException($"{images.Name}: cannot write {images.Channels}-channel images as PNG (1 or 3 channels)");
+        int digits = Math.Max(5, images.Count.ToString(CultureInfo.InvariantCulture).Length);
+        foreach (var name in images.ClassNames) Directory.CreateDirectory(Path.Combine(output, SafeFolderName(name)));
+
+        var rgba = new byte[images.Height * images.Width * 4];
+        for (int i = 0; i < images.Count; i++)
+        {
+            ToRgba(images, i, rgba);
+            // MLImage is ML.NET's own (SkiaSharp) image type: what LoadImages reads back, and nothing to install on Linux.
+            using var image = MLImage.CreateFromPixels(images.Width, images.Height, MLPixelFormat.Rgba32, rgba);
+            var folder = SafeFolderName(images.ClassNames[images.Labels[i]]);
+            image.Save(Path.Combine(output, folder, i.ToString("D" + digits, CultureInfo.InvariantCulture) + ".png"));
+        }
+        stdout.WriteLine($"wrote {images.Count} PNG files ({images.Width}×{images.Height}, {images.ClassCount} class folders) to {output}");
+        return 0;
+    }
+
+    /// <summary>Image i as RGBA bytes; a grey image repeats its one channel (the stored layout is channel-major).</summary>
+    private static void ToRgba(ImageDataset images, int index, byte[] rgba)
+    {
+        int plane = images.Height * images.Width;
+        var pixels = images.Pixels.AsSpan(index * images.ImageSize, images.ImageSize);
+        for (int p = 0; p < plane; p++)
+        {
+            for (int c = 0; c < 3; c++) rgba[p * 4 + c] = pixels[(images.Channels == 1 ? 0 : c) * plane + p];
+            rgba[p * 4 + 3] = 255;
+        }
+    }
+
+    private static string SafeFolderName(string className)
+    {
+        var invalid = Path.GetInvalidFileNameChars();
+        var name = new string(className.Select(ch => invalid.Contains(ch) ? '_' : ch).ToArray());
+        return name is "" or "." or ".." ? "_" + name : name;
+    }
+}

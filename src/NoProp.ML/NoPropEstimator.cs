@@ -1,0 +1,238 @@
+using System.Globalization;
+using Microsoft.ML;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.Data;
+using NoProp.Data;
+using NoProp.Embeddings;
+using NoProp.Methods;
+using NoProp.ML.Training;
+using NoProp.Models;
+using NoProp.Runtime;
+using NoProp.Training;
+
+namespace NoProp.ML;
+
+/// <summary>
+/// Trains a NoProp model (Li, Teh &amp; Pascanu, arXiv 2503.24322) in an ML.NET pipeline. The label must be a key
+/// column (<c>MapValueToKey</c>), the features a known-size vector of Single holding one image per row (C × H × W,
+/// channel-major, as <c>ExtractPixels</c> writes it). Fit reads the rows once, holds out
+/// <see cref="NoPropOptions.ValidationFraction"/> of them to pick the best epoch, and trains with the library's own
+/// training loop; the result scores with <see cref="NoPropTransformer"/>. Put <c>AppendCacheCheckpoint</c> before it
+/// only when other trainers share the data: NoProp materialises its rows itself.
+/// </summary>
+public sealed class NoPropEstimator : IEstimator<NoPropTransformer>
+{
+    private readonly IHostEnvironment environment;
+    private readonly IHost host;
+    private readonly NoPropOptions options;
+
+    public NoPropEstimator(IHostEnvironment environment, NoPropOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(environment);
+        ArgumentNullException.ThrowIfNull(options);
+        this.environment = environment;
+        host = environment.Register(nameof(NoPropEstimator));
+        this.options = options.Clone();   // later edits of the caller's object must not change this estimator
+        Validate(this.options);
+    }
+
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        ColumnChecks.CheckLabel(inputSchema, options.LabelColumnName);
+        ColumnChecks.CheckFeatures(inputSchema, options.FeatureColumnName);
+        inputSchema.TryFindColumn(options.LabelColumnName, out var label);
+        bool labelHasKeyValues = label.Annotations.TryFindColumn(AnnotationUtils.Kinds.KeyValues, out _);
+        return OutputColumns.Shape(inputSchema, options.ScoreColumnName, options.PredictedLabelColumnName, labelHasKeyValues);
+    }
+
+    public NoPropTransformer Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var schema = input.Schema;
+        var labelType = ColumnChecks.CheckLabel(schema, options.LabelColumnName);
+        var featureType = ColumnChecks.CheckFeatures(schema, options.FeatureColumnName);
+        var image = ColumnChecks.InferImageShape(featureType, options.FeatureColumnName, options.Channels, options.Height, options.Width);
+        var labelColumn = schema[options.LabelColumnName];
+        var classNames = ClassNames(labelColumn, (int)labelType.Count);
+
+        using var channel = host.Start("Training");
+        var rows = TrainingRows.Read(input, schema[options.FeatureColumnName], labelColumn, image.Size);
+        if (rows.Count == 0)
+            throw new InvalidOperationException(rows.SkippedRows == 0
+                ? "NoProp: the training set is empty (no rows)"
+                : $"NoProp: the training set is empty: all {rows.SkippedRows} rows have a missing label (key 0) in column '{options.LabelColumnName}'");
+        if (rows.SkippedRows > 0)
+            channel.Warning($"{rows.SkippedRows} rows with a missing label (key 0) in column '{options.LabelColumnName}' were skipped");
+
+        var (train, validation) = Split(rows, image, classNames);   // copies: the full array is garbage from here on
+        var config = BuildConfig(image, classNames, train.Normalization);
+        TorchRuntime.Initialize();
+        var device = DeviceSelection.For(environment);
+        TorchRuntime.Seed(options.Seed);   // initialisation is part of the seeded run, as in the CLI
+        var method = MethodFactory.Create(config, device);
+        try
+        {
+            if (config.Embedding == LabelEmbeddingKind.Prototype) PrototypeInitialisation.Apply(method, train, options.Seed);
+            var progress = new ChannelProgress(channel, options.Progress);
+            progress.Message(string.Create(CultureInfo.InvariantCulture,
+                $"training NoProp-{config.Method.ToCliName().ToUpperInvariant()} on {train.Count} rows ({validation.Count} held out for validation), " +
+                $"{classNames.Length} classes, images {image}, {config.Embedding.ToCliName()} embedding (d = {config.EmbeddingDimension}), " +
+                $"{options.Epochs} epochs, batch {options.BatchSize}, device {device.type}"));
+            var splits = new DataSplits(train, validation, validation.Take(0), Notice: null);
+            var trainingOptions = new TrainingOptions
+            {
+                Epochs = options.Epochs,
+                BatchSize = options.BatchSize,
+                Seed = options.Seed,
+                InferenceBatchSize = options.InferenceBatchSize,
+            };
+            var result = new Trainer(method, splits, trainingOptions, progress).Run();
+            if (result.BestValidationAccuracy is double best)
+                progress.Message(string.Create(CultureInfo.InvariantCulture, $"kept epoch {result.BestEpoch} (validation accuracy {best:P2}); {result.TrainSeconds:F1} s training"));
+            return new NoPropTransformer(environment, method, options.FeatureColumnName, options.ScoreColumnName,
+                options.PredictedLabelColumnName, options.Seed, options.InferenceBatchSize);
+        }
+        catch (NoPropException e)
+        {
+            method.Dispose();
+            throw new InvalidOperationException($"NoProp: {e.Message}", e);
+        }
+        catch
+        {
+            method.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The label's key values (MapValueToKey's), else "0".."K−1" as ML.NET's evaluator names unnamed classes.</summary>
+    private static string[] ClassNames(DataViewSchema.Column label, int count)
+    {
+        if (label.HasKeyValues())
+        {
+            VBuffer<ReadOnlyMemory<char>> values = default;
+            label.GetKeyValues(ref values);
+            var dense = values.DenseValues().Select(v => v.ToString()).ToArray();
+            if (dense.Length == count) return dense;
+        }
+        return Enumerable.Range(0, count).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
+    }
+
+    /// <summary>
+    /// A seeded split into training and validation rows (the training side keeps at least two rows, for BatchNorm),
+    /// normalised with statistics of the training rows only.
+    /// </summary>
+    private (ImageDataset Train, ImageDataset Validation) Split(TrainingRows rows, ImageShape image, string[] classNames)
+    {
+        int validationCount = Math.Clamp((int)Math.Floor(rows.Count * options.ValidationFraction), 0, Math.Max(0, rows.Count - 2));
+        if (rows.Count - validationCount < 2)
+            throw new InvalidOperationException($"NoProp: the training set has {rows.Count} labelled row; training needs at least 2");
+        var order = Enumerable.Range(0, rows.Count).ToArray();
+        new Random(options.Seed).Shuffle(order);
+        var (trainFeatures, trainLabels) = Gather(rows, order[validationCount..], image.Size);
+        var (validationFeatures, validationLabels) = Gather(rows, order[..validationCount], image.Size);
+        var normalization = ChooseNormalization(trainFeatures, image);
+        return (
+            ImageDataset.FromIntensities("training rows", trainFeatures, trainLabels, image.Channels, image.Height, image.Width, classNames, normalization),
+            ImageDataset.FromIntensities("validation rows", validationFeatures, validationLabels, image.Channels, image.Height, image.Width, classNames, normalization));
+    }
+
+    private static (float[] Features, int[] Labels) Gather(TrainingRows rows, int[] indices, int size)
+    {
+        var features = new float[(long)indices.Length * size];
+        var labels = new int[indices.Length];
+        for (int i = 0; i < indices.Length; i++)
+        {
+            Array.Copy(rows.Features, (long)indices[i] * size, features, (long)i * size, size);
+            labels[i] = rows.Labels[indices[i]];
+        }
+        return (features, labels);
+    }
+
+    private Normalization ChooseNormalization(float[] trainFeatures, ImageShape image)
+    {
+        switch (options.Normalization)
+        {
+            case FeatureNormalization.TrainingStatistics:
+                return Normalization.Estimate(trainFeatures, image.Channels, image.Height * image.Width);
+            case FeatureNormalization.Explicit:
+                var (mean, std) = (options.NormalizationMean!, options.NormalizationStd!);
+                if (mean.Length != image.Channels || std.Length != image.Channels)
+                    throw new ArgumentOutOfRangeException(nameof(options),
+                        $"NoPropOptions.NormalizationMean and NormalizationStd need one value per channel ({image.Channels}), got {mean.Length} and {std.Length}");
+                return new Normalization(mean, std);
+            default:
+                return Normalization.Identity(image.Channels);
+        }
+    }
+
+    private ModelConfig BuildConfig(ImageShape image, string[] classNames, Normalization normalization)
+    {
+        var method = options.Method switch
+        {
+            NoPropMethod.DiscreteTime => MethodKind.DiscreteTime,
+            NoPropMethod.ContinuousTime => MethodKind.ContinuousTime,
+            NoPropMethod.FlowMatching => MethodKind.FlowMatching,
+            _ => throw new ArgumentOutOfRangeException(nameof(options), $"unknown NoPropOptions.Method {options.Method}"),
+        };
+        var config = new ModelConfig
+        {
+            Method = method,
+            Dataset = $"ML.NET column '{options.FeatureColumnName}'",
+            Image = image,
+            ClassNames = classNames,
+            NormalizationMean = normalization.Mean,
+            NormalizationStd = normalization.Std,
+            Embedding = options.Embedding,
+            EmbeddingDimension = ModelConfig.DefaultEmbeddingDimension(options.Embedding, classNames.Length, image, options.EmbeddingDimension),
+            Blocks = options.Blocks,
+            Eta = options.Eta ?? (method == MethodKind.DiscreteTime ? 0.1 : 1.0),
+            LearningRate = options.LearningRate,
+            WeightDecay = options.WeightDecay,
+            Solver = options.Solver,
+            InferenceSteps = options.InferenceSteps,
+            Prediction = ModelConfig.DefaultPrediction(method),
+        };
+        try
+        {
+            config.Validate();
+        }
+        catch (NoPropException e)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), $"NoProp: {e.Message}");
+        }
+        return config;
+    }
+
+    /// <summary>Checks what can be checked before seeing data, naming the option at fault.</summary>
+    private static void Validate(NoPropOptions o)
+    {
+        void Require(bool ok, string option, string rule)
+        {
+            if (!ok) throw new ArgumentOutOfRangeException(nameof(options), $"NoPropOptions.{option} {rule}");
+        }
+        foreach (var (name, value) in new[] { ("LabelColumnName", o.LabelColumnName), ("FeatureColumnName", o.FeatureColumnName),
+                     ("ScoreColumnName", o.ScoreColumnName), ("PredictedLabelColumnName", o.PredictedLabelColumnName) })
+            Require(!string.IsNullOrWhiteSpace(value), name, "must name a column");
+        Require(o.ScoreColumnName != o.PredictedLabelColumnName, "PredictedLabelColumnName", "must differ from ScoreColumnName");
+        Require(o.Epochs >= 1, "Epochs", $"must be at least 1, got {o.Epochs}");
+        Require(o.BatchSize >= 2, "BatchSize", $"must be at least 2 (BatchNorm needs two images), got {o.BatchSize}");
+        Require(o.Blocks >= 1, "Blocks", $"must be at least 1, got {o.Blocks}");
+        Require(o.InferenceSteps >= 1, "InferenceSteps", $"must be at least 1, got {o.InferenceSteps}");
+        Require(o.InferenceBatchSize >= 1, "InferenceBatchSize", $"must be at least 1, got {o.InferenceBatchSize}");
+        Require(o.LearningRate > 0, "LearningRate", $"must be positive, got {o.LearningRate}");
+        Require(o.WeightDecay >= 0, "WeightDecay", $"must be 0 or more, got {o.WeightDecay}");
+        Require(o.Eta is null || o.Eta > 0, "Eta", $"must be positive, got {o.Eta}");
+        Require(o.Eta is null || o.Method != NoPropMethod.FlowMatching, "Eta", "does not apply to NoPropMethod.FlowMatching (its loss has no η)");
+        Require(o.ValidationFraction is >= 0 and < 1, "ValidationFraction", $"must lie in [0, 1), got {o.ValidationFraction}");
+        Require(o.EmbeddingDimension is null || o.Embedding == LabelEmbeddingKind.Learned, "EmbeddingDimension",
+            $"applies to LabelEmbeddingKind.Learned only (a {o.Embedding} embedding's dimension is fixed)");
+        Require(o.EmbeddingDimension is null or >= 1, "EmbeddingDimension", $"must be at least 1, got {o.EmbeddingDimension}");
+        bool explicitStatistics = o.NormalizationMean is not null || o.NormalizationStd is not null;
+        Require(o.Normalization == FeatureNormalization.Explicit || !explicitStatistics, "NormalizationMean",
+            "and NormalizationStd apply to FeatureNormalization.Explicit only");
+        Require(o.Normalization != FeatureNormalization.Explicit || (o.NormalizationMean is not null && o.NormalizationStd is not null),
+            "Normalization", "= Explicit needs NormalizationMean and NormalizationStd");
+        Require(o.NormalizationStd is null || o.NormalizationStd.All(s => s > 0), "NormalizationStd", "must be positive");
+    }
+}

@@ -1,0 +1,106 @@
+using NoProp.Embeddings;
+using NoProp.Solvers;
+using NoProp.Training;
+
+namespace NoProp.ML;
+
+/// <summary>The NoProp variant to train (paper §2.3–2.5).</summary>
+public enum NoPropMethod
+{
+    /// <summary>NoProp-DT: T blocks, each trained alone to denoise a noisy label embedding.</summary>
+    DiscreteTime,
+    /// <summary>NoProp-CT: one denoiser û(z_t, x, t) with a learnable noise schedule; ODE inference.</summary>
+    ContinuousTime,
+    /// <summary>NoProp-FM: flow matching of the label embedding; ODE inference.</summary>
+    FlowMatching,
+}
+
+/// <summary>How the features are standardised before they reach the network.</summary>
+public enum FeatureNormalization
+{
+    /// <summary>Per-channel mean and standard deviation measured on the training rows (stored in the model).</summary>
+    TrainingStatistics,
+    /// <summary>The given <see cref="NoPropOptions.NormalizationMean"/> and <see cref="NoPropOptions.NormalizationStd"/>.</summary>
+    Explicit,
+    /// <summary>The features reach the network as they are.</summary>
+    None,
+}
+
+/// <summary>
+/// Options of <see cref="NoPropEstimator"/>. The defaults train NoProp-DT with the paper's MNIST configuration except
+/// the epoch count; every option is stored in the trained model where it matters for scoring.
+/// </summary>
+public sealed class NoPropOptions
+{
+    /// <summary>The label: a key column (put <c>MapValueToKey</c> before the estimator). Its key values become the class names.</summary>
+    public string LabelColumnName { get; set; } = "Label";
+
+    /// <summary>The input: a known-size vector of Single holding one image per row, channel-major (C × H × W).</summary>
+    public string FeatureColumnName { get; set; } = "Features";
+
+    /// <summary>The output column of class probabilities (Vector&lt;Single, K&gt;).</summary>
+    public string ScoreColumnName { get; set; } = "Score";
+
+    /// <summary>The output column of the predicted class (Key&lt;UInt32, K&gt;, the label's key type).</summary>
+    public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
+
+    public NoPropMethod Method { get; set; } = NoPropMethod.DiscreteTime;
+
+    /// <summary>The label embedding W_Embed: one-hot (fixed), learned, or learned from class prototypes.</summary>
+    public LabelEmbeddingKind Embedding { get; set; } = LabelEmbeddingKind.OneHot;
+
+    /// <summary>The dimension of a <see cref="LabelEmbeddingKind.Learned"/> embedding (the others fix it); null: 20.</summary>
+    public int? EmbeddingDimension { get; set; }
+
+    public int Epochs { get; set; } = 10;
+    public int BatchSize { get; set; } = 128;
+
+    /// <summary>Seeds initialisation, data order, the validation split and the scoring noise of the trained model.</summary>
+    public int Seed { get; set; } = 1;
+
+    /// <summary>NoProp-DT only: T, the number of blocks (paper: 10).</summary>
+    public int Blocks { get; set; } = 10;
+
+    /// <summary>The learning rate of every optimiser (paper: 10⁻³).</summary>
+    public double LearningRate { get; set; } = 1e-3;
+
+    /// <summary>Weight decay of the optimisers (AdamW for DT as in the paper, 10⁻³; Adam's L2 term for CT and FM).</summary>
+    public double WeightDecay { get; set; } = 1e-3;
+
+    /// <summary>η, the weight of the denoising loss; null: 0.1 for DT, 1 for CT (unused by FM).</summary>
+    public double? Eta { get; set; }
+
+    /// <summary>NoProp-CT and NoProp-FM only: the ODE solver used at inference.</summary>
+    public OdeSolverKind Solver { get; set; } = OdeSolverKind.Heun;
+
+    /// <summary>NoProp-CT and NoProp-FM only: solver steps over t ∈ [0, 1].</summary>
+    public int InferenceSteps { get; set; } = 40;
+
+    /// <summary>
+    /// The share of the training rows held out to pick the best epoch (validation accuracy after every epoch);
+    /// 0 trains on every row and keeps the last epoch.
+    /// </summary>
+    public double ValidationFraction { get; set; } = 0.1;
+
+    /// <summary>Image shape. When all three are null it comes from the feature column's dimensions (ExtractPixels gives
+    /// [C, H, W]); a flat vector of n² values is read as a 1 × n × n image. Set all three for any other flat vector.</summary>
+    public int? Channels { get; set; }
+    public int? Height { get; set; }
+    public int? Width { get; set; }
+
+    public FeatureNormalization Normalization { get; set; } = FeatureNormalization.TrainingStatistics;
+
+    /// <summary>Per-channel means for <see cref="FeatureNormalization.Explicit"/> (MNIST in [0, 1]: 0.1307).</summary>
+    public float[]? NormalizationMean { get; set; }
+
+    /// <summary>Per-channel standard deviations for <see cref="FeatureNormalization.Explicit"/> (MNIST in [0, 1]: 0.3081).</summary>
+    public float[]? NormalizationStd { get; set; }
+
+    /// <summary>Rows per forward pass when scoring.</summary>
+    public int InferenceBatchSize { get; set; } = 256;
+
+    /// <summary>Receives progress (every minibatch) and epoch summaries besides the MLContext log; e.g. <see cref="ConsoleProgress"/>.</summary>
+    public ITrainingProgress? Progress { get; set; }
+
+    internal NoPropOptions Clone() => (NoPropOptions)MemberwiseClone();
+}

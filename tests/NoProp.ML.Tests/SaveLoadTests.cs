@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using System.IO.Compression;
+using System.Text.Json;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace NoProp.ML.Tests;
+
+[TestClass]
+public sealed class SaveLoadTests
+{
+    private static string SavedModel()
+    {
+        var path = Path.Combine(MlTestSupport.TempDirectory(), "noprop.zip");
+        MlTestSupport.Context.Model.Save(MlTestSupport.Model, MlTestSupport.Train.Schema, path);
+        return path;
+    }
+
+    [TestMethod]
+    public void TheZipHoldsTheOptionsClassNamesAndWeights()
+    {
+        using var zip = ZipFile.OpenRead(SavedModel());
+        var names = zip.Entries.Select(e => e.FullName).ToList();
+        var weights = names.SingleOrDefault(n => n.EndsWith("/TorchModel", StringComparison.Ordinal));
+        Assert.IsNotNull(weights, string.Join(", ", names));
+        Assert.IsTrue(zip.GetEntry(weights)!.Length > 100_000, "the TorchSharp weights of two DT blocks");
+        var json = names.Single(n => n.EndsWith("/NoPropModel.json", StringComparison.Ordinal));
+        using var reader = new StreamReader(zip.GetEntry(json)!.Open());
+        using var config = JsonDocument.Parse(reader.ReadToEnd());
+        var classes = config.RootElement.GetProperty("class_names").EnumerateArray().Select(e => e.GetString()).ToArray();
+        CollectionAssert.AreEqual(MlTestSupport.NoProp.ClassNames.ToArray(), classes);
+        Assert.AreEqual(2, config.RootElement.GetProperty("blocks").GetInt32());
+        Assert.AreEqual("discrete_time", config.RootElement.GetProperty("method").GetString());
+    }
+
+    [TestMethod]
+    public void LoadInANewContextGivesIdenticalScores()
+    {
+        var path = SavedModel();
+        var expected = MlTestSupport.Scores(MlTestSupport.Model.Transform(MlTestSupport.Test));
+
+        var fresh = new MLContext();   // no registration call
+        var loaded = fresh.Model.Load(path, out var inputSchema);
+        using (loaded as IDisposable)
+        {
+            Assert.IsNotNull(inputSchema.GetColumnOrNull("Features"));
+            var noProp = ((TransformerChain<ITransformer>)loaded).OfType<NoPropTransformer>().Single();
+            Assert.AreEqual(MlTestSupport.NoProp.ScoringSeed, noProp.ScoringSeed);
+            var test = fresh.Data.LoadFromEnumerable(MlTestSupport.Digits(train: false, MlTestSupport.TestRows));
+            var actual = MlTestSupport.Scores(loaded.Transform(test));
+            Assert.AreEqual(expected.Count, actual.Count);
+            for (int i = 0; i < expected.Count; i++) CollectionAssert.AreEqual(expected[i], actual[i], $"row {i}");
+            var metrics = fresh.MulticlassClassification.Evaluate(loaded.Transform(test));
+            var original = MlTestSupport.Context.MulticlassClassification.Evaluate(MlTestSupport.Model.Transform(MlTestSupport.Test));
+            Assert.AreEqual(original.MicroAccuracy, metrics.MicroAccuracy);
+        }
+    }
+
+    [TestMethod]
+    public void LoadInAFreshProcessGivesIdenticalScores()
+    {
+        var dir = MlTestSupport.TempDirectory();
+        var path = SavedModel();
+        var digits = MlTestSupport.Digits(train: false, 50);
+        var rowsFile = Path.Combine(dir, "rows.bin");
+        using (var writer = new BinaryWriter(File.Create(rowsFile)))
+        {
+            writer.Write(digits.Count);
+            writer.Write(digits[0].Features.Length);
+            foreach (var d in digits) foreach (var v in d.Features) writer.Write(v);
+        }
+        var scoresFile = Path.Combine(dir, "scores.bin");
+        var helper = Path.Combine(AppContext.BaseDirectory, "NoProp.ML.ScoringProcess.dll");
+        Assert.IsTrue(File.Exists(helper), $"{helper} is built beside the tests");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in new[] { helper, path, rowsFile, scoresFile }) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEnd();
+        Assert.IsTrue(process.WaitForExit(TimeSpan.FromMinutes(3)), "the scoring process finished");
+        Assert.AreEqual(0, process.ExitCode, stdout + stderr.Result);
+
+        var expected = MlTestSupport.Scores(MlTestSupport.Model.Transform(MlTestSupport.Context.Data.LoadFromEnumerable(digits)));
+        using var reader = new BinaryReader(File.OpenRead(scoresFile));
+        Assert.AreEqual(digits.Count, reader.ReadInt32());
+        Assert.AreEqual(10, reader.ReadInt32());
+        for (int i = 0; i < digits.Count; i++)
+            for (int k = 0; k < 10; k++)
+                Assert.AreEqual(expected[i][k], reader.ReadSingle(), $"row {i}, class {k}: bitwise identical");
+    }
+
+    [TestMethod]
+    public void ASingleSavedTransformerLoadsBackAsItself()
+    {
+        var path = Path.Combine(MlTestSupport.TempDirectory(), "alone.zip");
+        var keyed = MlTestSupport.Model.Take(1).Single().Transform(MlTestSupport.Train);
+        MlTestSupport.Context.Model.Save(MlTestSupport.NoProp, keyed.Schema, path);
+        using var loaded = (NoPropTransformer)new MLContext().Model.Load(path, out _);
+        CollectionAssert.AreEqual(MlTestSupport.NoProp.ClassNames.ToArray(), loaded.ClassNames.ToArray());
+        Assert.AreEqual(MlTestSupport.NoProp.ImageShape, loaded.ImageShape);
+        Assert.AreEqual(MlTestSupport.NoProp.Configuration.NormalizationMean[0], loaded.Configuration.NormalizationMean[0]);
+    }
+}
