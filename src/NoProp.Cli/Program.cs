@@ -16,7 +16,9 @@ public static class Program
         usage:
           noprop train --method dt [options]       train a model (see noprop train --help)
           noprop eval --model DIR [options]        evaluate a trained model (see noprop eval --help)
-          noprop sweep --model DIR [options]       accuracy and time against ODE solver steps (CT, FM)
+          noprop sweep --model DIR [options]       accuracy and time against ODE solver steps (CT, FM, adjoint)
+          noprop plot --runs DIR... --output DIR   PNG charts of runs (accuracy against time, losses, sweeps, schedule)
+          noprop experiment --config FILE.json     a grid of runs evaluated R times: results.md/.csv like the paper's Table 1
           noprop download --dataset NAME           fetch fashion-mnist, cifar10 or cifar100 (checksums verified)
           noprop export-images --output DIR        write a data set as PNG files, one folder per class
 
@@ -44,7 +46,9 @@ public static class Program
                 "sweep" => SweepCommand.Run(rest, stdout, stderr),
                 "download" => DownloadCommand.Run(rest, stdout, stderr),
                 "export-images" => ExportImagesCommand.Run(rest, stdout, stderr),
-                _ => throw new UsageException($"unknown command '{args[0]}' (expected train, eval, sweep, download or export-images)"),
+                "plot" => PlotCommand.Run(rest, stdout, stderr),
+                "experiment" => ExperimentCommand.Run(rest, stdout, stderr),
+                _ => throw new UsageException($"unknown command '{args[0]}' (expected train, eval, sweep, plot, experiment, download or export-images)"),
             };
         }
         catch (UsageException e)

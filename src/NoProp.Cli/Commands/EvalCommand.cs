@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using NoProp.Data;
 using NoProp.Methods;
 using NoProp.Runtime;
@@ -16,7 +15,11 @@ public static class EvalCommand
           --model DIR          a folder written by noprop train                           [required]
           --test-size N        the first N test images                                    [all]
           --runs R             stochastic inference runs; reports mean ± standard error    [1]
-          --deterministic      DT: ε = 0 in Eq. 3; CT/FM: start from z_0 = 0 (every run then gives the same result)
+          --deterministic      DT: ε = 0 in Eq. 3; CT/FM/adjoint/backprop: start from z_0 = 0
+                               (CT, FM, adjoint and backprop are then fully deterministic)
+          --per-block          dt, backprop: also the accuracy of the output head on z_t after every block t
+          --image-only         also the image path alone, without the chain: the first network evaluation at
+                               z = 0 (dt, backprop: block 1; ct: û(0, x, 0); fm: nearest embedding to v(0, x, 0))
           --seed S             seed of the first run's inference noise (run r uses S + r)  [1]
           --data-dir DIR       folder holding the data set's files                         [embedded MNIST]
           --threads N / --device cpu|cuda
@@ -29,7 +32,7 @@ public static class EvalCommand
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         if (args.Contains("--help")) { stdout.Write(Help); return 0; }
-        var reader = new ArgumentReader(args, new HashSet<string> { "deterministic", "no-cache" });
+        var reader = new ArgumentReader(args, new HashSet<string> { "deterministic", "no-cache", "per-block", "image-only" });
         var modelDir = reader.String("model") ?? throw new UsageException("--model is required");
         int? testSize = reader.Int("test-size", 1);
         int runs = reader.Int("runs", 1, 10_000) ?? 1;
@@ -42,39 +45,57 @@ public static class EvalCommand
         int? steps = reader.Int("steps", 1, 1_000_000);
         string? prediction = reader.Has("prediction") ? reader.Choice("prediction", "head", "head", "nearest") : null;
         bool noCache = reader.Flag("no-cache");
+        bool perBlock = reader.Flag("per-block");
+        bool imageOnly = reader.Flag("image-only");
         reader.EnsureAllConsumed("eval");
 
         TorchRuntime.Initialize(threads);
         var device = TorchRuntime.ResolveDevice(deviceName);
         using var method = ModelStore.Load(modelDir, device);
-        if (method.Config.Method == MethodKind.DiscreteTime && (solverName is not null || steps is not null || prediction is not null || noCache))
-            throw new UsageException("--solver, --steps, --prediction and --no-cache apply to CT and FM models");
+        if (method.Config.Method.IsBlockChain() && (solverName is not null || steps is not null || prediction is not null || noCache))
+            throw new UsageException("--solver, --steps, --prediction and --no-cache apply to CT, FM and adjoint models");
+        if (perBlock && !ChainDiagnostics.HasBlocks(method))
+            throw new UsageException($"--per-block applies to models made of blocks (dt, backprop), not to this {method.Config.Method.ToCliName()} model");
+        if (imageOnly && !ChainDiagnostics.HasImageOnly(method))
+            throw new UsageException($"--image-only is not defined for an {method.Config.Method.ToCliName()} model (its network is a velocity field read only through the ODE)");
         var data = Datasets.Load(method.Config.DatasetSpec(dataDir));
         var test = data.Test.Take(testSize);
         var (x, y) = test.ToTensors(device);
-        var accuracies = new List<double>();
-        var clock = Stopwatch.StartNew();
-        for (int r = 0; r < runs; r++)
+        var request = new EvaluationRequest
         {
-            var options = new InferenceOptions
+            Runs = runs,
+            Seed = seed,
+            PerBlock = perBlock,
+            ImageOnly = imageOnly,
+            Inference = new InferenceOptions
             {
                 Deterministic = deterministic,
-                Generator = Evaluator.InferenceGenerator(seed + r, device),
                 Solver = solverName is null ? null : OdeSolvers.Parse(solverName),
                 Steps = steps,
                 Prediction = prediction switch { "head" => PredictionRule.OutputHead, "nearest" => PredictionRule.NearestEmbedding, _ => null },
                 CacheImageFeatures = !noCache,
-            };
-            accuracies.Add(Evaluator.Accuracy(method, x, y, options));
-        }
-        double seconds = clock.Elapsed.TotalSeconds / runs;
+            },
+        };
+        var result = RepeatedEvaluation.Run(method, x, y, request);
         x.Dispose(); y.Dispose();
-        var (mean, se) = Statistics.MeanAndStandardError(accuracies);
+        var (mean, se) = result.Summary;
+        double seconds = result.SecondsPerRun;
         string mode = deterministic ? "deterministic" : "stochastic";
         if (runs == 1)
             stdout.WriteLine($"test accuracy: {mean * 100:F2} % ({test.Count} images, {mode} inference, {seconds:F1} s)");
         else
             stdout.WriteLine($"test accuracy: {mean * 100:F2} ± {se * 100:F2} % (mean ± standard error over {runs} {mode} runs, {test.Count} images, {seconds:F1} s per run)");
+        if (result.PerBlock is not null)
+        {
+            stdout.WriteLine($"per-block test accuracy (output head on z_t; {(runs == 1 ? "1 run" : $"mean ± standard error over {runs} runs")}):");
+            var summary = result.PerBlockSummary();
+            for (int b = 0; b < summary.Length; b++)
+                stdout.WriteLine(runs == 1
+                    ? $"  block {b + 1,2}: {summary[b].Mean * 100:F2} %"
+                    : $"  block {b + 1,2}: {summary[b].Mean * 100:F2} ± {summary[b].StandardError * 100:F2} %");
+        }
+        if (result.ImageOnly is double imageOnlyAccuracy)
+            stdout.WriteLine($"image-only test accuracy: {imageOnlyAccuracy * 100:F2} % (the first network evaluation at z = 0, no chain; deterministic)");
         return 0;
     }
 }

@@ -40,6 +40,8 @@ public sealed record RunSettings
     public double? GammaMax { get; set; }
     public double? GammaMin { get; set; }
     public double FlowSigma { get; set; }
+    /// <summary>Evaluate the test split after every epoch into test-curve.csv (never used for model selection).</summary>
+    public bool TrackTest { get; set; }
 
     public const string FileName = "run.json";
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };

@@ -54,8 +54,8 @@ public static class SweepCommand
         TorchRuntime.Initialize(threads);
         var device = TorchRuntime.ResolveDevice(deviceName);
         using var method = ModelStore.Load(modelDir, device);
-        if (method.Config.Method == MethodKind.DiscreteTime)
-            throw new UsageException($"--model {modelDir}: sweep needs a CT or FM model (NoProp-DT has no ODE solver)");
+        if (method.Config.Method.IsBlockChain())
+            throw new UsageException($"--model {modelDir}: sweep needs a CT, FM or adjoint model ({method.Config.Method.DisplayName()} has no ODE solver)");
         var solver = solverName is null ? method.Config.Solver : OdeSolvers.Parse(solverName);
         var test = Datasets.Load(method.Config.DatasetSpec(dataDir)).Test.Take(testSize);
         var (x, y) = test.ToTensors(device);

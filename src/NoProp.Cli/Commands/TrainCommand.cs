@@ -18,6 +18,8 @@ public static class TrainCommand
         noprop train: train a NoProp model
 
           --method dt|ct|fm           NoProp-DT (§2.3), NoProp-CT (§2.4), NoProp-FM (§2.5)  [required]
+                   |backprop|adjoint  baselines: the DT blocks trained end to end (Eqs. 17–19),
+                                      the CT network as a neural ODE trained by the adjoint method
           --dataset NAME              mnist | fashion-mnist | cifar10 | cifar100 | folder:PATH   [mnist, embedded]
           --data-dir DIR              folder holding the data set's files               [per-user cache; MNIST: embedded]
           --download                  download the data set first if it is missing (fashion-mnist, cifar10, cifar100)
@@ -30,7 +32,7 @@ public static class TrainCommand
           --embedding KIND            onehot | learned | prototype                      [onehot]
           --embedding-dim K           dimension of a learned embedding                  [20]
           --eta X                     weight η of the denoising loss (dt, ct)           [dt 0.1, ct 1]
-          --lr X / --weight-decay X   optimiser (dt: AdamW, ct/fm: Adam)                [0.001 / 0.001]
+          --lr X / --weight-decay X   optimiser (dt, backprop, adjoint: AdamW; ct/fm: Adam)  [0.001 / 0.001]
           --train-size N              training images actually trained on               [all but the validation split]
           --validation-size N         validation split carved from the training set     [5000]
           --test-size N               evaluate on the first N test images               [all]
@@ -40,13 +42,15 @@ public static class TrainCommand
           --device cpu|cuda           where to train                                    [cpu]
           --output DIR                where the model, checkpoint and metrics go        [runs/<method>-<dataset>-<time>]
           --resume DIR                continue the run in DIR from its checkpoint (options given again override)
-        NoProp-DT:
+          --track-test                also evaluate the test split after every epoch into test-curve.csv
+                                      (for accuracy-against-time charts; never used to select the model)
+        NoProp-DT and backprop:
           --blocks T                  DT blocks                                         [10]
-        NoProp-CT and NoProp-FM:
+        NoProp-CT, NoProp-FM and adjoint:
           --backbone NAME             paper | resnet18 | resnet50 | resnet152           [paper]
           --solver NAME               euler | heun | midpoint | rk4 | dopri5            [heun]
-          --steps N                   solver steps over t in [0, 1]                     [40]
-          --prediction RULE           head | nearest (class from the final z)           [nearest]
+          --steps N                   solver steps over t in [0, 1] (adjoint: training too)  [40]
+          --prediction RULE           head | nearest (class from the final z)           [nearest; adjoint: head]
           --weighting W               ct: constant | snr-derivative (Eq. 9)             [constant]
           --gamma-max X / --gamma-min X   ct: initial γ(0), γ(1) of the schedule        [5 / -5]
           --flow-sigma X              fm: σ of the probability path (Eq. 10)            [0]
@@ -58,6 +62,7 @@ public static class TrainCommand
     {
         string[] dtOnly = ["blocks"];
         string[] continuousOnly = ["backbone", "solver", "steps", "prediction"];
+        bool chain = method is "dt" or "backprop", continuous = method is "ct" or "fm" or "adjoint";
         string[] ctOnly = ["weighting", "gamma-max", "gamma-min"];
         string[] fmOnly = ["flow-sigma"];
         string[] notFm = ["eta"];
@@ -66,11 +71,11 @@ public static class TrainCommand
             foreach (var name in names)
                 if (!applies && reader.Has(name)) throw new UsageException($"--{name} applies to {which}, not --method {method}");
         }
-        Reject(dtOnly, method == "dt", "--method dt");
-        Reject(continuousOnly, method != "dt", "--method ct and fm");
+        Reject(dtOnly, chain, "--method dt and backprop");
+        Reject(continuousOnly, continuous, "--method ct, fm and adjoint");
         Reject(ctOnly, method == "ct", "--method ct");
         Reject(fmOnly, method == "fm", "--method fm");
-        Reject(notFm, method != "fm", "--method dt and ct");
+        Reject(notFm, method is "dt" or "ct", "--method dt and ct");
     }
 
     /// <summary>"32" or "32x48" (height × width).</summary>
@@ -85,11 +90,11 @@ public static class TrainCommand
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         if (args.Contains("--help")) { stdout.Write(Help); return 0; }
-        var reader = new ArgumentReader(args, new HashSet<string> { "download", "augment" });
+        var reader = new ArgumentReader(args, new HashSet<string> { "download", "augment", "track-test" });
 
         var resumeDir = reader.String("resume");
         var settings = resumeDir is not null ? RunSettings.Load(resumeDir) : new RunSettings();
-        if (resumeDir is null && !reader.Has("method")) throw new UsageException("--method is required (dt, ct or fm)");
+        if (resumeDir is null && !reader.Has("method")) throw new UsageException("--method is required (dt, ct, fm, backprop or adjoint)");
         if (reader.Has("method")) settings.Method = reader.Choice("method", "dt", MethodKinds.CliNames);
         if (reader.Has("dataset"))
         {
@@ -135,6 +140,7 @@ public static class TrainCommand
         settings.GammaMax = reader.Double("gamma-max") ?? settings.GammaMax;
         settings.GammaMin = reader.Double("gamma-min") ?? settings.GammaMin;
         settings.FlowSigma = reader.Double("flow-sigma", -1e-300) ?? settings.FlowSigma;
+        if (reader.Has("track-test")) settings.TrackTest = reader.Flag("track-test");
         var output = resumeDir ?? reader.String("output")
             ?? Path.Combine("runs", $"{settings.Method}-{settings.Dataset}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}");
         if (resumeDir is not null && reader.Has("output") && Path.GetFullPath(reader.String("output")!) != Path.GetFullPath(resumeDir))
@@ -208,10 +214,10 @@ public static class TrainCommand
         if (resumeDir is null && config.Embedding == LabelEmbeddingKind.Prototype)
             PrototypeInitialisation.Apply(method, splits.Train, settings.Seed);
 
-        string shape = config.Method == MethodKind.DiscreteTime
+        string shape = config.Method.IsBlockChain()
             ? $"T = {config.Blocks}"
             : $"{config.Backbone.ToCliName()} backbone, {OdeSolvers.ToCliName(config.Solver)} × {config.InferenceSteps} steps";
-        progress.Message($"training NoProp-{settings.Method.ToUpperInvariant()} on {settings.Dataset}: {splits.Train.Count} training, {splits.Validation.Count} validation, {splits.Test.Count} test images; " +
+        progress.Message($"training {config.Method.DisplayName()} on {settings.Dataset}: {splits.Train.Count} training, {splits.Validation.Count} validation, {splits.Test.Count} test images; " +
                          $"{config.Embedding.ToCliName()} embedding (d = {config.EmbeddingDimension}), {shape}, {settings.Epochs} epochs, batch {settings.BatchSize}, {TorchSharp.torch.get_num_threads()} threads; output in {output}");
 
         var options = new TrainingOptions
@@ -224,6 +230,7 @@ public static class TrainCommand
             Augmentation = settings.Augment ? new AugmentationOptions { CropPadding = settings.CropPadding } : null,
         };
         var trainer = new Trainer(method, splits, options, progress);
+        using var extras = TrainExtras.Attach(trainer, method, output, settings.TrackTest, splits, device, settings.Seed, progress);
         using var cancellation = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
@@ -263,13 +270,13 @@ public static class TrainCommand
             ["augmentation"] = settings.Augment ? $"crop (padding {settings.CropPadding}) + horizontal flip" : null,
             ["embedding"] = config.Embedding.ToCliName(),
             ["embedding_dim"] = config.EmbeddingDimension,
-            ["blocks"] = config.Method == MethodKind.DiscreteTime ? config.Blocks : null,
-            ["backbone"] = config.Method == MethodKind.DiscreteTime ? null : config.Backbone.ToCliName(),
-            ["solver"] = config.Method == MethodKind.DiscreteTime ? null : OdeSolvers.ToCliName(config.Solver),
-            ["steps"] = config.Method == MethodKind.DiscreteTime ? null : config.InferenceSteps,
-            ["prediction"] = config.Method == MethodKind.DiscreteTime ? null : (config.Prediction == PredictionRule.OutputHead ? "head" : "nearest"),
+            ["blocks"] = config.Method.IsBlockChain() ? config.Blocks : null,
+            ["backbone"] = config.Method.IsBlockChain() ? null : config.Backbone.ToCliName(),
+            ["solver"] = config.Method.IsBlockChain() ? null : OdeSolvers.ToCliName(config.Solver),
+            ["steps"] = config.Method.IsBlockChain() ? null : config.InferenceSteps,
+            ["prediction"] = config.Method.IsBlockChain() ? null : (config.Prediction == PredictionRule.OutputHead ? "head" : "nearest"),
             ["weighting"] = config.Method == MethodKind.ContinuousTime ? (config.Weighting == CtWeighting.Constant ? "constant" : "snr-derivative") : null,
-            ["eta"] = config.Method == MethodKind.FlowMatching ? null : config.Eta,
+            ["eta"] = config.Method is MethodKind.DiscreteTime or MethodKind.ContinuousTime ? config.Eta : null,
             ["epochs"] = settings.Epochs,
             ["best_epoch"] = result.BestEpoch,
             ["batch_size"] = settings.BatchSize,
@@ -291,8 +298,10 @@ public static class TrainCommand
                 ["losses"] = h.Losses, ["validation_accuracy"] = h.ValidationAccuracy,
             }).ToList(),
         };
+        extras.AddMetrics(metrics);
         File.WriteAllText(Path.Combine(output, "metrics.json"),
             JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
+        extras.WriteCharts(stderr);
 
         string validation = result.BestValidationAccuracy is double v ? $"{v * 100:F2} % (epoch {result.BestEpoch})" : "n/a";
         stdout.WriteLine($"test accuracy: {testAccuracy * 100:F2} % ({splits.Test.Count} images, {testSeconds:F1} s inference)");

@@ -1,3 +1,5 @@
+using NoProp.Methods.Adjoint;
+using NoProp.Methods.Backprop;
 using NoProp.Methods.ContinuousTime;
 using NoProp.Methods.DiscreteTime;
 using NoProp.Methods.FlowMatching;
@@ -13,6 +15,8 @@ public static class MethodFactory
         MethodKind.DiscreteTime => new NoPropDt(config, device),
         MethodKind.ContinuousTime => new NoPropCt(config, device),
         MethodKind.FlowMatching => new NoPropFm(config, device),
+        MethodKind.Backprop => new BackpropBaseline(config, device),
+        MethodKind.Adjoint => new AdjointOde(config, device),
         _ => throw new ArgumentOutOfRangeException(nameof(config), $"unsupported method {config.Method}"),
     };
 }

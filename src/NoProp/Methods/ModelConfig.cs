@@ -16,6 +16,10 @@ public enum MethodKind
     ContinuousTime,
     /// <summary>NoProp-FM: flow matching of the label embedding (Eqs. 10–13, Algorithm 3).</summary>
     FlowMatching,
+    /// <summary>The back-propagation baseline (§4, Eqs. 17–19): the DT blocks chained and trained end to end.</summary>
+    Backprop,
+    /// <summary>The adjoint baseline: the CT network as a neural ODE trained by the adjoint method (Chen et al. 2018).</summary>
+    Adjoint,
 }
 
 /// <summary>How NoProp-CT weights its denoising term.</summary>
@@ -43,17 +47,38 @@ public static class MethodKinds
         MethodKind.DiscreteTime => "dt",
         MethodKind.ContinuousTime => "ct",
         MethodKind.FlowMatching => "fm",
+        MethodKind.Backprop => "backprop",
+        MethodKind.Adjoint => "adjoint",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
-    public static readonly string[] CliNames = ["dt", "ct", "fm"];
+    public static readonly string[] CliNames = ["dt", "ct", "fm", "backprop", "adjoint"];
+
+    /// <summary>Methods built from the DT blocks (a chain of T blocks, `--blocks`): NoProp-DT and the backprop baseline.</summary>
+    public static bool IsBlockChain(this MethodKind kind) => kind is MethodKind.DiscreteTime or MethodKind.Backprop;
+
+    /// <summary>Methods built on the CT network and integrated by an ODE solver: NoProp-CT, NoProp-FM and the adjoint baseline.</summary>
+    public static bool IsContinuous(this MethodKind kind) => kind is MethodKind.ContinuousTime or MethodKind.FlowMatching or MethodKind.Adjoint;
+
+    /// <summary>The name the paper's tables use ("NoProp-DT", "Backprop", ...).</summary>
+    public static string DisplayName(this MethodKind kind) => kind switch
+    {
+        MethodKind.DiscreteTime => "NoProp-DT",
+        MethodKind.ContinuousTime => "NoProp-CT",
+        MethodKind.FlowMatching => "NoProp-FM",
+        MethodKind.Backprop => "Backprop",
+        MethodKind.Adjoint => "Adjoint",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
 
     public static MethodKind Parse(string value) => value.ToLowerInvariant() switch
     {
         "dt" or "noprop-dt" => MethodKind.DiscreteTime,
         "ct" or "noprop-ct" => MethodKind.ContinuousTime,
         "fm" or "noprop-fm" => MethodKind.FlowMatching,
-        _ => throw new NoPropException($"unknown method '{value}' (expected dt, ct or fm)"),
+        "backprop" => MethodKind.Backprop,
+        "adjoint" => MethodKind.Adjoint,
+        _ => throw new NoPropException($"unknown method '{value}' (expected dt, ct, fm, backprop or adjoint)"),
     };
 }
 
@@ -142,7 +167,7 @@ public sealed record ModelConfig
     /// MNIST after 3 epochs (BENCHMARKS.md). <c>--prediction head</c> restores the paper's rule.
     /// </summary>
     public static PredictionRule DefaultPrediction(MethodKind method) =>
-        method == MethodKind.DiscreteTime ? PredictionRule.OutputHead : PredictionRule.NearestEmbedding;
+        method is MethodKind.DiscreteTime or MethodKind.Backprop or MethodKind.Adjoint ? PredictionRule.OutputHead : PredictionRule.NearestEmbedding;
 
     public void Validate()
     {
@@ -161,8 +186,10 @@ public sealed record ModelConfig
         if (!(FlowSigma >= 0)) throw new NoPropException("--flow-sigma must be 0 or more");
         if (Method == MethodKind.FlowMatching && Prediction == PredictionRule.OutputHead && Embedding == LabelEmbeddingKind.OneHot)
             throw new NoPropException("--prediction head: a one-hot NoProp-FM model has no trained output head (the anchor loss applies to learned embeddings); use --prediction nearest");
-        if (Backbone != BackboneKind.Paper && Method == MethodKind.DiscreteTime)
-            throw new NoPropException("--backbone applies to --method ct and fm (the DT blocks are the paper's)");
+        if (Backbone != BackboneKind.Paper && Method.IsBlockChain())
+            throw new NoPropException("--backbone applies to --method ct, fm and adjoint (the DT blocks are the paper's)");
+        if (Method == MethodKind.Adjoint && Prediction != PredictionRule.OutputHead)
+            throw new NoPropException("--prediction nearest: the adjoint model classifies z_1 with its linear layer (its z is not trained towards the class embeddings); use --prediction head");
     }
 
     private static readonly JsonSerializerOptions Json = new()

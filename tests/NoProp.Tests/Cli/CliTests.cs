@@ -32,14 +32,25 @@ public sealed class CliTests
     [DataRow(new[] { "train", "--method", "dt", "--download" }, "--download applies to fashion-mnist, cifar10 and cifar100, not mnist")]
     [DataRow(new[] { "download", "--dataset", "mnist" }, "nothing to download")]
     [DataRow(new[] { "download", "--dataset", "cifar10", "--mirror", "not a url" }, "--mirror: 'not a url' is not an absolute URL")]
-    [DataRow(new[] { "train", "--method", "ct", "--blocks", "4" }, "--blocks applies to --method dt, not --method ct")]
-    [DataRow(new[] { "train", "--method", "dt", "--solver", "rk4" }, "--solver applies to --method ct and fm, not --method dt")]
+    [DataRow(new[] { "train", "--method", "ct", "--blocks", "4" }, "--blocks applies to --method dt and backprop, not --method ct")]
+    [DataRow(new[] { "train", "--method", "dt", "--solver", "rk4" }, "--solver applies to --method ct, fm and adjoint, not --method dt")]
     [DataRow(new[] { "train", "--method", "fm", "--eta", "2" }, "--eta applies to --method dt and ct, not --method fm")]
     [DataRow(new[] { "train", "--method", "fm", "--weighting", "constant" }, "--weighting applies to --method ct, not --method fm")]
     [DataRow(new[] { "train", "--method", "ct", "--solver", "leapfrog" }, "--solver: unknown value 'leapfrog'")]
     [DataRow(new[] { "train", "--method", "ct", "--backbone", "vgg" }, "--backbone: unknown value 'vgg'")]
     [DataRow(new[] { "sweep", "--model", "x", "--steps", "2,zero" }, "--steps: 'zero' is not a positive whole number")]
     [DataRow(new[] { "frobnicate" }, "unknown command 'frobnicate'")]
+    [DataRow(new[] { "train", "--method", "backprop", "--solver", "rk4" }, "--solver applies to --method ct, fm and adjoint, not --method backprop")]
+    [DataRow(new[] { "train", "--method", "adjoint", "--blocks", "4" }, "--blocks applies to --method dt and backprop, not --method adjoint")]
+    [DataRow(new[] { "train", "--method", "backprop", "--eta", "0.1" }, "--eta applies to --method dt and ct, not --method backprop")]
+    [DataRow(new[] { "train", "--method", "dt", "--track-test=maybe" }, "--track-test: expected true or false, got 'maybe'")]
+    [DataRow(new[] { "experiment" }, "--config is required")]
+    [DataRow(new[] { "experiment", "--config", "x.json", "--list", "--cell", "a" }, "--list and --cell cannot be combined")]
+    [DataRow(new[] { "plot", "--output", "charts" }, "--runs is required")]
+    [DataRow(new[] { "plot", "--runs", "--output", "charts" }, "--runs needs at least one run folder")]
+    [DataRow(new[] { "plot", "--runs", "a" }, "--output is required")]
+    [DataRow(new[] { "plot", "--runs", "a", "--output", "c", "--colour", "red" }, "unknown option --colour for 'plot'")]
+    [DataRow(new[] { "eval", "--model", "m", "--per-block=often" }, "--per-block: expected true or false, got 'often'")]
     public void BadUsageExitsWithCode2AndOneLine(string[] args, string message)
     {
         var (code, _, err) = Run(args);
@@ -127,6 +138,65 @@ public sealed class CliTests
 
         var (dtCode, _, dtErr) = Run("eval", "--model", dir, "--deterministic", "--solver", "rk4", "--steps", "3", "--test-size", "16");
         Assert.AreEqual(0, dtCode, dtErr);
+
+        // Diagnostics: FM has no blocks (usage error); its image-only figure is defined.
+        var (perBlockCode, _, perBlockErr) = Run("eval", "--model", dir, "--per-block", "--test-size", "16");
+        Assert.AreEqual(2, perBlockCode);
+        StringAssert.Contains(perBlockErr, "--per-block applies to models made of blocks (dt, backprop)");
+        var (imageCode, imageOut, imageErr) = Run("eval", "--model", dir, "--image-only", "--test-size", "16");
+        Assert.AreEqual(0, imageCode, imageErr);
+        StringAssert.Contains(imageOut, "image-only test accuracy:");
+
+        // noprop plot on a trained run and its sweep.
+        var charts = Path.Combine(TestSupport.TempDirectory(), "charts");
+        var (plotCode, _, plotErr) = Run("plot", "--runs", dir, "--output", charts);
+        Assert.AreEqual(0, plotCode, plotErr);
+        NoProp.Tests.Plots.ChartTests.AssertPng(Path.Combine(charts, "sweep-accuracy.png"));
+        NoProp.Tests.Plots.ChartTests.AssertPng(Path.Combine(charts, "accuracy-vs-time.png"));
+    }
+
+    [TestMethod]
+    public void BackpropTrainsWithChartsAndEvaluatesPerBlock()
+    {
+        var dir = Path.Combine(TestSupport.TempDirectory(), "bp");
+        var (code, _, err) = Run("train", "--method", "backprop", "--epochs", "1", "--blocks", "3", "--train-size", "64", "--validation-size", "32",
+            "--test-size", "32", "--batch-size", "32", "--track-test", "--output", dir);
+        Assert.AreEqual(0, code, err);
+        using (var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json"))))
+        {
+            var root = json.RootElement;
+            Assert.AreEqual("backprop", root.GetProperty("method").GetString());
+            Assert.AreEqual(3, root.GetProperty("blocks").GetInt32());
+            Assert.AreEqual(3, root.GetProperty("alphas").GetArrayLength());
+            Assert.AreEqual(JsonValueKind.Null, root.GetProperty("peak_cuda_memory_mb").ValueKind, "no CUDA memory on the CPU");
+        }
+        Assert.AreEqual(2, File.ReadAllLines(Path.Combine(dir, "test-curve.csv")).Length, "header and one epoch");
+        NoProp.Tests.Plots.ChartTests.AssertPng(Path.Combine(dir, "losses.png"));
+        NoProp.Tests.Plots.ChartTests.AssertPng(Path.Combine(dir, "accuracy.png"));
+
+        var (evalCode, output, evalErr) = Run("eval", "--model", dir, "--test-size", "32", "--runs", "2", "--per-block", "--image-only");
+        Assert.AreEqual(0, evalCode, evalErr);
+        StringAssert.Contains(output, "per-block test accuracy");
+        StringAssert.Contains(output, "block  3:");
+        StringAssert.Contains(output, "image-only test accuracy:");
+        var (sweepCode, _, sweepErr) = Run("sweep", "--model", dir);
+        Assert.AreEqual(2, sweepCode);
+        StringAssert.Contains(sweepErr, "Backprop has no ODE solver");
+    }
+
+    [TestMethod]
+    public void AdjointTrainsAndRefusesTheImageOnlyAblation()
+    {
+        var dir = Path.Combine(TestSupport.TempDirectory(), "adjoint");
+        var (code, _, err) = Run("train", "--method", "adjoint", "--epochs", "1", "--train-size", "64", "--validation-size", "32",
+            "--test-size", "32", "--batch-size", "32", "--solver", "euler", "--steps", "3", "--output", dir);
+        Assert.AreEqual(0, code, err);
+        var (evalCode, _, evalErr) = Run("eval", "--model", dir, "--image-only", "--test-size", "16");
+        Assert.AreEqual(2, evalCode);
+        StringAssert.Contains(evalErr, "--image-only is not defined for an adjoint model");
+        var (detCode, output, detErr) = Run("eval", "--model", dir, "--deterministic", "--runs", "2", "--test-size", "16");
+        Assert.AreEqual(0, detCode, detErr);
+        StringAssert.Contains(output, "± 0.00 %", "deterministic adjoint inference gives the same result every run");
     }
 
     [TestMethod]
@@ -138,7 +208,7 @@ public sealed class CliTests
         Assert.AreEqual(0, code, err);
         var (sweepCode, _, sweepErr) = Run("sweep", "--model", dir);
         Assert.AreEqual(2, sweepCode);
-        StringAssert.Contains(sweepErr, "sweep needs a CT or FM model");
+        StringAssert.Contains(sweepErr, "sweep needs a CT, FM or adjoint model");
     }
 
     [TestMethod]

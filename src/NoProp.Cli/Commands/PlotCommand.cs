@@ -1,0 +1,106 @@
+using NoProp.Methods;
+using NoProp.Plots;
+using NoProp.Runtime;
+using NoProp.Training;
+
+namespace NoProp.Cli.Commands;
+
+/// <summary><c>noprop plot</c>: charts of several run folders side by side.</summary>
+public static class PlotCommand
+{
+    public const string Help = """
+        noprop plot: PNG charts of one or more runs written by noprop train (and noprop sweep)
+
+          --runs DIR [DIR ...]   run folders (each holds metrics.csv)                         [required]
+          --output DIR           where the charts go (created if missing)                     [required]
+          --title TEXT           title of the accuracy-against-time chart
+
+        Writes into --output:
+          accuracy-vs-time.png   test accuracy (runs trained with --track-test; validation accuracy otherwise)
+                                 against cumulative training seconds, one line per run (the paper's Fig. 3)
+          losses-<run>.png       each run's training loss per component per epoch
+          sweep-accuracy.png, sweep-seconds.png   accuracy and inference seconds against solver steps
+                                 (runs that hold sweep-*.json from noprop sweep)
+          schedule.png           the learned noise schedule ᾱ(t) and SNR(t) of NoProp-CT runs
+        """;
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Contains("--help")) { stdout.Write(Help); return 0; }
+        // --runs takes every value up to the next option.
+        var runs = new List<string>();
+        var rest = new List<string>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--runs")
+            {
+                if (runs.Count > 0) throw new UsageException("--runs is given twice");
+                while (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal)) runs.Add(args[++i]);
+                if (runs.Count == 0) throw new UsageException("--runs needs at least one run folder");
+            }
+            else rest.Add(args[i]);
+        }
+        var reader = new ArgumentReader(rest, new HashSet<string>());
+        var output = reader.String("output") ?? throw new UsageException("--output is required (the folder for the charts)");
+        var title = reader.String("title");
+        reader.EnsureAllConsumed("plot");
+        if (runs.Count == 0) throw new UsageException("--runs is required (one or more run folders)");
+
+        var folders = new List<RunFolder>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var dir in runs)
+        {
+            WriteMissingSchedule(dir);
+            var run = Load(dir);
+            // Two folders with the same name (runs/a/dt, runs/b/dt) get their parent's name too.
+            if (!names.Add(run.Name))
+            {
+                var full = new DirectoryInfo(Path.GetFullPath(dir));
+                run = Load(dir, $"{full.Parent?.Name}/{full.Name}");
+                names.Add(run.Name);
+            }
+            folders.Add(run);
+        }
+
+        var written = new List<string>();
+        Directory.CreateDirectory(output);
+        try
+        {
+            if (folders.Any(r => r.TestCurve.Count > 0 || r.Epochs.Any(e => e.ValidationAccuracy is not null)))
+                written.Add(Charts.AccuracyAgainstTime(folders, Path.Combine(output, "accuracy-vs-time.png"), title));
+            foreach (var run in folders.Where(r => r.Epochs.Count > 0))
+                written.Add(Charts.LossComponents(run, Path.Combine(output, $"losses-{Safe(run.Name)}.png")));
+            if (folders.Any(r => r.Sweeps.Count > 0))
+            {
+                written.Add(Charts.SweepAccuracy(folders, Path.Combine(output, "sweep-accuracy.png")));
+                written.Add(Charts.SweepSeconds(folders, Path.Combine(output, "sweep-seconds.png")));
+            }
+            if (folders.Any(r => r.Schedule.Count > 1))
+                written.Add(Charts.NoiseSchedule(folders, Path.Combine(output, "schedule.png")));
+        }
+        catch (PlotException e) { throw new NoPropException(e.Message); }
+        if (written.Count == 0) throw new NoPropException("nothing to plot: the runs have no completed epoch");
+        foreach (var path in written) stdout.WriteLine($"written: {path}");
+        return 0;
+    }
+
+    private static RunFolder Load(string dir, string? name = null)
+    {
+        try { return RunFolder.Load(dir, name); }
+        catch (PlotException e) { throw new NoPropException(e.Message); }
+    }
+
+    /// <summary>NoProp-CT runs trained before schedule.csv existed get one from their model.</summary>
+    private static void WriteMissingSchedule(string dir)
+    {
+        if (File.Exists(Path.Combine(dir, RunFolder.ScheduleCsv)) || !File.Exists(Path.Combine(dir, ModelStore.ConfigFile))) return;
+        var config = ModelConfig.FromJson(File.ReadAllText(Path.Combine(dir, ModelStore.ConfigFile)), Path.Combine(dir, ModelStore.ConfigFile));
+        if (config.Method != MethodKind.ContinuousTime) return;
+        TorchRuntime.Initialize();
+        using var method = ModelStore.Load(dir);
+        ScheduleExport.WriteIfContinuous(method, dir);
+    }
+
+    private static string Safe(string name) =>
+        new(name.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
+}

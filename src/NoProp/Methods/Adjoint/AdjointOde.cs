@@ -1,0 +1,156 @@
+using NoProp.Embeddings;
+using NoProp.Models;
+using NoProp.Solvers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace NoProp.Methods.Adjoint;
+
+/// <summary>All parameters of the adjoint baseline: the CT network as the ODE's vector field, the final linear classifier and W_Embed.</summary>
+public sealed class AdjointNetwork : nn.Module
+{
+    private readonly CtDenoiser velocity;
+    private readonly Linear outputHead;
+    private readonly LabelEmbedding embedding;
+
+    public AdjointNetwork(ModelConfig config) : base(nameof(AdjointNetwork))
+    {
+        velocity = new CtDenoiser(config.Image, config.EmbeddingDimension, config.ClassCount,
+            config.Embedding == LabelEmbeddingKind.Prototype, config.Backbone);
+        outputHead = nn.Linear(config.EmbeddingDimension, config.ClassCount);
+        embedding = new LabelEmbedding(config.Embedding, config.ClassCount, config.EmbeddingDimension);
+        RegisterComponents();
+    }
+
+    public CtDenoiser Velocity => velocity;
+    public Linear OutputHead => outputHead;
+    public LabelEmbedding Embedding => embedding;
+}
+
+/// <summary>
+/// The adjoint-sensitivity baseline of the paper's continuous-time comparison (Table 1 "Adjoint", Fig. 3): the
+/// continuous-time network (<see cref="CtDenoiser"/>, Fig. 6 right) defines a neural ODE
+/// dz/dt = v_θ(z, x, t) = logits_θ(z, x, t)·W_Embed on t ∈ [0, 1] from z_0 ~ N(0, I), and a linear classifier
+/// p̂_θout(y | z_1) reads the class off z_1. Training minimises the cross-entropy of p̂_θout(y | z_1) end to end:
+/// the forward solve keeps nothing, and the gradient comes from a second solve backwards in time
+/// (<see cref="AdjointSensitivity"/>, Chen et al. 2018). Both solves use the model's solver and step count
+/// (the paper: 1000 steps for training and inference; here <c>--steps</c>, see <see cref="ModelConfig.InferenceSteps"/>).
+/// <para>
+/// The image path depends on x alone, so it runs once per minibatch: its features h enter the ODE as a constant
+/// input, the adjoint accumulates ∂L/∂h like a parameter gradient, and h is back-propagated through the image
+/// path once — the same gradient as treating the image path's weights as parameters of f, at the cost of one
+/// image pass instead of one per function evaluation. The vector field reuses NoProp-FM's readout
+/// (logits·W_Embed, no softmax), which lets it point in any direction; AdamW as in the paper's Table 3.
+/// </para>
+/// </summary>
+public sealed class AdjointOde : INoPropMethod
+{
+    private readonly AdjointNetwork network;
+    private readonly OptimizerHelper optimizer;
+    private readonly Parameter[] fieldParameters;
+
+    public AdjointOde(ModelConfig config, Device? device = null)
+    {
+        config.Validate();
+        Config = config;
+        network = new AdjointNetwork(config);
+        if (device is not null && device.type != DeviceType.CPU) network.to(device);
+        optimizer = optim.AdamW(network.parameters().Where(p => p.requires_grad).ToList(), config.LearningRate, weight_decay: config.WeightDecay);
+        Optimizers = [optimizer];
+        // θ of the vector field for the adjoint: everything of the network but the image path (whose gradient
+        // flows through the cached features) and the output head (which acts after the ODE).
+        var field = network.Velocity.named_parameters()
+            .Where(p => !p.name.StartsWith("imagePath.", StringComparison.Ordinal) && p.parameter.requires_grad)
+            .Select(p => p.parameter).ToList();
+        if (network.Embedding.IsTrainable) field.Add((Parameter)network.Embedding.Weight);
+        fieldParameters = [.. field];
+    }
+
+    public ModelConfig Config { get; }
+    public AdjointNetwork AdjointNetwork => network;
+    public nn.Module Network => network;
+    public LabelEmbedding Embedding => network.Embedding;
+    public IReadOnlyList<OptimizerHelper> Optimizers { get; }
+    public int StagesPerEpoch => 1;
+    public string DescribeStage(int stage) => "all";
+    public IReadOnlyList<string> LossNames { get; } = ["cross_entropy", "total"];
+
+    /// <summary>The parameters θ of the vector field that the adjoint solve differentiates (image path and head excluded).</summary>
+    public IReadOnlyList<Parameter> FieldParameters => fieldParameters;
+
+    /// <summary>v_θ(z, x, t) = logits(h, z, t)·W_Embed for cached image features h and one time t for the whole batch.</summary>
+    public Tensor Velocity(Tensor imageFeatures, Tensor z, double t)
+    {
+        using var scope = NewDisposeScope();
+        var time = full(z.shape[0], t, device: z.device);
+        return network.Velocity.Logits(imageFeatures, z, time).matmul(network.Embedding.Weight).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The time grid of the training solves (dopri5 chooses its own steps between 0 and 1).</summary>
+    public double[] TrainingGrid() =>
+        Config.Solver == OdeSolverKind.Dopri5 ? [0.0, 1.0] : TimeGrid.Uniform(0.0, 1.0, Config.InferenceSteps);
+
+    public Tensor TrainStep(int stage, Tensor x, Tensor y)
+    {
+        using var scope = NewDisposeScope();
+        var z0 = randn(x.shape[0], Config.EmbeddingDimension, device: x.device);
+        var loss = AccumulateGradients(x, y, z0);
+        optimizer.step();
+        return stack([loss, loss]).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Zeroes the gradients, then fills every parameter's gradient with ∂CE/∂θ for the minibatch, the ODE started
+    /// at <paramref name="z0"/>, by the adjoint method. Returns the detached cross-entropy. (A training step is this
+    /// followed by the optimiser step; tests compare it with back-propagation through the solver.)
+    /// </summary>
+    public Tensor AccumulateGradients(Tensor x, Tensor y, Tensor z0)
+    {
+        using var scope = NewDisposeScope();
+        optimizer.zero_grad();
+        var solver = OdeSolvers.Create(Config.Solver);
+        var grid = TrainingGrid();
+
+        var features = network.Velocity.EncodeImage(x);                 // with its graph to the image path
+        var h = features.detach().requires_grad_(true);                 // the ODE's constant input
+        AdjointSensitivity.Dynamics f = (z, t) => Velocity(h, z, t);
+
+        Tensor z1;
+        using (no_grad()) z1 = solver.Integrate((z, t) => f(z, t), z0, grid).Z;
+        var z1Leaf = z1.detach().requires_grad_(true);
+        var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(z1Leaf), y);
+        crossEntropy.backward();                                         // the head's gradients and a(1) = ∂L/∂z_1
+
+        using var adjoint = AdjointSensitivity.Backward(solver, f, [h, .. fieldParameters], z1, z1Leaf.grad!, grid);
+        // Hand the adjoint's gradients to autograd: ∂/∂θ of Σ θ·g is g, and features·∂L/∂h reaches the image path.
+        var surrogate = (features * adjoint.Gradients[0]).sum();
+        for (int i = 0; i < fieldParameters.Length; i++)
+            surrogate = surrogate + (fieldParameters[i] * adjoint.Gradients[i + 1]).sum();
+        surrogate.backward();
+        return crossEntropy.detach().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The vector field at one time for the shared inference loop.</summary>
+    public Tensor Drift(ContinuousInference.LogitsAt logits, Tensor z, double t)
+    {
+        using var time = full(z.shape[0], t, device: z.device);
+        using var l = logits(z, time);
+        return l.matmul(network.Embedding.Weight);
+    }
+
+    public Tensor PredictProbabilities(Tensor x, InferenceOptions options)
+    {
+        if (options.Prediction == PredictionRule.NearestEmbedding)
+            throw new NoProp.Runtime.NoPropException("--prediction nearest: the adjoint model classifies z_1 with its linear layer; use --prediction head");
+        using var scope = NewDisposeScope();
+        var z1 = ContinuousInference.Integrate(network.Velocity, x, Config.EmbeddingDimension, Config, options, Drift);
+        return nn.functional.softmax(network.OutputHead.forward(z1), 1).MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        (optimizer as IDisposable)?.Dispose();
+        network.Dispose();
+    }
+}
