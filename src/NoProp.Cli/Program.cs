@@ -29,6 +29,7 @@ public static class Program
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
+        SkiaImageCodec.Register();
         bool verbose = args.Contains("--verbose");
         args = args.Where(a => a != "--verbose").ToArray();
         try

@@ -25,11 +25,9 @@ public sealed class ExampleTests
     {
         var dir = MlTestSupport.TempDirectory();
         var images = Path.Combine(dir, "images");
-        var cliOut = new StringWriter();
-        var cliErr = new StringWriter();
-        int exported = Cli.Program.Run(["export-images", "--dataset", "mnist", "--split", "test", "--output", images, "--limit", "150"], cliOut, cliErr);
-        Assert.AreEqual(0, exported, cliErr.ToString());
-        StringAssert.Contains(cliOut.ToString(), "wrote 150 PNG files");
+        var (exported, cliOut, cliErr) = CliProcess.Run("export-images", "--dataset", "mnist", "--split", "test", "--output", images, "--limit", "150");
+        Assert.AreEqual(0, exported, cliErr);
+        StringAssert.Contains(cliOut, "wrote 150 PNG files");
         Assert.AreEqual(10, Directory.GetDirectories(images).Length);
         Assert.AreEqual(150, Directory.GetFiles(images, "*.png", SearchOption.AllDirectories).Length);
 

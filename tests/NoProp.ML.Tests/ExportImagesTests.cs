@@ -15,7 +15,7 @@ public sealed class ExportImagesTests
     public void ExportedPngsReadBackThroughLoadImagesAsTheOriginalPixels()
     {
         var dir = MlTestSupport.TempDirectory();
-        int code = Cli.Program.Run(["export-images", "--split", "train", "--output", dir, "--limit", "3"], new StringWriter(), new StringWriter());
+        int code = CliProcess.Run("export-images", "--split", "train", "--output", dir, "--limit", "3").Code;
         Assert.AreEqual(0, code);
         var mnist = MlTestSupport.Mnist.Train;
         var ml = new MLContext();
@@ -39,10 +39,14 @@ public sealed class ExportImagesTests
     public void ExportImagesNeedsAnOutputFolder()
     {
         var stderr = new StringWriter();
-        Assert.AreEqual(2, Cli.Program.Run(["export-images", "--split", "test"], new StringWriter(), stderr));
+        var (missingCode, _, missingErr) = CliProcess.Run("export-images", "--split", "test");
+        stderr.Write(missingErr);
+        Assert.AreEqual(2, missingCode);
         StringAssert.Contains(stderr.ToString(), "--output is required");
         stderr = new StringWriter();
-        Assert.AreEqual(2, Cli.Program.Run(["export-images", "--split", "validation", "--output", "x"], new StringWriter(), stderr));
+        var (badCode, _, badErr) = CliProcess.Run("export-images", "--split", "validation", "--output", "x");
+        stderr.Write(badErr);
+        Assert.AreEqual(2, badCode);
         StringAssert.Contains(stderr.ToString(), "--split: unknown value 'validation'");
     }
 }

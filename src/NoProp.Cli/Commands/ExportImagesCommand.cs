@@ -1,5 +1,4 @@
 using System.Globalization;
-using Microsoft.ML.Data;
 using NoProp.Data;
 using NoProp.Runtime;
 
@@ -43,10 +42,8 @@ public static class ExportImagesCommand
         for (int i = 0; i < images.Count; i++)
         {
             ToRgba(images, i, rgba);
-            // MLImage is ML.NET's own (SkiaSharp) image type: what LoadImages reads back, and nothing to install on Linux.
-            using var image = MLImage.CreateFromPixels(images.Width, images.Height, MLPixelFormat.Rgba32, rgba);
             var folder = SafeFolderName(images.ClassNames[images.Labels[i]]);
-            image.Save(Path.Combine(output, folder, i.ToString("D" + digits, CultureInfo.InvariantCulture) + ".png"));
+            SkiaImageCodec.SavePng(Path.Combine(output, folder, i.ToString("D" + digits, CultureInfo.InvariantCulture) + ".png"), rgba, images.Width, images.Height);
         }
         stdout.WriteLine($"wrote {images.Count} PNG files ({images.Width}×{images.Height}, {images.ClassCount} class folders) to {output}");
         return 0;

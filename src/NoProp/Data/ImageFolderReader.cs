@@ -1,18 +1,24 @@
-using Microsoft.ML.Data;
 using NoProp.Runtime;
 using static TorchSharp.torch;
 
 namespace NoProp.Data;
 
 /// <summary>
-/// Reads a folder of images with one sub-folder per class (PNG, JPEG, BMP, GIF, WebP; decoded by ML.NET's
-/// <see cref="MLImage"/>), resizing each image to a fixed size (bilinear, antialiased) and converting it to grayscale
+/// Reads a folder of images with one sub-folder per class (PNG, JPEG, BMP, GIF, WebP; decoded by the
+/// <see cref="Decoder"/> the host registers), resizing each image to a fixed size (bilinear, antialiased) and converting it to grayscale
 /// (ITU-R BT.601 luma) or RGB. If the folder has <c>train/</c> and <c>test/</c> sub-folders, those are the splits;
 /// otherwise a stratified 20 % of each class, drawn with a fixed seed so that every run and every later
 /// <c>noprop eval</c> sees the same split, is held out as the test split.
 /// </summary>
 public static class ImageFolderReader
 {
+    /// <summary>
+    /// Decodes an image file to RGBA bytes. The core library has no image codec of its own (a process can hold only
+    /// one SkiaSharp, and ML.NET's ImageAnalytics and the chart library need different ones); the noprop CLI
+    /// registers SkiaSharp's, and any host can register another.
+    /// </summary>
+    public static Func<string, DecodedImage>? Decoder { get; set; }
+
     private static readonly HashSet<string> Extensions = new(StringComparer.OrdinalIgnoreCase) { ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp" };
 
     public const double HeldOutTestFraction = 0.2;
@@ -106,25 +112,24 @@ public static class ImageFolderReader
     /// <summary>One image as C×H×W bytes at the requested size.</summary>
     public static byte[] DecodeOne(string path, int channels, int height, int width)
     {
-        MLImage image;
+        var decoder = Decoder ?? throw new NoPropException(
+            "reading image folders needs an image decoder: none is registered (the noprop CLI registers one; set ImageFolderReader.Decoder)");
+        DecodedImage image;
         try
         {
-            image = MLImage.CreateFromFile(path);
+            image = decoder(path);
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or NotSupportedException)
+        catch (Exception e) when (e is not NoPropException)
         {
             throw new NoPropException($"{path}: not a readable image ({e.Message})", e);
         }
-        using (image)
         using (var scope = NewDisposeScope())
         {
-            var raw = image.Pixels.ToArray();
+            var raw = image.Rgba;
             if (raw.Length != image.Width * image.Height * 4)
-                throw new NoPropException($"{path}: unexpected pixel layout {image.PixelFormat} ({raw.Length} bytes for {image.Width}×{image.Height})");
+                throw new NoPropException($"{path}: the decoder returned {raw.Length} bytes for {image.Width}×{image.Height} RGBA pixels");
             var hwc = tensor(raw, [image.Height, image.Width, 4], ScalarType.Byte).to_type(ScalarType.Float32);
-            // MLImage gives BGRA or RGBA; take R, G, B in that order.
-            long[] rgbOrder = image.PixelFormat == MLPixelFormat.Bgra32 ? [2, 1, 0] : [0, 1, 2];
-            var rgb = hwc.index_select(2, tensor(rgbOrder)).permute(2, 0, 1);     // [3, H, W]
+            var rgb = hwc.narrow(2, 0, 3).permute(2, 0, 1);     // [3, H, W]
             var picked = channels == 1
                 ? (rgb[0] * 0.299f + rgb[1] * 0.587f + rgb[2] * 0.114f).unsqueeze(0)
                 : rgb;
@@ -135,3 +140,6 @@ public static class ImageFolderReader
         }
     }
 }
+
+/// <summary>An image as straight (unpremultiplied) RGBA bytes, row-major.</summary>
+public sealed record DecodedImage(byte[] Rgba, int Width, int Height);

@@ -1,4 +1,3 @@
-using Microsoft.ML.Data;
 using NoProp.Data;
 using NoProp.Runtime;
 
@@ -8,7 +7,7 @@ namespace NoProp.Tests.Data;
 public sealed class ImageFolderReaderTests
 {
     [TestInitialize]
-    public void Init() => TorchRuntime.Initialize();
+    public void Init() { TorchRuntime.Initialize(); NoProp.Cli.SkiaImageCodec.Register(); }
 
     /// <summary>A solid-colour RGBA PNG of the given size.</summary>
     internal static void WritePng(string path, int width, int height, byte r, byte g, byte b)
@@ -16,8 +15,7 @@ public sealed class ImageFolderReaderTests
         var pixels = new byte[width * height * 4];
         for (int i = 0; i < width * height; i++) { pixels[4 * i] = r; pixels[4 * i + 1] = g; pixels[4 * i + 2] = b; pixels[4 * i + 3] = 255; }
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        using var image = MLImage.CreateFromPixels(width, height, MLPixelFormat.Rgba32, pixels);
-        image.Save(path);
+        NoProp.Cli.SkiaImageCodec.SavePng(path, pixels, width, height);
     }
 
     private static string MakeFolder(int perClass = 5)
