@@ -165,18 +165,19 @@ public sealed class BaselineMethodsTests
     [TestMethod]
     public void BaselinesLearnOnATinyProblem()
     {
-        var splits = NoProp.Data.DataSplits.Create(TestSupport.Mnist, 256, 0, 256, seed: 2);
+        var splits = NoProp.Data.DataSplits.Create(TestSupport.Mnist, 512, 0, 256, seed: 2);
         var (x, y) = splits.Test.ToTensors();
         foreach (var config in new[] { BackpropConfig(blocks: 2), AdjointConfig(OdeSolverKind.Euler, steps: 4) })
         {
             TorchRuntime.Seed(3);
             using var method = MethodFactory.Create(config);
-            var result = new Trainer(method, splits, new TrainingOptions { Epochs = 3, BatchSize = 16, Seed = 3 }).Run();
+            var result = new Trainer(method, splits, new TrainingOptions { Epochs = 4, BatchSize = 16, Seed = 3 }).Run();
             double first = result.History[0].Losses["total"], last = result.History[^1].Losses["total"];
             Assert.IsTrue(last < first, $"{config.Method}: the cross-entropy must fall ({first:F3} → {last:F3})");
             double accuracy = Evaluator.Accuracy(method, x, y, new InferenceOptions { Generator = Evaluator.InferenceGenerator(1) });
-            // End-to-end training through ten softmax readouts starts slowly (BENCHMARKS.md); 24 steps only show the trend.
-            Assert.IsTrue(accuracy > 0.15, $"{config.Method}: test accuracy {accuracy:P1} after 3 epochs on 256 images (chance is 10 %)");
+            // End-to-end training through the softmax readouts starts slowly (BENCHMARKS.md); 128 steps show the trend.
+            // Measured here: backprop 25.8 %, adjoint 73.8 %; the bound is twice chance.
+            Assert.IsTrue(accuracy > 0.2, $"{config.Method}: test accuracy {accuracy:P1} after 4 epochs on 512 images (chance is 10 %)");
         }
     }
 }
