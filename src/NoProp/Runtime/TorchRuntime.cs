@@ -26,6 +26,7 @@ public static class TorchRuntime
     /// </summary>
     public static void Initialize(int? threads = null)
     {
+        Native.TorchSharpNative.Prepare();   // before any TorchSharp call: the Debian 12 libstdc++ fix, a no-op elsewhere
         if (Interlocked.Exchange(ref initialized, 1) == 0)
         {
             if (OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable("NOPROP_DEFAULT_MALLOC") != "1")
