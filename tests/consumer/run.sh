@@ -7,6 +7,8 @@
 #     src/NoProp.ML by ProjectReference. Each builds, trains on 400 MNIST images through an ML.NET pipeline, saves
 #     the zip, loads it in a second process and must score the test images identically (and the package app must
 #     score the project app's zip identically too);
+#     The package app is also published and run from its publish folder, and an MSTest project referencing the
+#     packages loads the saved model under `dotnet test` (VSTest's test host) and must score identically;
 #  3. installs the tool with `dotnet tool install --tool-path` from the folder and runs `noprop train` (tiny sizes).
 # Nothing is patched, copied or preloaded by hand: on Debian 12 the libraries fix TorchSharp's native library
 # themselves (docs/torchsharp-on-debian12.md). The user's NuGet cache is read, never written (the temporary
@@ -43,9 +45,9 @@ cat > "$work/NuGet.config" <<XML
 </configuration>
 XML
 
-make_app() {   # make_app DIR REFERENCES
+make_app() {   # make_app DIR REFERENCES [SOURCE-FOLDER [PROPERTIES]]: a console app, or with test/ an MSTest project
   mkdir -p "$1"
-  cp "$repo/tests/consumer/app/Program.cs" "$1/"
+  cp "$repo/tests/consumer/${3:-app}"/*.cs "$repo/tests/consumer/app/ConsumerData.cs" "$1/"
   cat > "$1/Consumer.csproj" <<XML
 <Project Sdk="Microsoft.NET.Sdk">
   <PropertyGroup>
@@ -53,6 +55,7 @@ make_app() {   # make_app DIR REFERENCES
     <TargetFramework>net10.0</TargetFramework>
     <Nullable>enable</Nullable>
     <ImplicitUsings>enable</ImplicitUsings>
+    ${4:-}
   </PropertyGroup>
   <ItemGroup>
     <PackageReference Include="Microsoft.ML" Version="5.0.1" />
@@ -81,6 +84,21 @@ build "$work/package-app" "the package app"
 [ -f "$work/package-app/bin/Release/net10.0/data/mnist/train-images-idx3-ubyte.gz" ] || fail "NoProp.Data.Mnist did not put data/mnist beside the app"
 run_app "$work/package-app" package
 ls "$work/packages" | grep -qi '^noprop' || fail "the package app did not restore NoProp from the local folder"
+
+step "published app"
+(cd "$work/package-app" && dotnet publish -c Release --no-build -o "$work/published" --nologo -v q > "$work/publish.log" 2>&1) \
+  || { cat "$work/publish.log" >&2; fail "dotnet publish failed"; }
+dotnet "$work/published/Consumer.dll" score "$work/package.zip" "$work/published.txt" || fail "the published app cannot load and score"
+cmp -s "$work/package-trained.txt" "$work/published.txt" || fail "the published app scores differently"
+
+step "someone else's tests (dotnet test, VSTest host)"
+make_app "$work/package-tests" "    <PackageReference Include=\"NoProp.ML\" Version=\"$version\" />
+    <PackageReference Include=\"NoProp.Data.Mnist\" Version=\"$version\" />
+    <PackageReference Include=\"MSTest\" Version=\"4.5.2\" />" test "<IsTestProject>true</IsTestProject>"
+cp "$work/NuGet.config" "$work/package-tests/"
+(cd "$work/package-tests" && NOPROP_CONSUMER_MODEL="$work/package.zip" NOPROP_CONSUMER_SCORES="$work/package-trained.txt" \
+  dotnet test -c Release --nologo -v q > "$work/test.log" 2>&1) || { cat "$work/test.log" >&2; fail "dotnet test of a consumer's tests failed"; }
+grep -qE 'Passed!.*Passed: *1\b' "$work/test.log" || { cat "$work/test.log" >&2; fail "the consumer's test did not pass"; }
 
 step "app with a project reference"
 # In a folder of its own, without the NuGet.config above: it restores the repository's projects as they are.

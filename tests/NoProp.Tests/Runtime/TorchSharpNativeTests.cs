@@ -108,6 +108,7 @@ public sealed class TorchSharpNativeTests
             StringAssert.Contains(maps, TorchSharpNative.PatchedLibrary);
         }
         using var x = torch.arange(6, dtype: torch.float32);
-        Assert.AreEqual(15f, x.sum().item<float>());
+        using var sum = x.sum();
+        Assert.AreEqual(15f, sum.item<float>());
     }
 }
