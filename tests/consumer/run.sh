@@ -10,7 +10,7 @@
 #     The package app is also published and run from its publish folder, and an MSTest project referencing the
 #     packages loads the saved model under `dotnet test` (VSTest's test host) and must score identically;
 #  3. installs the tool with `dotnet tool install --tool-path` from the folder and runs `noprop train` (tiny sizes).
-# Nothing is patched, copied or preloaded by hand: on Debian 12 the libraries fix TorchSharp's native library
+# About 3.5 minutes of CPU time (2 cores). Nothing is patched, copied or preloaded by hand: on Debian 12 the libraries fix TorchSharp's native library
 # themselves (docs/torchsharp-on-debian12.md). The user's NuGet cache is read, never written (the temporary
 # packages folder takes this build's packages). Set NOPROP_CONSUMER_KEEP=1 to keep the temporary folder.
 set -euo pipefail
@@ -47,7 +47,8 @@ XML
 
 make_app() {   # make_app DIR REFERENCES [SOURCE-FOLDER [PROPERTIES]]: a console app, or with test/ an MSTest project
   mkdir -p "$1"
-  cp "$repo/tests/consumer/${3:-app}"/*.cs "$repo/tests/consumer/app/ConsumerData.cs" "$1/"
+  cp "$repo/tests/consumer/${3:-app}"/*.cs "$1/"
+  cp "$repo/tests/consumer/app/ConsumerData.cs" "$1/"   # shared with the test project
   cat > "$1/Consumer.csproj" <<XML
 <Project Sdk="Microsoft.NET.Sdk">
   <PropertyGroup>
