@@ -63,7 +63,8 @@ public static class Datasets
         foreach (var c in candidates)
             if (File.Exists(Path.Combine(c, IdxFiles[0] + ".gz")) || File.Exists(Path.Combine(c, IdxFiles[0])))
                 return c;
-        throw new NoPropException($"the embedded MNIST files were not found (looked in {candidates[0]} and the folders above it)");
+        throw new NoPropException($"the embedded MNIST files were not found (looked in {candidates[0]} and the folders above it); " +
+            "an application gets them by referencing the NoProp.Data.Mnist package");
     }
 
     private static string ExistingDirectory(string dataDir, string datasetName)

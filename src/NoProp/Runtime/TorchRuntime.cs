@@ -26,6 +26,7 @@ public static class TorchRuntime
     /// </summary>
     public static void Initialize(int? threads = null)
     {
+        Native.TorchSharpNative.Prepare();   // before any TorchSharp call: the Debian 12 libstdc++ fix, a no-op elsewhere
         if (Interlocked.Exchange(ref initialized, 1) == 0)
         {
             if (OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable("NOPROP_DEFAULT_MALLOC") != "1")
@@ -57,8 +58,9 @@ public static class TorchRuntime
         {
             if (!torch.cuda.is_available())
                 throw new NoPropException(
-                    "--device cuda: no CUDA device is available to this build (it was built with the CPU libtorch; " +
-                    "build with -p:NoPropBackend=cuda on a machine with an NVIDIA GPU)");
+                    "--device cuda: no CUDA device is available (this build carries the CPU libtorch, or the machine has no " +
+                    "NVIDIA GPU); build from source with -p:NoPropBackend=cuda, or reference libtorch-cuda-12.8-linux-x64 " +
+                    "instead of libtorch-cpu-linux-x64 in your application");
             return new torch.Device(lower);
         }
         throw new NoPropException($"unknown device '{name}' (expected cpu or cuda)");
