@@ -128,7 +128,7 @@ public sealed class NoPropEstimator : IEstimator<NoPropTransformer>
         if (rows.Count - validationCount < 2)
             throw new InvalidOperationException($"NoProp: the training set has {rows.Count} labelled row; training needs at least 2");
         var order = Enumerable.Range(0, rows.Count).ToArray();
-        new Random(options.Seed).Shuffle(order);
+        SeedStreams.Random(options.Seed, SeedPurpose.EstimatorSplit).Shuffle(order);
         var (trainFeatures, trainLabels) = Gather(rows, order[validationCount..], image.Size);
         var (validationFeatures, validationLabels) = Gather(rows, order[..validationCount], image.Size);
         var normalization = ChooseNormalization(trainFeatures, image);

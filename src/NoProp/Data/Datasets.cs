@@ -122,7 +122,7 @@ public sealed record DataSplits(ImageDataset Train, ImageDataset Validation, Ima
             ? $"the validation split has {validation} images instead of {validationSize}: only {total - wantTrain} training images remain after --train-size {wantTrain}"
             : null;
         var order = Enumerable.Range(0, total).ToArray();
-        new Random(unchecked((int)seed ^ 0x5EED)).Shuffle(order);
+        SeedStreams.Random(seed, SeedPurpose.DataSplit).Shuffle(order);
         var train = data.Train.Select(order[..wantTrain], data.Train.Name);
         var val = data.Train.Select(order[wantTrain..(wantTrain + validation)], data.Train.Name + "-validation");
         if (testSize is < 1) throw new NoPropException("--test-size must be at least 1");

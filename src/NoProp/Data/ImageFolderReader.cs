@@ -43,7 +43,7 @@ public static class ImageFolderReader
         }
         else
         {
-            var rng = new Random(0x7E57);
+            var rng = SeedStreams.Random(0, SeedPurpose.FolderTestSplit);   // fixed: the held-out files must not depend on --seed
             testFiles = new List<(string, int)>();
             var kept = new List<(string, int)>();
             foreach (var group in trainFiles.GroupBy(f => f.Label))

@@ -85,7 +85,7 @@ public sealed class LabelEmbedding : Module
         if (flat.shape[1] != Dimension)
             throw new NoPropException($"prototype embedding: images have {flat.shape[1]} values, the embedding dimension is {Dimension}");
         var labelArray = labels.cpu().data<long>().ToArray();
-        var rng = new Random(unchecked((int)seed));
+        var rng = SeedStreams.Random(seed, SeedPurpose.PrototypeSample);
         for (int c = 0; c < Classes; c++)
         {
             var members = Enumerable.Range(0, labelArray.Length).Where(i => labelArray[i] == c).ToArray();

@@ -115,7 +115,7 @@ public sealed record ModelConfig
     /// <summary>η, the weight of the denoising term (paper: 0.1 for DT).</summary>
     public double Eta { get; init; } = 0.1;
 
-    /// <summary>ᾱ_T clamp of the cosine schedule (see <see cref="Schedules.CosineSchedule"/>).</summary>
+    /// <summary>ᾱ_T of the cosine schedule, which is scaled to end there (see <see cref="Schedules.CosineSchedule"/>).</summary>
     public double MaxAlphaBar { get; init; } = Schedules.CosineSchedule.DefaultMaxAlphaBar;
 
     public double LearningRate { get; init; } = 1e-3;

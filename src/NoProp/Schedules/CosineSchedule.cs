@@ -7,11 +7,14 @@ namespace NoProp.Schedules;
 /// and is trained at ᾱ_0 = 0. With τ_t = 1 − t/T the schedule is the cosine schedule of Nichol &amp; Dhariwal
 /// (2021), read in that direction:
 /// </para>
-/// <code>ᾱ_t = min(ᾱ_max, f(τ_t) / f(0)),   f(τ) = cos²(π/2 · (τ + s) / (1 + s)),   s = 0.008</code>
+/// <code>ᾱ_t = ᾱ_max · f(τ_t) / f(0),   f(τ) = cos²(π/2 · (τ + s) / (1 + s)),   s = 0.008</code>
 /// <para>
 /// Endpoints: ᾱ_0 = 0 exactly (f(1) = 0), so z_0 is pure noise and the KL term of Eq. 8 vanishes for a fixed
-/// embedding. ᾱ_T would be 1, which makes SNR(T) infinite; it is clamped to ᾱ_max (default 0.999, SNR 999),
-/// so z_T ~ q(z_T|y) keeps a standard deviation of √(1 − ᾱ_max) ≈ 0.032 and every coefficient of Eq. 6 is finite.
+/// embedding. f(0)/f(0) = 1 would make SNR(T) infinite, so the whole curve is scaled by ᾱ_max (default 0.999,
+/// SNR 999) rather than clamped at it: ᾱ_T = ᾱ_max, z_T ~ q(z_T|y) keeps a standard deviation of
+/// √(1 − ᾱ_max) ≈ 0.032, and because f strictly decreases on [0, 1], ᾱ_t strictly increases for every T. A clamp
+/// min(ᾱ_max, f/f(0)) would also flatten ᾱ_{T−1} once f(1/T)/f(0) > ᾱ_max (T ≥ 73 at 0.999): SNR(T) − SNR(T−1)
+/// would be 0, the last block would get no loss and a_T = c_T = 0 would skip it at inference.
 /// </para>
 /// </summary>
 public sealed class CosineSchedule : IDiscreteSchedule
@@ -34,7 +37,7 @@ public sealed class CosineSchedule : IDiscreteSchedule
         for (int t = 0; t <= steps; t++)
         {
             double tau = 1.0 - (double)t / steps;
-            alphaBar[t] = t == 0 ? 0.0 : Math.Min(maxAlphaBar, F(tau) / f0);
+            alphaBar[t] = t == 0 ? 0.0 : maxAlphaBar * F(tau) / f0;
         }
     }
 

@@ -128,9 +128,9 @@ public sealed class Dopri5Solver : IOdeSolver
     /// <summary>
     /// One trial step of size h from (z, t) to tNext = t + h. Returns the error norm and, when the step is
     /// accepted (err ≤ 1), z₁ and the FSAL stage f(z₁, tNext), both moved out of the step's scope; when it is
-    /// rejected everything it made is freed.
+    /// rejected everything it made is freed. Internal so that tests can check the embedded error estimate.
     /// </summary>
-    private (double Error, Tensor? Z, Tensor? K) Attempt(Drift f, Tensor z, Tensor k1, double t, double h, double tNext)
+    internal (double Error, Tensor? Z, Tensor? K) Attempt(Drift f, Tensor z, Tensor k1, double t, double h, double tNext)
     {
         using var scope = NewDisposeScope();
         var k2 = f(z + k1 * (h * A21), t + C2 * h);

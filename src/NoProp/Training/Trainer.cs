@@ -99,6 +99,7 @@ public sealed class Trainer
                             int start = state.Batch * options.BatchSize;
                             int count = Math.Min(options.BatchSize, n - start);
                             var index = order.narrow(0, start, count);
+                            SeedStreams.SeedTrainingStep(options.Seed, state.Epoch, state.Stage, state.Batch);
                             var images = trainX.index_select(0, index);
                             if (options.Augmentation is not null) images = options.Augmentation.Apply(images);
                             var losses = method.TrainStep(state.Stage, images, trainY.index_select(0, index));
@@ -184,12 +185,15 @@ public sealed class Trainer
 
     private void RuntimeSeed() => TorchRuntime.Seed(options.Seed);
 
-    /// <summary>A permutation of 0..n−1 that depends only on (seed, epoch, stage), so a resumed run sees the same order.</summary>
+    /// <summary>
+    /// A permutation of 0..n−1 that depends only on (seed, epoch, stage), in any process, so a resumed run sees the
+    /// same order. (Each step's torch noise is seeded from (seed, epoch, stage, batch) the same way: SeedStreams.)
+    /// </summary>
     private static Tensor ShuffledIndices(int n, long seed, int epoch, int stage, Device device)
     {
         var indices = new long[n];
         for (int i = 0; i < n; i++) indices[i] = i;
-        new Random(HashCode.Combine(seed, epoch, stage, 0x0DA7A)).Shuffle(indices);
+        SeedStreams.Random(seed, SeedPurpose.BatchOrder, epoch, stage).Shuffle(indices);
         return tensor(indices, ScalarType.Int64).to(device);
     }
 

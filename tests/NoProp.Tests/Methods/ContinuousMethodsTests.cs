@@ -129,32 +129,121 @@ public sealed class ContinuousMethodsTests
         Assert.IsTrue(losses.isfinite().all().item<bool>());
         bool embeddingMoved = !method.Embedding.Weight.detach().SameAs(before);
         Assert.AreEqual(embedding != LabelEmbeddingKind.OneHot, embeddingMoved, "only a learned embedding is trained");
-        if (kind == MethodKind.FlowMatching)
-        {
-            float anchor = losses[1].item<float>();
-            if (embedding == LabelEmbeddingKind.OneHot) Assert.AreEqual(0f, anchor, "no anchor term for one-hot embeddings");
-            else Assert.IsTrue(anchor > 0, "the anchor cross-entropy is active for learned embeddings");
-        }
+        if (kind == MethodKind.FlowMatching && embedding == LabelEmbeddingKind.OneHot)
+            Assert.AreEqual(0f, losses[1].item<float>(), "no anchor term for one-hot embeddings (its value is pinned in FlowMatchingLossMatchesEquation63ComputedByHand)");
         using var _ = no_grad();
         method.Network.eval();
         using var p = method.PredictProbabilities(x, new InferenceOptions());
         CollectionAssert.AreEqual(new long[] { 16, 10 }, p.shape);
     }
 
-    [TestMethod]
-    public void ConstantWeightingIgnoresTheScheduleSlope()
+    /// <summary>Cross-entropy of an affine head on z, by hand in float64: mean of logsumexp(Wz + b) − (Wz + b)_y.</summary>
+    private static double HandCrossEntropy(TorchSharp.Modules.Linear head, Tensor z, Tensor y)
     {
-        // The two weightings must give different denoising terms on the same draw.
-        var (x, y) = TestSupport.Mnist.Train.Take(16).ToTensors();
-        float Denoise(CtWeighting w)
+        var scores = z.to_type(ScalarType.Float64).matmul(head.weight!.detach().to_type(ScalarType.Float64).t()) + head.bias!.detach().to_type(ScalarType.Float64);
+        return (scores.exp().sum(1).log() - scores.gather(1, y.unsqueeze(1)).squeeze(1)).mean().item<double>();
+    }
+
+    /// <summary>û = softmax(logits)·W in float64.</summary>
+    private static Tensor HandReadout(Tensor logits, Tensor w)
+    {
+        var e = logits.to_type(ScalarType.Float64).exp();
+        return (e / e.sum(1, keepdim: true)).matmul(w.to_type(ScalarType.Float64));
+    }
+
+    /// <summary>
+    /// Eq. 9 / Eq. 62 term by term for fixed weights and noise (eval mode: the step draws t ~ U(0, 1), then ε for z_t,
+    /// then ε for z_1): CE of the head on z_1 = √ᾱ(1) u + √(1 − ᾱ(1)) ε₂, KL to N(0, I) at ᾱ(0), and
+    /// ½·η·mean(w(t)·‖û(z_t, x, t) − u‖²) with w = SNR'(t) (the paper) or 1 (constant). The initial endpoints are pinned:
+    /// ᾱ(0) = sigmoid(−5), ᾱ(1) = sigmoid(5).
+    /// </summary>
+    [TestMethod]
+    [DataRow(CtWeighting.SnrDerivative)]
+    [DataRow(CtWeighting.Constant)]
+    public void ContinuousTimeLossMatchesEquation9ComputedByHand(CtWeighting weighting)
+    {
+        using var method = new NoPropCt(Config(MethodKind.ContinuousTime, LabelEmbeddingKind.Learned) with { Weighting = weighting, Eta = 0.7 });
+        var (x, y) = TestSupport.Mnist.Train.Take(6).ToTensors();
+        method.Network.eval();
+        var net = method.CtNetwork;
+        double ce, kl, denoise, alphaBar0, alphaBar1;
+        using (no_grad())
         {
-            TorchRuntime.Seed(5);
-            using var m = new NoPropCt(Config(MethodKind.ContinuousTime) with { Weighting = w });
-            m.Network.train();
-            using var l = m.TrainStep(0, x, y);
-            return l[2].item<float>();
+            var w = method.Embedding.Weight.detach().clone();
+            var u = w.index_select(0, y);
+            var ends = net.Schedule.AlphaBar(tensor(new float[] { 0f, 1f }));
+            alphaBar0 = ends[0].item<float>(); alphaBar1 = ends[1].item<float>();
+            TorchRuntime.Seed(77);
+            var t = rand(6);
+            var e1 = randn_like(u);
+            var e2 = randn_like(u);
+            var (gamma, gammaDerivative) = net.Schedule.Gamma(t);
+            var alphaBar = (1 / (1 + gamma.exp())).unsqueeze(1);                      // sigmoid(−γ)
+            var zt = u * alphaBar.sqrt() + e1 * (1 - alphaBar).sqrt();
+            var uHat = HandReadout(net.Denoiser.forward(x, zt, t), w);
+            var weight = weighting == CtWeighting.SnrDerivative ? (-gammaDerivative * (-gamma).exp()).to_type(ScalarType.Float64) : ones(6, ScalarType.Float64);
+            denoise = 0.5 * 0.7 * (weight * (uHat - u.to_type(ScalarType.Float64)).square().sum(1)).mean().item<double>();
+            var z1 = u * Math.Sqrt(alphaBar1) + e2 * Math.Sqrt(1 - alphaBar1);
+            ce = HandCrossEntropy(net.OutputHead, z1, y);
+            double d = w.shape[1], normSquared = u.to_type(ScalarType.Float64).square().sum(1).mean().item<double>();
+            kl = 0.5 * (alphaBar0 * normSquared - d * alphaBar0 - d * Math.Log(1 - alphaBar0));
         }
-        Assert.AreNotEqual(Denoise(CtWeighting.Constant), Denoise(CtWeighting.SnrDerivative));
+        Assert.AreEqual(0.0066928509242848554, alphaBar0, 1e-7, "ᾱ(0) = sigmoid(−γ_max), γ_max = 5");
+        Assert.AreEqual(0.9933071490757153, alphaBar1, 1e-6, "ᾱ(1) = sigmoid(−γ_min), γ_min = −5");
+
+        TorchRuntime.Seed(77);
+        using var losses = method.TrainStep(0, x, y);
+        var l = losses.to_type(ScalarType.Float64).data<double>().ToArray();
+        Assert.AreEqual(ce, l[0], 1e-5 * ce, "cross-entropy on z_1");
+        // float32: −d·ᾱ_0 − d·log(1 − ᾱ_0) ≈ d·ᾱ_0²/2 loses about four digits to cancellation at ᾱ_0 = 0.0067.
+        Assert.AreEqual(kl, l[1], 1e-3 * kl, "KL(q(z_0|y) ‖ N(0, I)) at the learned ᾱ(0)");
+        Assert.AreEqual(denoise, l[2], 1e-4 * denoise, $"denoising term, {weighting} weighting");
+        Assert.AreEqual(ce + kl + denoise, l[3], 1e-4 * (ce + kl + denoise), "total");
+    }
+
+    /// <summary>
+    /// Eq. 63 and the anchor of Eq. 64 for fixed weights and noise (eval mode: the step draws t, then z_0): z_t = t·u + (1 − t)·z_0,
+    /// the flow term mean‖v − (u − z_0)‖² with v = logits·W, and the anchor CE of the head on z̃_1 = z_t + (1 − t)·v.
+    /// </summary>
+    [TestMethod]
+    public void FlowMatchingLossMatchesEquation63ComputedByHand()
+    {
+        using var method = new NoPropFm(Config(MethodKind.FlowMatching, LabelEmbeddingKind.Learned));
+        var (x, y) = TestSupport.Mnist.Train.Take(6).ToTensors();
+        method.Network.eval();
+        double flow, anchor;
+        using (no_grad())
+        {
+            var w = method.Embedding.Weight.detach().clone();
+            var u = w.index_select(0, y);
+            TorchRuntime.Seed(78);
+            var t = rand(6);
+            var z0 = randn_like(u);
+            var tc = t.unsqueeze(1);
+            var zt = u * tc + z0 * (1 - tc);
+            var v = method.FmNetwork.Velocity.forward(x, zt, t).to_type(ScalarType.Float64).matmul(w.to_type(ScalarType.Float64));
+            var target = (u - z0).to_type(ScalarType.Float64);
+            flow = (v - target).square().sum(1).mean().item<double>();
+            var zTilde = zt.to_type(ScalarType.Float64) + v * (1 - tc.to_type(ScalarType.Float64));
+            anchor = HandCrossEntropy(method.FmNetwork.OutputHead, zTilde, y);
+        }
+        TorchRuntime.Seed(78);
+        using var losses = method.TrainStep(0, x, y);
+        var l = losses.to_type(ScalarType.Float64).data<double>().ToArray();
+        Assert.AreEqual(flow, l[0], 1e-5 * flow, "flow term against the target velocity u − z_0");
+        Assert.AreEqual(anchor, l[1], 1e-5 * anchor, "anchor cross-entropy on z̃_1 = z_t + (1 − t)·v");
+        Assert.AreEqual(flow + anchor, l[2], 1e-5 * (flow + anchor), "total");
+    }
+
+    [TestMethod]
+    public void KlToStandardNormalIsPinned()
+    {
+        // u = (1, 2), ᾱ_0 = 0.3: ½[0.3·5 − 2·0.3 − 2·ln 0.7] = 0.8066749439387324 (the Gaussian KL, by hand).
+        using var u = tensor(new float[] { 1f, 2f, 1f, 2f }, [2, 2]);
+        Assert.AreEqual(0.8066749439387324, NoProp.Losses.NoPropLosses.KlToStandardNormal(u, 0.3).item<float>(), 1e-6);
+        using var learned = tensor(0.3f);
+        Assert.AreEqual(0.8066749439387324, NoProp.Losses.NoPropLosses.KlToStandardNormal(u, learned).item<float>(), 1e-6);
+        Assert.AreEqual(0.0, NoProp.Losses.NoPropLosses.KlToStandardNormal(u, 0.0).item<float>(), 1e-7, "q(z_0|y) = N(0, I) at ᾱ_0 = 0");
     }
 
     [TestMethod]

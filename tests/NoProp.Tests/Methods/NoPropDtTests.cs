@@ -46,6 +46,88 @@ public sealed class NoPropDtTests
         Assert.IsFalse(method.DtNetwork.Embedding.Weight.detach().SameAs(before["embedding.weight"]), "a learned embedding is trained with every block");
     }
 
+    /// <summary>
+    /// Eq. 8 / Eq. 61 term by term, against values assembled by hand from the same network's raw outputs and the
+    /// same noise: block t's input is z_{t−1} = √ᾱ_{t−1} u + √(1 − ᾱ_{t−1}) ε₁ (ᾱ typed in, not read from the
+    /// schedule), its loss is (T/2)·η·(SNR(t) − SNR(t−1))·mean‖softmax(block(x, z_{t−1}))·W − u‖², the CE is that of
+    /// the head's affine map on z_T = √ᾱ_T u + √(1 − ᾱ_T) ε₂, and the KL is 0 because ᾱ_0 = 0. In eval mode
+    /// (no dropout, BatchNorm on its running statistics) the step draws exactly ε₁, then ε₂ from torch's generator.
+    /// </summary>
+    [TestMethod]
+    [DataRow(0)]
+    [DataRow(1)]
+    public void TrainingLossMatchesEquation8ComputedByHand(int stage)
+    {
+        using var method = new NoPropDt(TestSupport.Config(LabelEmbeddingKind.Learned, blocks: 2) with { Eta = 0.1 });
+        var (x, y) = Batch(6);
+        method.Network.eval();
+        double[] alphaBar = [0.0, 0.49334974685019706, 0.999];         // cosine, T = 2 (Python, float64)
+        double[] weight = [0.097374815029319, 99.8026251849706];       // (T/2)·η·(SNR(t) − SNR(t−1)), t = 1, 2
+        int t = stage + 1;
+
+        double ce, denoise;
+        using (no_grad())
+        {
+            var w = method.DtNetwork.Embedding.Weight.detach().clone();
+            var u = w.index_select(0, y);
+            TorchRuntime.Seed(123);
+            var e1 = randn(6, w.shape[1]);
+            var e2 = randn(6, w.shape[1]);
+            var zPrevious = u * Math.Sqrt(alphaBar[t - 1]) + e1 * Math.Sqrt(1 - alphaBar[t - 1]);
+            var logits = method.DtNetwork.Blocks[stage].forward(x, zPrevious).to_type(ScalarType.Float64);
+            var p = logits.exp() / logits.exp().sum(1, keepdim: true);
+            var uHat = p.matmul(w.to_type(ScalarType.Float64));
+            denoise = weight[stage] * (uHat - u.to_type(ScalarType.Float64)).square().sum(1).mean().item<double>();
+
+            var zT = (u * Math.Sqrt(alphaBar[2]) + e2 * Math.Sqrt(1 - alphaBar[2])).to_type(ScalarType.Float64);
+            var head = method.DtNetwork.OutputHead;
+            var scores = zT.matmul(head.weight!.detach().to_type(ScalarType.Float64).t()) + head.bias!.detach().to_type(ScalarType.Float64);
+            var logSumExp = scores.exp().sum(1).log();
+            ce = (logSumExp - scores.gather(1, y.unsqueeze(1)).squeeze(1)).mean().item<double>();
+        }
+
+        TorchRuntime.Seed(123);
+        using var losses = method.TrainStep(stage, x, y);
+        var l = losses.to_type(ScalarType.Float64).data<double>().ToArray();
+        Assert.AreEqual(ce, l[0], 1e-5 * Math.Abs(ce), "cross-entropy on z_T");
+        Assert.AreEqual(0.0, l[1], "KL(q(z_0|y) ‖ N(0, I)) = 0 for ᾱ_0 = 0");
+        Assert.AreEqual(denoise, l[2], 1e-5 * Math.Abs(denoise), $"denoising term of block {t}");
+        Assert.AreEqual(ce + denoise, l[3], 1e-5 * (ce + denoise), "total");
+        Assert.IsTrue(denoise > 1e-3, "the hand-computed term is not trivially zero");
+    }
+
+    [TestMethod]
+    public void DenoiseWeightsArePinned()
+    {
+        // (T/2)·η·(SNR(t) − SNR(t−1)) for the cosine schedule, T = 4, η = 0.1 (Python, float64).
+        using var method = new NoPropDt(TestSupport.Config(blocks: 4) with { Eta = 0.1 });
+        double[] expected = [0.03367975624936274, 0.16106987380927526, 0.9053458874081216, 198.69990448253307];
+        for (int t = 1; t <= 4; t++) Assert.AreEqual(expected[t - 1], method.DenoiseWeight(t), 1e-12 * expected[t - 1], $"block {t}");
+        using var doubled = new NoPropDt(TestSupport.Config(blocks: 4) with { Eta = 0.2 });
+        Assert.AreEqual(2 * expected[3], doubled.DenoiseWeight(4), 1e-9, "linear in η");
+    }
+
+    /// <summary>T = 100 (issue 10): every block must receive a gradient and move. No weight decay, so only the loss can move it.</summary>
+    [TestMethod]
+    public void AHundredBlocksAllTrain()
+    {
+        var config = TestSupport.Config(blocks: 100) with { Image = new NoProp.Models.ImageShape(1, 14, 14), WeightDecay = 0 };
+        using var method = new NoPropDt(config);
+        var x = randn(4, 1, 14, 14);
+        var y = tensor(new long[] { 0, 3, 5, 9 });
+        method.Network.train();
+        for (int stage = 0; stage < 100; stage++)
+        {
+            var block = method.DtNetwork.Blocks[stage];
+            var before = block.parameters().Select(p => p.detach().clone()).ToArray();
+            using (method.TrainStep(stage, x, y)) { }
+            var after = block.parameters().ToArray();
+            double moved = before.Zip(after, (b, a) => (a.detach() - b).abs().max().item<float>()).Max();
+            Assert.IsTrue(moved > 0, $"block {stage + 1} of 100 did not change in its training step");
+            foreach (var b in before) b.Dispose();
+        }
+    }
+
     [TestMethod]
     public void OneHotEmbeddingStaysFixed()
     {

@@ -160,6 +160,72 @@ public sealed class Dopri5SolverTests
         Assert.IsFalse(z0.IsInvalid, "z0 was disposed");
     }
 
+    /// <summary>
+    /// Fifth order: with a fixed step (every step accepted under a huge tolerance, each one landing on the next point of a
+    /// uniform grid) the global error must fall by about 2⁵ = 32 per halving of the step. A wrong entry of A, b or c
+    /// breaks an order condition and lowers the order (A₅₂, b₃, c₄ or A₃₂ off in the last digit: the ratio drops to 1–2).
+    /// z' = z cos t is in its asymptotic range from 16 steps (ratios 36.5, 34.5, 33.2); the logistic problem's error
+    /// cancels at these steps (ratios above 50), so it is checked through the local estimate below.
+    /// </summary>
+    [TestMethod]
+    public void FixedStepErrorFallsThirtyTwoFoldPerHalving()
+    {
+        foreach (var problem in new[] { OdeProblem.ExpSine })
+        {
+            var errors = new List<double>();
+            foreach (int n in new[] { 16, 32, 64, 128 })
+            {
+                var fixedStep = new OdeSolverOptions { RelativeTolerance = 1e10, AbsoluteTolerance = 1e10, InitialStep = 2.0 / n };
+                var grid = Grids.Uniform(n);
+                using var z0 = problem.InitialBatch();
+                using var solution = new Dopri5Solver(fixedStep).Integrate(problem.Drift, z0, grid);
+                Assert.AreEqual(n, solution.AcceptedSteps, $"{problem}: one step per grid interval");
+                Assert.AreEqual(0, solution.RejectedSteps);
+                errors.Add(problem.RelativeError(solution.Z, 0, 2));
+            }
+            for (int i = 1; i < errors.Count; i++)
+            {
+                double ratio = errors[i - 1] / errors[i];
+                Assert.IsTrue(ratio > 26 && ratio < 40, $"{problem}: error ratio {ratio:F1} per halving (errors {string.Join(", ", errors.Select(e => e.ToString("E2")))}); fifth order gives 32");
+            }
+        }
+    }
+
+    /// <summary>
+    /// The embedded estimate e = h·Σ(b − b̂)·k is the local error of the fourth-order solution: it must fall like h⁵
+    /// (32 per halving) and exceed the true local error of the fifth-order step it accepts, which falls like h⁶ (64).
+    /// A wrong error weight (Σ(b − b̂) ≠ 0, or a b̂ that is not fourth order) makes it fall like h or h².
+    /// </summary>
+    [TestMethod]
+    public void TheEmbeddedErrorEstimateIsFifthOrderLocalAndBoundsTheTrueError()
+    {
+        var solver = new Dopri5Solver(new OdeSolverOptions { RelativeTolerance = 0, AbsoluteTolerance = 1 });
+        foreach (var problem in OdeProblem.All)
+        {
+            var estimates = new List<double>();
+            var trueErrors = new List<double>();
+            foreach (double h in new[] { 0.2, 0.1, 0.05, 0.025 })
+            {
+                using var z0 = problem.InitialBatch();
+                using var k1 = problem.Drift(z0, 0.3);
+                var (estimate, z1, k7) = solver.Attempt(problem.Drift, z0, k1, 0.3, h, 0.3 + h);
+                Assert.IsNotNull(z1, $"{problem}: a step of {h} is accepted at atol 1");
+                var exact = problem.InitialValues.Select(v => problem.Exact(v, 0.3, 0.3 + h)).ToArray();
+                trueErrors.Add(Math.Sqrt(OdeProblem.Values(z1).Zip(exact, (a, b) => (a - b) * (a - b)).Average()));   // RMS, like the estimate
+                estimates.Add(estimate);
+                z1.Dispose(); k7!.Dispose();
+            }
+            for (int i = 1; i < estimates.Count; i++)
+            {
+                double ratio = estimates[i - 1] / estimates[i];
+                Assert.IsTrue(ratio > 24 && ratio < 44, $"{problem}: estimate ratio {ratio:F1} per halving ({string.Join(", ", estimates.Select(e => e.ToString("E2")))}); h⁵ gives 32");
+                Assert.IsTrue(estimates[i] > trueErrors[i], $"{problem}, step {i}: the estimate {estimates[i]:E2} must exceed the fifth-order step's true error {trueErrors[i]:E2}");
+            }
+            double trueRatio = trueErrors[^2] / trueErrors[^1];
+            Assert.IsTrue(trueRatio > 40, $"{problem}: the accepted (fifth-order) solution's local error falls {trueRatio:F1}× per halving; h⁶ gives 64");
+        }
+    }
+
     [TestMethod]
     public void TooManyStepsFailClearly()
     {

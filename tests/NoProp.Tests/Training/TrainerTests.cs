@@ -4,6 +4,7 @@ using NoProp.Methods.DiscreteTime;
 using NoProp.Runtime;
 using NoProp.Training;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace NoProp.Tests.Training;
@@ -142,6 +143,64 @@ public sealed class TrainerTests
         using var p1 = Evaluator.PredictProbabilities(method, x, options);
         using var p2 = Evaluator.PredictProbabilities(loaded, x, options);
         Assert.IsTrue(p1.SameAs(p2));
+    }
+
+    /// <summary>
+    /// Model selection (issue 10): a scripted method whose validation accuracy is 10 %, 60 %, 30 % after epochs 1, 2, 3
+    /// must end holding epoch 2's weights, with and without an output folder (saved model or in-memory snapshot).
+    /// </summary>
+    [TestMethod]
+    [DataRow(true)]
+    [DataRow(false)]
+    public void ModelSelectionKeepsTheWeightsOfTheBestValidationEpoch(bool withOutputFolder)
+    {
+        var mnist = TestSupport.Mnist.Train.Take(20);
+        // Validation labels: 60 % class 0, 30 % class 1, 10 % class 2.
+        var labels = Enumerable.Range(0, 20).Select(i => i % 10 < 6 ? 0 : i % 10 < 9 ? 1 : 2).ToArray();
+        var data = new ImageDataset("scripted", mnist.Pixels, labels, 1, 28, 28, mnist.ClassNames, Normalization.Mnist);
+        var splits = new DataSplits(data.Take(8), data, data.Take(4), null);
+        using var method = new ScriptedMethod(NewMethod(blocks: 1), predictedClassPerEpoch: [2, 0, 1]);
+        var options = new TrainingOptions { Epochs = 3, BatchSize = 4, OutputDirectory = withOutputFolder ? TestSupport.TempDirectory() : null };
+        var result = new Trainer(method, splits, options).Run();
+
+        double[] expected = [0.1, 0.6, 0.3];
+        for (int e = 0; e < 3; e++) Assert.AreEqual(expected[e], result.History[e].ValidationAccuracy!.Value, 1e-6, $"epoch {e + 1}");
+        Assert.AreEqual(2, result.BestEpoch);
+        Assert.AreEqual(0.6, result.BestValidationAccuracy!.Value, 1e-6);
+        Assert.AreEqual(2, method.CompletedEpochs, "the network must hold epoch 2's weights, not the last epoch's");
+    }
+
+    /// <summary>
+    /// A method whose only "learning" is a step counter kept in a network parameter (the output head's first bias),
+    /// and whose prediction after epoch e is the fixed class predictedClassPerEpoch[e − 1]: its validation accuracy
+    /// per epoch is scripted, and the weights in the network tell which epoch they come from.
+    /// </summary>
+    private sealed class ScriptedMethod(NoPropDt inner, int[] predictedClassPerEpoch) : INoPropMethod
+    {
+        private const int StepsPerEpoch = 2;   // 8 training images, batch 4, one stage
+        private Tensor Counter => inner.DtNetwork.OutputHead.bias!;
+        public int CompletedEpochs => (int)Math.Round(Counter[0].item<float>() / StepsPerEpoch);
+        public ModelConfig Config => inner.Config;
+        public nn.Module Network => inner.Network;
+        public NoProp.Embeddings.LabelEmbedding Embedding => inner.Embedding;
+        public IReadOnlyList<OptimizerHelper> Optimizers => inner.Optimizers;
+        public int StagesPerEpoch => 1;
+        public string DescribeStage(int stage) => "all";
+        public IReadOnlyList<string> LossNames { get; } = ["total"];
+
+        public Tensor TrainStep(int stage, Tensor x, Tensor y)
+        {
+            using (no_grad()) Counter[0] += 1f;
+            return zeros(1, ScalarType.Float32);
+        }
+
+        public Tensor PredictProbabilities(Tensor x, InferenceOptions options)
+        {
+            int predicted = predictedClassPerEpoch[CompletedEpochs - 1];
+            return nn.functional.one_hot(full(x.shape[0], predicted, ScalarType.Int64), 10).to_type(ScalarType.Float32);
+        }
+
+        public void Dispose() => inner.Dispose();
     }
 
     private sealed class CancelAtStep(CancellationTokenSource cts, long step) : ITrainingProgress
