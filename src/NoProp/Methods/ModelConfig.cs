@@ -31,6 +31,31 @@ public enum CtWeighting
     Constant,
 }
 
+/// <summary>What trains NoProp-CT's learnable noise schedule ψ (Appendix B).</summary>
+public enum CtScheduleTraining
+{
+    /// <summary>The whole loss, as Algorithm 2 (step 4) updates ψ with θ: the paper's choice, an ELBO under SNR'(t) weighting.</summary>
+    Joint,
+    /// <summary>
+    /// Only the terms that are a bound under any weighting: the CE on z_1 (through ᾱ(1)) and the KL at t = 0 (through ᾱ(0)).
+    /// The denoising term sees the schedule as a constant.
+    /// </summary>
+    Detached,
+    /// <summary>ψ keeps its initial values (γ from <see cref="ModelConfig.InitialGammaMax"/> to <see cref="ModelConfig.InitialGammaMin"/>).</summary>
+    Frozen,
+}
+
+public static class CtScheduleTrainings
+{
+    public static readonly string[] CliNames = ["joint", "detached", "frozen"];
+
+    public static string ToCliName(this CtScheduleTraining value) => CliNames[(int)value];
+
+    public static CtScheduleTraining Parse(string value) => Array.IndexOf(CliNames, value) is int i and >= 0
+        ? (CtScheduleTraining)i
+        : throw new NoPropException($"unknown schedule training '{value}' (expected {string.Join(", ", CliNames)})");
+}
+
 /// <summary>How a continuous-time model turns the final z into a class.</summary>
 public enum PredictionRule
 {
@@ -140,6 +165,15 @@ public sealed record ModelConfig
     /// </summary>
     public CtWeighting Weighting { get; init; } = CtWeighting.Constant;
 
+    /// <summary>
+    /// What trains NoProp-CT's schedule ψ. Models saved before this option existed were trained jointly, the value a
+    /// model.json without the field reads as; <c>noprop train</c> writes <see cref="DefaultScheduleTraining"/>'s choice.
+    /// </summary>
+    public CtScheduleTraining ScheduleTraining { get; init; } = CtScheduleTraining.Joint;
+
+    /// <summary>Weight decay of the schedule's parameters ψ; null: <see cref="WeightDecay"/>, like every other parameter.</summary>
+    public double? ScheduleWeightDecay { get; init; }
+
     /// <summary>How the final z becomes a class (CT and FM).</summary>
     public PredictionRule Prediction { get; init; } = PredictionRule.OutputHead;
 
@@ -169,6 +203,9 @@ public sealed record ModelConfig
     public static PredictionRule DefaultPrediction(MethodKind method) =>
         method is MethodKind.DiscreteTime or MethodKind.Backprop or MethodKind.Adjoint ? PredictionRule.OutputHead : PredictionRule.NearestEmbedding;
 
+    /// <summary>What trains the CT schedule unless --schedule says otherwise (see <see cref="CtScheduleTraining"/>).</summary>
+    public static CtScheduleTraining DefaultScheduleTraining(CtWeighting weighting) => CtScheduleTraining.Joint;
+
     public void Validate()
     {
         if (ClassNames.Length < 2) throw new NoPropException("a model needs at least two classes");
@@ -181,6 +218,7 @@ public sealed record ModelConfig
         if (!(Eta > 0)) throw new NoPropException("--eta must be positive");
         if (!(LearningRate > 0)) throw new NoPropException("--lr must be positive");
         if (!(WeightDecay >= 0)) throw new NoPropException("--weight-decay must be 0 or more");
+        if (ScheduleWeightDecay is double d && !(d >= 0)) throw new NoPropException("--schedule-weight-decay must be 0 or more");
         if (InferenceSteps < 1) throw new NoPropException("--steps must be at least 1");
         if (!(InitialGammaMax > InitialGammaMin)) throw new NoPropException("the initial γ(0) must exceed γ(1)");
         if (!(FlowSigma >= 0)) throw new NoPropException("--flow-sigma must be 0 or more");
