@@ -92,7 +92,8 @@ public static class EvalCommand
             stdout.WriteLine($"{name} accuracy: {mean * 100:F2} % ({test.Count} images, {mode} inference, noise seed {seed}, {seconds:F1} s)");
         else
             stdout.WriteLine($"{name} accuracy: {mean * 100:F2} ± {se * 100:F2} % (mean ± standard error over {runs} {mode} runs, {test.Count} images, noise seeds {seed}–{seed + runs - 1}, {seconds:F1} s per run)");
-        if (split.Recorded is not null) stdout.WriteLine(split.Recorded);
+        // Training's figure, for comparison, when this evaluation reads the model as training did.
+        if (split.Recorded is not null && !deterministic && solverName is null && steps is null && prediction is null) stdout.WriteLine(split.Recorded);
         if (result.PerBlock is not null)
         {
             stdout.WriteLine($"per-block {name} accuracy (output head on z_t; {(runs == 1 ? "1 run" : $"mean ± standard error over {runs} runs")}):");
