@@ -39,7 +39,7 @@ public sealed record RunSettings
     public string? Prediction { get; set; }
     /// <summary>CT: what trains the schedule ψ (joint, detached, frozen); null takes the weighting's default.</summary>
     public string? Schedule { get; set; }
-    /// <summary>CT: weight decay of ψ; null: --weight-decay.</summary>
+    /// <summary>CT: weight decay of ψ; null: <see cref="NoProp.Methods.ModelConfig.DefaultScheduleWeightDecay"/>.</summary>
     public double? ScheduleWeightDecay { get; set; }
     public double? GammaMax { get; set; }
     public double? GammaMin { get; set; }

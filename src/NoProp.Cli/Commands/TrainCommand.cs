@@ -54,8 +54,9 @@ public static class TrainCommand
           --weighting W               ct: constant | snr-derivative (Eq. 9)             [constant]
           --gamma-max X / --gamma-min X   ct: initial γ(0), γ(1) of the schedule        [5 / -5]
           --schedule MODE             ct: what trains the schedule: joint (the whole loss, the paper) |
-                                      detached (the CE and KL terms only) | frozen      [constant: ?; snr-derivative: joint]
-          --schedule-weight-decay X   ct: weight decay of the schedule's parameters     [--weight-decay]
+                                      detached (the CE and KL terms only) | frozen
+                                      [constant weighting: detached; snr-derivative: joint]
+          --schedule-weight-decay X   ct: weight decay of the schedule's parameters     [0]
           --flow-sigma X              fm: σ of the probability path (Eq. 10)            [0]
         """;
 
@@ -211,7 +212,7 @@ public static class TrainCommand
                 },
                 ScheduleTraining = settings.Schedule is string schedule ? CtScheduleTrainings.Parse(schedule)
                     : ModelConfig.DefaultScheduleTraining(settings.Weighting == "snr-derivative" ? CtWeighting.SnrDerivative : CtWeighting.Constant),
-                ScheduleWeightDecay = settings.ScheduleWeightDecay,
+                ScheduleWeightDecay = settings.ScheduleWeightDecay ?? ModelConfig.DefaultScheduleWeightDecay,
                 InitialGammaMax = settings.GammaMax ?? 5.0,
                 InitialGammaMin = settings.GammaMin ?? -5.0,
                 FlowSigma = settings.FlowSigma,
@@ -284,7 +285,8 @@ public static class TrainCommand
             ["steps"] = config.Method.IsBlockChain() ? null : config.InferenceSteps,
             ["prediction"] = config.Method.IsBlockChain() ? null : (config.Prediction == PredictionRule.OutputHead ? "head" : "nearest"),
             ["weighting"] = config.Method == MethodKind.ContinuousTime ? (config.Weighting == CtWeighting.Constant ? "constant" : "snr-derivative") : null,
-            ["schedule"] = config.Method == MethodKind.ContinuousTime ? config.ScheduleTraining.ToCliName() : null,
+            ["schedule"] = config.Method == MethodKind.ContinuousTime ? config.ScheduleTrainingOrDefault.ToCliName() : null,
+            ["schedule_weight_decay"] = config.Method == MethodKind.ContinuousTime ? config.ScheduleWeightDecay : null,
             ["eta"] = config.Method is MethodKind.DiscreteTime or MethodKind.ContinuousTime ? config.Eta : null,
             ["epochs"] = settings.Epochs,
             ["best_epoch"] = result.BestEpoch,

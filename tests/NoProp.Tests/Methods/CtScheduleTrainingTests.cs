@@ -80,25 +80,30 @@ public sealed class CtScheduleTrainingTests
     public void TheScheduleHasAWeightDecayOfItsOwn()
     {
         // ψ's first Adam step depends only on ψ's gradient and ψ's weight decay: a large decay on the other parameters
-        // must leave it unchanged when ψ's own decay is 0, and the shared decay must change it.
+        // leaves it unchanged (ψ's own decay is 0 by default), and a decay of ψ's own changes it.
         var config = Config(CtScheduleTraining.Joint);
-        using var none = Stepped(config with { WeightDecay = 0, ScheduleWeightDecay = 0 });
-        using var othersOnly = Stepped(config with { WeightDecay = 50, ScheduleWeightDecay = 0 });
-        using var shared = Stepped(config with { WeightDecay = 50 });
+        Assert.AreEqual(0.0, config.ScheduleWeightDecay);
+        using var none = Stepped(config with { WeightDecay = 0 });
+        using var othersOnly = Stepped(config with { WeightDecay = 50 });
+        using var shared = Stepped(config with { WeightDecay = 50, ScheduleWeightDecay = 50 });
         Assert.AreEqual(0, MaxDifference(ScheduleValues(none), ScheduleValues(othersOnly)), 1e-7);
-        Assert.IsTrue(MaxDifference(ScheduleValues(none), ScheduleValues(shared)) > 1e-4, "ψ decays with --weight-decay unless told otherwise");
+        Assert.IsTrue(MaxDifference(ScheduleValues(none), ScheduleValues(shared)) > 1e-4, "--schedule-weight-decay decays ψ");
         var denoiserNone = none.CtNetwork.Denoiser.parameters().First().detach();
         var denoiserOthers = othersOnly.CtNetwork.Denoiser.parameters().First().detach();
         Assert.IsFalse(denoiserNone.CloseTo(denoiserOthers, 1e-7), "the other parameters do decay");
     }
 
     [TestMethod]
-    public void AModelSavedBeforeTheOptionReadsAsJoint()
+    public void TheDefaultFollowsTheWeighting()
     {
+        // Unset (the ML.NET adapter, a model.json written before the option): jointly under Eq. 9's weighting, detached under the constant one.
+        Assert.AreEqual(CtScheduleTraining.Detached, (TestSupport.Config() with { Weighting = CtWeighting.Constant }).ScheduleTrainingOrDefault);
+        Assert.AreEqual(CtScheduleTraining.Joint, (TestSupport.Config() with { Weighting = CtWeighting.SnrDerivative }).ScheduleTrainingOrDefault);
         var json = Config(CtScheduleTraining.Frozen).ToJson();
         Assert.IsTrue(json.Contains("\"schedule_training\": \"frozen\""), json);
         var old = json.Replace("\"schedule_training\": \"frozen\",", "");
-        Assert.AreEqual(CtScheduleTraining.Joint, ModelConfig.FromJson(old, "model.json").ScheduleTraining);
+        Assert.AreEqual(CtScheduleTraining.Detached, ModelConfig.FromJson(old, "model.json").ScheduleTrainingOrDefault);
+        Assert.AreEqual(CtScheduleTraining.Frozen, ModelConfig.FromJson(json, "model.json").ScheduleTrainingOrDefault);
         Assert.AreEqual(CtScheduleTraining.Detached, CtScheduleTrainings.Parse("detached"));
         Assert.ThrowsExactly<NoPropException>(() => CtScheduleTrainings.Parse("sometimes"));
     }

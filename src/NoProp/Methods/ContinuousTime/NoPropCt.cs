@@ -37,7 +37,7 @@ public sealed class NoPropCtNetwork : nn.Module
 /// z_{t_i} ~ N(√ᾱ(t_i)·u_y, (1 − ᾱ(t_i))·I) and the loss
 /// CE(p̂_θout(y | z_1)) + D_KL(q(z_0|y) ‖ N(0, I)) + ½·η·w(t)·‖û_θ(z_t, x, t) − u_y‖², with w(t) = SNR'(t) (the paper)
 /// or 1 (<see cref="CtWeighting.Constant"/>); Adam updates θ, θ_out, W_Embed and the schedule ψ together. What ψ learns
-/// from is <see cref="ModelConfig.ScheduleTraining"/>: the whole loss (the paper), the CE and KL terms only, or nothing.
+/// from is <see cref="ModelConfig.ScheduleTrainingOrDefault"/>: the whole loss (the paper), the CE and KL terms only, or nothing.
 /// <para>
 /// Inference integrates the probability-flow ODE of the variance-preserving process (the deterministic DDIM
 /// path) from z_0 ~ N(0, I):
@@ -64,8 +64,8 @@ public sealed class NoPropCt : INoPropMethod
         {
             new(network.parameters().Where(p => p.requires_grad && !schedule.Contains(p)).ToList(), lr: config.LearningRate, weight_decay: config.WeightDecay),
         };
-        if (config.ScheduleTraining != CtScheduleTraining.Frozen)
-            groups.Add(new(network.Schedule.parameters().ToList(), lr: config.LearningRate, weight_decay: config.ScheduleWeightDecay ?? config.WeightDecay));
+        if (config.ScheduleTrainingOrDefault != CtScheduleTraining.Frozen)
+            groups.Add(new(network.Schedule.parameters().ToList(), lr: config.LearningRate, weight_decay: config.ScheduleWeightDecay));
         optimizer = optim.Adam(groups, config.LearningRate, weight_decay: config.WeightDecay);
         Optimizers = [optimizer];
     }
@@ -87,8 +87,8 @@ public sealed class NoPropCt : INoPropMethod
         long batch = x.shape[0];
 
         // Which terms ψ learns from: all (joint), the CE and KL only (detached), none (frozen).
-        bool denoiseTrainsSchedule = Config.ScheduleTraining == CtScheduleTraining.Joint;
-        bool endsTrainSchedule = Config.ScheduleTraining != CtScheduleTraining.Frozen;
+        bool denoiseTrainsSchedule = Config.ScheduleTrainingOrDefault == CtScheduleTraining.Joint;
+        bool endsTrainSchedule = Config.ScheduleTrainingOrDefault != CtScheduleTraining.Frozen;
 
         var t = rand(batch, device: x.device);
         var alphaBar = schedule.AlphaBar(t).unsqueeze(1);
