@@ -109,11 +109,13 @@ public static class Charts
 
     /// <summary>Test accuracy against solver steps, one line per run and solver (from sweep-*.json).</summary>
     public static string SweepAccuracy(IReadOnlyList<RunFolder> runs, string path) =>
-        SweepChart(runs, path, p => p.Accuracy * 100, "test accuracy (%)", "Accuracy against ODE solver steps");
+        SweepChart(runs, path, p => p.Accuracy * 100,
+            runs.All(r => r.Sweeps.All(s => s.Split == "test")) ? "test accuracy (%)" : "accuracy (%)", "Accuracy against ODE solver steps");
 
-    /// <summary>Inference seconds over the test images against solver steps, one line per run and solver.</summary>
+    /// <summary>Inference seconds over the swept images against solver steps, one line per run and solver.</summary>
     public static string SweepSeconds(IReadOnlyList<RunFolder> runs, string path) =>
-        SweepChart(runs, path, p => p.InferenceSeconds, "inference seconds (test split)", "Inference time against ODE solver steps");
+        SweepChart(runs, path, p => p.InferenceSeconds,
+            runs.All(r => r.Sweeps.All(s => s.Split == "test")) ? "inference seconds (test split)" : "inference seconds", "Inference time against ODE solver steps");
 
     private static string SweepChart(IReadOnlyList<RunFolder> runs, string path, Func<SweepPoint, double> value, string yLabel, string title)
     {
@@ -124,7 +126,7 @@ public static class Charts
         {
             var points = sweep.Points.OrderBy(p => p.Steps).ToList();
             var line = plot.Add.Scatter(points.Select(p => Math.Log10(p.Steps)).ToArray(), points.Select(value).ToArray());
-            line.LegendText = $"{run.Name}, {sweep.Solver}{(sweep.CachedImageFeatures ? "" : ", uncached")}";
+            line.LegendText = $"{run.Name}, {sweep.Solver}{(sweep.CachedImageFeatures ? "" : ", uncached")}{(sweep.Split == "test" ? "" : $", {sweep.Split}")}";
             line.MarkerSize = 6;
         }
         LogAxis(plot.Axes.Bottom);

@@ -12,8 +12,8 @@ public sealed record TestPoint(int Epoch, double TrainSeconds, double TestAccura
 /// <summary>One step count of a <c>noprop sweep</c> (sweep-&lt;solver&gt;.json).</summary>
 public sealed record SweepPoint(int Steps, double Accuracy, double InferenceSeconds);
 
-/// <summary>The results of one <c>noprop sweep</c> run: a solver and its points.</summary>
-public sealed record Sweep(string Solver, bool CachedImageFeatures, IReadOnlyList<SweepPoint> Points);
+/// <summary>The results of one <c>noprop sweep</c> run: a solver and its points, on the test or the validation split.</summary>
+public sealed record Sweep(string Solver, bool CachedImageFeatures, IReadOnlyList<SweepPoint> Points, string Split = "test");
 
 /// <summary>One row of schedule.csv: the noise schedule ᾱ(t) and SNR(t) of a NoProp-CT model.</summary>
 public sealed record SchedulePoint(double T, double AlphaBar, double Snr);
@@ -148,7 +148,8 @@ public sealed class RunFolder
             var points = root.GetProperty("results").EnumerateArray().Select(r => new SweepPoint(
                 r.GetProperty("steps").GetInt32(), r.GetProperty("accuracy").GetDouble(), r.GetProperty("inference_seconds").GetDouble())).ToList();
             bool cached = !root.TryGetProperty("cached_image_features", out var c) || c.GetBoolean();
-            return new Sweep(root.GetProperty("solver").GetString() ?? "?", cached, points);
+            string split = root.TryGetProperty("split", out var s) ? s.GetString() ?? "test" : "test";
+            return new Sweep(root.GetProperty("solver").GetString() ?? "?", cached, points, split);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {

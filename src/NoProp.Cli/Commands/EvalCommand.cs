@@ -6,13 +6,16 @@ using NoProp.Training;
 
 namespace NoProp.Cli.Commands;
 
-/// <summary><c>noprop eval</c>: test accuracy of a trained model, over R stochastic inference runs.</summary>
+/// <summary><c>noprop eval</c>: test (or validation) accuracy of a trained model, over R stochastic inference runs.</summary>
 public static class EvalCommand
 {
     public const string Help = """
-        noprop eval: evaluate a trained model on the test split
+        noprop eval: evaluate a trained model on the test split (or the run's validation split)
 
           --model DIR          a folder written by noprop train                           [required]
+          --split test|validation  the test set, for final figures, or the validation split the
+                               training run held out (rebuilt from its run.json), for choosing
+                               settings without looking at the test set                    [test]
           --test-size N        the first N test images                                    [all]
           --runs R             stochastic inference runs; reports mean ± standard error    [1]
           --deterministic      DT: ε = 0 in Eq. 3; CT/FM/adjoint/backprop: start from z_0 = 0
@@ -20,7 +23,8 @@ public static class EvalCommand
           --per-block          dt, backprop: also the accuracy of the output head on z_t after every block t
           --image-only         also the image path alone, without the chain: the first network evaluation at
                                z = 0 (dt, backprop: block 1; ct: û(0, x, 0); fm: nearest embedding to v(0, x, 0))
-          --seed S             seed of the first run's inference noise (run r uses S + r)  [1]
+          --seed S             seed of the first run's inference noise (run r uses S + r)
+                               [test: 1; validation: the seed training validated the kept epoch with]
           --data-dir DIR       folder holding the data set's files                         [embedded MNIST]
           --threads N / --device cpu|cuda
         CT and FM models:
@@ -34,10 +38,11 @@ public static class EvalCommand
         if (args.Contains("--help")) { stdout.Write(Help); return 0; }
         var reader = new ArgumentReader(args, new HashSet<string> { "deterministic", "no-cache", "per-block", "image-only" });
         var modelDir = reader.String("model") ?? throw new UsageException("--model is required");
+        string splitName = EvaluationSplit.ReadName(reader);
         int? testSize = reader.Int("test-size", 1);
         int runs = reader.Int("runs", 1, 10_000) ?? 1;
         bool deterministic = reader.Flag("deterministic");
-        long seed = reader.Long("seed") ?? 1;
+        long? seedOption = reader.Long("seed");
         var dataDir = reader.String("data-dir");
         int? threads = reader.Int("threads", 1, 1024);
         var deviceName = reader.String("device", "cpu");
@@ -58,8 +63,9 @@ public static class EvalCommand
             throw new UsageException($"--per-block applies to models made of blocks (dt, backprop), not to this {method.Config.Method.ToCliName()} model");
         if (imageOnly && !ChainDiagnostics.HasImageOnly(method))
             throw new UsageException($"--image-only is not defined for an {method.Config.Method.ToCliName()} model (its network is a velocity field read only through the ODE)");
-        var data = Datasets.Load(method.Config.DatasetSpec(dataDir));
-        var test = data.Test.Take(testSize);
+        var split = EvaluationSplit.Load(splitName, modelDir, method.Config, dataDir, testSize);
+        long seed = seedOption ?? split.DefaultSeed;
+        var test = split.Images;
         var (x, y) = test.ToTensors(device);
         var request = new EvaluationRequest
         {
@@ -81,13 +87,16 @@ public static class EvalCommand
         var (mean, se) = result.Summary;
         double seconds = result.SecondsPerRun;
         string mode = deterministic ? "deterministic" : "stochastic";
+        string name = split.Name;
         if (runs == 1)
-            stdout.WriteLine($"test accuracy: {mean * 100:F2} % ({test.Count} images, {mode} inference, {seconds:F1} s)");
+            stdout.WriteLine($"{name} accuracy: {mean * 100:F2} % ({test.Count} images, {mode} inference, noise seed {seed}, {seconds:F1} s)");
         else
-            stdout.WriteLine($"test accuracy: {mean * 100:F2} ± {se * 100:F2} % (mean ± standard error over {runs} {mode} runs, {test.Count} images, {seconds:F1} s per run)");
+            stdout.WriteLine($"{name} accuracy: {mean * 100:F2} ± {se * 100:F2} % (mean ± standard error over {runs} {mode} runs, {test.Count} images, noise seeds {seed}–{seed + runs - 1}, {seconds:F1} s per run)");
+        // Training's figure, for comparison, when this evaluation reads the model as training did.
+        if (split.Recorded is not null && !deterministic && solverName is null && steps is null && prediction is null) stdout.WriteLine(split.Recorded);
         if (result.PerBlock is not null)
         {
-            stdout.WriteLine($"per-block test accuracy (output head on z_t; {(runs == 1 ? "1 run" : $"mean ± standard error over {runs} runs")}):");
+            stdout.WriteLine($"per-block {name} accuracy (output head on z_t; {(runs == 1 ? "1 run" : $"mean ± standard error over {runs} runs")}):");
             var summary = result.PerBlockSummary();
             for (int b = 0; b < summary.Length; b++)
                 stdout.WriteLine(runs == 1
@@ -95,7 +104,7 @@ public static class EvalCommand
                     : $"  block {b + 1,2}: {summary[b].Mean * 100:F2} ± {summary[b].StandardError * 100:F2} %");
         }
         if (result.ImageOnly is double imageOnlyAccuracy)
-            stdout.WriteLine($"image-only test accuracy: {imageOnlyAccuracy * 100:F2} % (the first network evaluation at z = 0, no chain; deterministic)");
+            stdout.WriteLine($"image-only {name} accuracy: {imageOnlyAccuracy * 100:F2} % (the first network evaluation at z = 0, no chain; deterministic)");
         return 0;
     }
 }

@@ -273,10 +273,12 @@ public static class ExperimentCommand
             using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
             var m = metrics.RootElement;
             double? Optional(string name) => m.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+            string? Text(string name) => m.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
             return new CellResult
             {
                 Cell = cell.Name, Dataset = cell.Dataset, Method = cell.Method.ToCliName(), Embedding = cell.Embedding,
-                EmbeddingDim = method.Config.EmbeddingDimension, Seed = cell.Seed, TrainImages = train.Count, TestImages = splits.Test.Count,
+                EmbeddingDim = method.Config.EmbeddingDimension, Seed = cell.Seed,
+                MethodVariant = cell.MethodVariant, Weighting = Text("weighting"), Schedule = Text("schedule"), Prediction = Text("prediction"), TrainImages = train.Count, TestImages = splits.Test.Count,
                 Stochastic = new SplitAccuracies { Train = onTrain.Accuracies, Test = onTest.Accuracies },
                 Deterministic = deterministic,
                 ImageOnly = imageOnly ? new SplitAccuracies { Train = [onTrain.ImageOnly!.Value], Test = [onTest.ImageOnly!.Value] } : null,

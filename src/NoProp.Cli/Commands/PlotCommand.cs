@@ -98,7 +98,7 @@ public static class PlotCommand
         if (config.Method != MethodKind.ContinuousTime) return;
         TorchRuntime.Initialize();
         using var method = ModelStore.Load(dir);
-        ScheduleExport.WriteIfContinuous(method, dir);
+        ScheduleExport.WriteIfContinuous(method, dir, NoProp.Plots.RunFolder.ScheduleCsv);
     }
 
     private static string Safe(string name) =>

@@ -37,6 +37,10 @@ public sealed record RunSettings
     public int Steps { get; set; } = 40;
     public string? Weighting { get; set; }
     public string? Prediction { get; set; }
+    /// <summary>CT: what trains the schedule ψ (joint, detached, frozen); null takes the weighting's default.</summary>
+    public string? Schedule { get; set; }
+    /// <summary>CT: weight decay of ψ; null: <see cref="NoProp.Methods.ModelConfig.DefaultScheduleWeightDecay"/>.</summary>
+    public double? ScheduleWeightDecay { get; set; }
     public double? GammaMax { get; set; }
     public double? GammaMin { get; set; }
     public double FlowSigma { get; set; }

@@ -10,7 +10,7 @@ using NoProp.Training;
 
 namespace NoProp.Cli.Commands;
 
-/// <summary><c>noprop sweep</c>: test accuracy and inference time of a CT/FM model for several solver step counts.</summary>
+/// <summary><c>noprop sweep</c>: test (or validation) accuracy and inference time of a CT/FM model for several solver step counts.</summary>
 public static class SweepCommand
 {
     public const string Help = """
@@ -19,10 +19,12 @@ public static class SweepCommand
           --model DIR          a folder written by noprop train --method ct|fm             [required]
           --solver NAME        euler | heun | midpoint | rk4 | dopri5                      [the model's]
           --steps LIST         comma-separated step counts                                 [2,5,10,20,40,100]
+          --split test|validation  the test set or the run's validation split (see noprop eval) [test]
           --test-size N        the first N test images                                    [all]
-          --seed S             seed of the initial noise z_0                              [1]
+          --seed S             seed of the initial noise z_0    [test: 1; validation: as noprop eval]
           --no-cache           recompute the image path at every solver evaluation
-          --output DIR         where sweep-<solver>.csv and .json go                      [the model folder]
+          --output DIR         where sweep-<solver>.csv and .json go (sweep-<solver>-validation.*
+                               for the validation split)                                  [the model folder]
           --data-dir DIR / --threads N / --device cpu|cuda
         For dopri5 the step count sets only the reporting grid; the solver chooses its own steps.
         """;
@@ -42,8 +44,9 @@ public static class SweepCommand
             steps.Add(n);
         }
         if (steps.Count == 0) throw new UsageException("--steps: no step counts given");
+        string splitName = EvaluationSplit.ReadName(reader);
         int? testSize = reader.Int("test-size", 1);
-        long seed = reader.Long("seed") ?? 1;
+        long? seedOption = reader.Long("seed");
         bool noCache = reader.Flag("no-cache");
         var output = reader.String("output") ?? modelDir;
         var dataDir = reader.String("data-dir");
@@ -57,11 +60,13 @@ public static class SweepCommand
         if (method.Config.Method.IsBlockChain())
             throw new UsageException($"--model {modelDir}: sweep needs a CT, FM or adjoint model ({method.Config.Method.DisplayName()} has no ODE solver)");
         var solver = solverName is null ? method.Config.Solver : OdeSolvers.Parse(solverName);
-        var test = Datasets.Load(method.Config.DatasetSpec(dataDir)).Test.Take(testSize);
+        var split = EvaluationSplit.Load(splitName, modelDir, method.Config, dataDir, testSize);
+        long seed = seedOption ?? split.DefaultSeed;
+        var test = split.Images;
         var (x, y) = test.ToTensors(device);
 
         var rows = new List<Dictionary<string, object>>();
-        stdout.WriteLine($"{OdeSolvers.ToCliName(solver)}, {test.Count} test images, image features {(noCache ? "recomputed at every evaluation" : "cached")}");
+        stdout.WriteLine($"{OdeSolvers.ToCliName(solver)}, {test.Count} {split.Name} images, noise seed {seed}, image features {(noCache ? "recomputed at every evaluation" : "cached")}");
         stdout.WriteLine("steps  accuracy  seconds  evaluations/batch");
         foreach (int n in steps)
         {
@@ -84,7 +89,7 @@ public static class SweepCommand
         x.Dispose(); y.Dispose();
 
         Directory.CreateDirectory(output);
-        string stem = Path.Combine(output, $"sweep-{OdeSolvers.ToCliName(solver)}{(noCache ? "-uncached" : "")}");
+        string stem = Path.Combine(output, $"sweep-{OdeSolvers.ToCliName(solver)}{(noCache ? "-uncached" : "")}{split.FileSuffix}");
         var csv = new StringBuilder("steps,accuracy,inference_seconds,function_evaluations_per_batch\n");
         foreach (var r in rows)
             csv.Append(string.Join(",", new[] { r["steps"], r["accuracy"], r["inference_seconds"], r["function_evaluations_per_batch"] }
@@ -93,7 +98,7 @@ public static class SweepCommand
         File.WriteAllText(stem + ".json", JsonSerializer.Serialize(new Dictionary<string, object>
         {
             ["model"] = Path.GetFullPath(modelDir), ["method"] = method.Config.Method.ToCliName(), ["solver"] = OdeSolvers.ToCliName(solver),
-            ["test_size"] = test.Count, ["cached_image_features"] = !noCache, ["seed"] = seed, ["results"] = rows,
+            ["split"] = split.Name, [split.Name == EvaluationSplit.Test ? "test_size" : "validation_size"] = test.Count, ["cached_image_features"] = !noCache, ["seed"] = seed, ["results"] = rows,
         }, new JsonSerializerOptions { WriteIndented = true }));
         stdout.WriteLine($"written: {stem}.csv, {stem}.json");
         return 0;

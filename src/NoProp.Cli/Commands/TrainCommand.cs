@@ -53,6 +53,10 @@ public static class TrainCommand
           --prediction RULE           head | nearest (class from the final z)           [nearest; adjoint: head]
           --weighting W               ct: constant | snr-derivative (Eq. 9)             [constant]
           --gamma-max X / --gamma-min X   ct: initial γ(0), γ(1) of the schedule        [5 / -5]
+          --schedule MODE             ct: what trains the schedule: joint (the whole loss, the paper) |
+                                      detached (the CE and KL terms only) | frozen
+                                      [constant weighting: detached; snr-derivative: joint]
+          --schedule-weight-decay X   ct: weight decay of the schedule's parameters     [0]
           --flow-sigma X              fm: σ of the probability path (Eq. 10)            [0]
         """;
 
@@ -63,7 +67,7 @@ public static class TrainCommand
         string[] dtOnly = ["blocks"];
         string[] continuousOnly = ["backbone", "solver", "steps", "prediction"];
         bool chain = method is "dt" or "backprop", continuous = method is "ct" or "fm" or "adjoint";
-        string[] ctOnly = ["weighting", "gamma-max", "gamma-min"];
+        string[] ctOnly = ["weighting", "gamma-max", "gamma-min", "schedule", "schedule-weight-decay"];
         string[] fmOnly = ["flow-sigma"];
         string[] notFm = ["eta"];
         void Reject(string[] names, bool applies, string which)
@@ -137,6 +141,8 @@ public static class TrainCommand
         settings.Steps = reader.Int("steps", 1, 1_000_000) ?? settings.Steps;
         if (reader.Has("weighting")) settings.Weighting = reader.Choice("weighting", "constant", "constant", "snr-derivative");
         if (reader.Has("prediction")) settings.Prediction = reader.Choice("prediction", "head", "head", "nearest");
+        if (reader.Has("schedule")) settings.Schedule = reader.Choice("schedule", "joint", CtScheduleTrainings.CliNames);
+        settings.ScheduleWeightDecay = reader.Double("schedule-weight-decay", -1e-300) ?? settings.ScheduleWeightDecay;
         settings.GammaMax = reader.Double("gamma-max") ?? settings.GammaMax;
         settings.GammaMin = reader.Double("gamma-min") ?? settings.GammaMin;
         settings.FlowSigma = reader.Double("flow-sigma", -1e-300) ?? settings.FlowSigma;
@@ -204,6 +210,9 @@ public static class TrainCommand
                     "nearest" => PredictionRule.NearestEmbedding,
                     _ => ModelConfig.DefaultPrediction(methodKind),
                 },
+                ScheduleTraining = settings.Schedule is string schedule ? CtScheduleTrainings.Parse(schedule)
+                    : ModelConfig.DefaultScheduleTraining(settings.Weighting == "snr-derivative" ? CtWeighting.SnrDerivative : CtWeighting.Constant),
+                ScheduleWeightDecay = settings.ScheduleWeightDecay ?? ModelConfig.DefaultScheduleWeightDecay,
                 InitialGammaMax = settings.GammaMax ?? 5.0,
                 InitialGammaMin = settings.GammaMin ?? -5.0,
                 FlowSigma = settings.FlowSigma,
@@ -276,6 +285,8 @@ public static class TrainCommand
             ["steps"] = config.Method.IsBlockChain() ? null : config.InferenceSteps,
             ["prediction"] = config.Method.IsBlockChain() ? null : (config.Prediction == PredictionRule.OutputHead ? "head" : "nearest"),
             ["weighting"] = config.Method == MethodKind.ContinuousTime ? (config.Weighting == CtWeighting.Constant ? "constant" : "snr-derivative") : null,
+            ["schedule"] = config.Method == MethodKind.ContinuousTime ? config.ScheduleTrainingOrDefault.ToCliName() : null,
+            ["schedule_weight_decay"] = config.Method == MethodKind.ContinuousTime ? config.ScheduleWeightDecay : null,
             ["eta"] = config.Method is MethodKind.DiscreteTime or MethodKind.ContinuousTime ? config.Eta : null,
             ["epochs"] = settings.Epochs,
             ["best_epoch"] = result.BestEpoch,

@@ -37,6 +37,8 @@ internal sealed class TrainExtras : IDisposable
             cuda = CudaMemoryMonitor.TryStart(TimeSpan.FromMilliseconds(100), out cudaUnavailable);
             if (cuda is null) progress.Message($"peak CUDA memory is not recorded: {cudaUnavailable}");
         }
+        // The CT schedule as initialised, beside the learned one written at the end (schedule.csv).
+        if (!File.Exists(Path.Combine(output, ScheduleExport.InitialCsv))) ScheduleExport.WriteIfContinuous(method, output, ScheduleExport.InitialCsv);
         if (trackTest)
         {
             (testX, testY) = splits.Test.ToTensors(device);
@@ -90,7 +92,7 @@ internal sealed class TrainExtras : IDisposable
     {
         try
         {
-            ScheduleExport.WriteIfContinuous(method, output);
+            ScheduleExport.WriteIfContinuous(method, output, RunFolder.ScheduleCsv);
             var run = RunFolder.Load(output);
             Charts.LossComponents(run, Path.Combine(output, "losses.png"));
             if (run.Epochs.Any(e => e.ValidationAccuracy is not null) || run.TestCurve.Count > 0)
@@ -111,10 +113,15 @@ internal sealed class TrainExtras : IDisposable
     }
 }
 
-/// <summary>The learned noise schedule of a NoProp-CT model as schedule.csv (t, ᾱ(t), SNR(t), γ(t)) on a 201-point grid.</summary>
+/// <summary>
+/// The noise schedule of a NoProp-CT model as a CSV file (t, ᾱ(t), SNR(t), γ(t)) on a 201-point grid: schedule.csv
+/// for the trained model, schedule-initial.csv for the schedule before the first step.
+/// </summary>
 internal static class ScheduleExport
 {
-    public static bool WriteIfContinuous(INoPropMethod method, string directory, int points = 201)
+    public const string InitialCsv = "schedule-initial.csv";
+
+    public static bool WriteIfContinuous(INoPropMethod method, string directory, string fileName, int points = 201)
     {
         if (method is not NoPropCt ct) return false;
         using var scope = NewDisposeScope();
@@ -132,7 +139,7 @@ internal static class ScheduleExport
             csv.Append(ti.ToString("F4", c)).Append(',').Append(alphaBar[i].ToString("G7", c)).Append(',')
                .Append(Math.Exp(-gammaValues[i]).ToString("G7", c)).Append(',').Append(gammaValues[i].ToString("G7", c)).Append('\n');
         }
-        File.WriteAllText(Path.Combine(directory, RunFolder.ScheduleCsv), csv.ToString());
+        File.WriteAllText(Path.Combine(directory, fileName), csv.ToString());
         return true;
     }
 }

@@ -23,6 +23,12 @@ public sealed record CellResult
     public string Embedding { get; init; } = "";
     public int EmbeddingDim { get; init; }
     public long Seed { get; init; }
+    /// <summary>The grid's method variant the cell belongs to ("" for the method's own settings).</summary>
+    public string MethodVariant { get; init; } = "";
+    /// <summary>What the model was trained and read with (metrics.json): CT's weighting and schedule training, CT/FM's prediction rule.</summary>
+    public string? Weighting { get; init; }
+    public string? Schedule { get; init; }
+    public string? Prediction { get; init; }
     public int TrainImages { get; init; }
     public int TestImages { get; init; }
     public SplitAccuracies Stochastic { get; init; } = new();

@@ -11,7 +11,7 @@ namespace NoProp.Cli.Experiments;
 /// Options of <c>noprop train</c> that a grid may set (JSON names are the option names with '_' for '-').
 /// Options that apply to some methods only are passed to those methods alone: <c>blocks</c> to dt and backprop;
 /// <c>steps</c>, <c>solver</c>, <c>backbone</c> and <c>prediction</c> to ct, fm and adjoint; <c>eta</c> to dt and ct;
-/// <c>weighting</c> to ct; <c>embedding_dim</c> to learned embeddings.
+/// <c>weighting</c>, <c>schedule</c> and <c>schedule_weight_decay</c> to ct; <c>embedding_dim</c> to learned embeddings.
 /// </summary>
 public record TrainSettings
 {
@@ -30,6 +30,8 @@ public record TrainSettings
     public string? Backbone { get; init; }
     public string? Prediction { get; init; }
     public string? Weighting { get; init; }
+    public string? Schedule { get; init; }
+    public double? ScheduleWeightDecay { get; init; }
     public int? EmbeddingDim { get; init; }
     public int? Threads { get; init; }
     public string? Device { get; init; }
@@ -43,6 +45,7 @@ public record TrainSettings
         EvalEvery = EvalEvery ?? fallback.EvalEvery, Lr = Lr ?? fallback.Lr, WeightDecay = WeightDecay ?? fallback.WeightDecay,
         Eta = Eta ?? fallback.Eta, Blocks = Blocks ?? fallback.Blocks, Steps = Steps ?? fallback.Steps, Solver = Solver ?? fallback.Solver,
         Backbone = Backbone ?? fallback.Backbone, Prediction = Prediction ?? fallback.Prediction, Weighting = Weighting ?? fallback.Weighting,
+        Schedule = Schedule ?? fallback.Schedule, ScheduleWeightDecay = ScheduleWeightDecay ?? fallback.ScheduleWeightDecay,
         EmbeddingDim = EmbeddingDim ?? fallback.EmbeddingDim, Threads = Threads ?? fallback.Threads, Device = Device ?? fallback.Device,
         DataDir = DataDir ?? fallback.DataDir,
     };
@@ -65,6 +68,8 @@ public record TrainSettings
         Add("steps", Steps, method.IsContinuous()); Add("solver", Solver, method.IsContinuous());
         Add("backbone", Backbone, method.IsContinuous()); Add("prediction", Prediction, method.IsContinuous());
         Add("weighting", Weighting, method == MethodKind.ContinuousTime);
+        Add("schedule", Schedule, method == MethodKind.ContinuousTime);
+        Add("schedule-weight-decay", ScheduleWeightDecay, method == MethodKind.ContinuousTime);
         Add("embedding-dim", EmbeddingDim, embedding == "learned");
         Add("threads", Threads); Add("device", Device); Add("data-dir", DataDir);
         return args;
@@ -72,10 +77,23 @@ public record TrainSettings
 }
 
 /// <summary>Settings of one method in the grid: train options over the grid's, and optionally its own embeddings.</summary>
-public sealed record MethodSettings : TrainSettings
+public record MethodSettings : TrainSettings
 {
     /// <summary>The embeddings this method is run with (the grid's when null), e.g. the paper runs the adjoint with one-hot only.</summary>
     public string[]? Embeddings { get; init; }
+}
+
+/// <summary>
+/// An extra set of rows for a method already in the grid, trained with other options over the method's own, e.g. the
+/// paper's grid runs NoProp-CT with the paper's objective and adds the project's default as a variant. Its cells are
+/// named <c>DATASET-METHOD-NAME-EMBEDDING-seedS</c>; the table labels its rows by what the models were trained with.
+/// </summary>
+public sealed record MethodVariant : MethodSettings
+{
+    /// <summary>Lower-case letters, digits and '-': part of the cells' folder names.</summary>
+    public string Name { get; init; } = "";
+    /// <summary>The method (one of the grid's <c>methods</c>) whose settings this variant overrides.</summary>
+    public string Method { get; init; } = "";
 }
 
 /// <summary>The eval diagnostics added to the table.</summary>
@@ -90,9 +108,9 @@ public sealed record DiagnosticSettings
 }
 
 /// <summary>One trained model of the grid: a data set, method, embedding and seed.</summary>
-public sealed record ExperimentCell(string Dataset, MethodKind Method, string Embedding, long Seed, IReadOnlyList<string> TrainArguments)
+public sealed record ExperimentCell(string Dataset, MethodKind Method, string Embedding, long Seed, IReadOnlyList<string> TrainArguments, string MethodVariant = "")
 {
-    public string Name => $"{Dataset}-{Method.ToCliName()}-{Embedding}-seed{Seed.ToString(CultureInfo.InvariantCulture)}";
+    public string Name => $"{Dataset}-{Method.ToCliName()}{(MethodVariant.Length > 0 ? "-" + MethodVariant : "")}-{Embedding}-seed{Seed.ToString(CultureInfo.InvariantCulture)}";
 }
 
 /// <summary>
@@ -116,6 +134,8 @@ public sealed record ExperimentConfig
     public DiagnosticSettings Diagnostics { get; init; } = new();
     public TrainSettings Train { get; init; } = new();
     public Dictionary<string, MethodSettings> PerMethod { get; init; } = new();
+    /// <summary>Extra rows: a method trained again with other options (see <see cref="MethodVariant"/>).</summary>
+    public MethodVariant[] MethodVariants { get; init; } = [];
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -162,10 +182,17 @@ public sealed record ExperimentConfig
         if (Methods.Distinct().Count() != Methods.Length) Fail("'methods' repeats a method");
         foreach (var d in Datasets)
             if (!NoProp.Data.Datasets.Names.Contains(d)) Fail($"unknown data set '{d}' in 'datasets' (expected {string.Join(", ", NoProp.Data.Datasets.Names)})");
-        foreach (var e in Embeddings.Concat(PerMethod.Values.SelectMany(p => p.Embeddings ?? [])))
+        foreach (var e in Embeddings.Concat(PerMethod.Values.Concat(MethodVariants).SelectMany(p => p.Embeddings ?? [])))
             if (!EmbeddingNames.Contains(e)) Fail($"unknown embedding '{e}' (expected onehot, learned or prototype)");
         foreach (var m in PerMethod.Keys)
             if (!Methods.Contains(m)) Fail($"'per_method' names '{m}', which is not in 'methods'");
+        foreach (var v in MethodVariants)
+        {
+            if (!System.Text.RegularExpressions.Regex.IsMatch(v.Name, "^[a-z0-9][a-z0-9-]*$"))
+                Fail($"'method_variants': name '{v.Name}' must be lower-case letters, digits and '-' (it names the cells' folders)");
+            if (!Methods.Contains(v.Method)) Fail($"'method_variants': '{v.Name}' is a variant of '{v.Method}', which is not in 'methods'");
+        }
+        if (MethodVariants.Select(v => (v.Method, v.Name)).Distinct().Count() != MethodVariants.Length) Fail("'method_variants' repeats a name");
     }
 
     /// <summary>Every cell of the grid, in table order: data set, then method (as listed), embedding, seed.</summary>
@@ -178,15 +205,23 @@ public sealed record ExperimentConfig
                 var method = MethodKinds.Parse(methodName);
                 var own = PerMethod.GetValueOrDefault(methodName);
                 var settings = own is null ? Train : own.Over(Train);
-                foreach (var embedding in own?.Embeddings ?? Embeddings)
-                    foreach (var seed in Seeds)
-                    {
-                        var args = new List<string> { "--method", methodName, "--dataset", dataset, "--embedding", embedding, "--seed", seed.ToString(CultureInfo.InvariantCulture) };
-                        args.AddRange(settings.ToArguments(method, embedding));
-                        args.Add("--track-test");
-                        cells.Add(new ExperimentCell(dataset, method, embedding, seed, args));
-                    }
+                AddCells(dataset, methodName, method, settings, own?.Embeddings ?? Embeddings, "");
+                // A method's variants follow it, so their rows sit under its rows.
+                foreach (var variant in MethodVariants.Where(v => v.Method == methodName))
+                    AddCells(dataset, methodName, method, variant.Over(settings), variant.Embeddings ?? own?.Embeddings ?? Embeddings, variant.Name);
             }
         return cells;
+
+        void AddCells(string dataset, string methodName, MethodKind method, TrainSettings settings, string[] embeddings, string variant)
+        {
+            foreach (var embedding in embeddings)
+                foreach (var seed in Seeds)
+                {
+                    var args = new List<string> { "--method", methodName, "--dataset", dataset, "--embedding", embedding, "--seed", seed.ToString(CultureInfo.InvariantCulture) };
+                    args.AddRange(settings.ToArguments(method, embedding));
+                    args.Add("--track-test");
+                    cells.Add(new ExperimentCell(dataset, method, embedding, seed, args, variant));
+                }
+        }
     }
 }

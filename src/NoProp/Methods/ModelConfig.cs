@@ -31,6 +31,31 @@ public enum CtWeighting
     Constant,
 }
 
+/// <summary>What trains NoProp-CT's learnable noise schedule ψ (Appendix B).</summary>
+public enum CtScheduleTraining
+{
+    /// <summary>The whole loss, as Algorithm 2 (step 4) updates ψ with θ: the paper's choice, an ELBO under SNR'(t) weighting.</summary>
+    Joint,
+    /// <summary>
+    /// Only the terms that are a bound under any weighting: the CE on z_1 (through ᾱ(1)) and the KL at t = 0 (through ᾱ(0)).
+    /// The denoising term sees the schedule as a constant.
+    /// </summary>
+    Detached,
+    /// <summary>ψ keeps its initial values (γ from <see cref="ModelConfig.InitialGammaMax"/> to <see cref="ModelConfig.InitialGammaMin"/>).</summary>
+    Frozen,
+}
+
+public static class CtScheduleTrainings
+{
+    public static readonly string[] CliNames = ["joint", "detached", "frozen"];
+
+    public static string ToCliName(this CtScheduleTraining value) => CliNames[(int)value];
+
+    public static CtScheduleTraining Parse(string value) => Array.IndexOf(CliNames, value) is int i and >= 0
+        ? (CtScheduleTraining)i
+        : throw new NoPropException($"unknown schedule training '{value}' (expected {string.Join(", ", CliNames)})");
+}
+
 /// <summary>How a continuous-time model turns the final z into a class.</summary>
 public enum PredictionRule
 {
@@ -140,6 +165,23 @@ public sealed record ModelConfig
     /// </summary>
     public CtWeighting Weighting { get; init; } = CtWeighting.Constant;
 
+    /// <summary>
+    /// What trains NoProp-CT's schedule ψ; null (a model.json without the field, the ML.NET adapter) takes
+    /// <see cref="DefaultScheduleTraining"/> for the model's weighting. Read it through <see cref="ScheduleTrainingOrDefault"/>.
+    /// </summary>
+    public CtScheduleTraining? ScheduleTraining { get; init; }
+
+    [JsonIgnore] public CtScheduleTraining ScheduleTrainingOrDefault => ScheduleTraining ?? DefaultScheduleTraining(Weighting);
+
+    /// <summary>
+    /// Weight decay of the schedule's parameters ψ (the other parameters use <see cref="WeightDecay"/>). Default 0: ψ
+    /// parameterises a monotone γ(t), so decaying it regularises nothing; with Adam's L2 form it walks γ's endpoints
+    /// towards 0 (ᾱ towards ½) by about the learning rate per step (BENCHMARKS.md, NoProp-CT's schedule).
+    /// </summary>
+    public double ScheduleWeightDecay { get; init; } = DefaultScheduleWeightDecay;
+
+    public const double DefaultScheduleWeightDecay = 0.0;
+
     /// <summary>How the final z becomes a class (CT and FM).</summary>
     public PredictionRule Prediction { get; init; } = PredictionRule.OutputHead;
 
@@ -169,6 +211,14 @@ public sealed record ModelConfig
     public static PredictionRule DefaultPrediction(MethodKind method) =>
         method is MethodKind.DiscreteTime or MethodKind.Backprop or MethodKind.Adjoint ? PredictionRule.OutputHead : PredictionRule.NearestEmbedding;
 
+    /// <summary>
+    /// What trains the CT schedule unless --schedule says otherwise: jointly under the paper's SNR'(t) weighting (Eq. 9
+    /// is then a bound, and ψ is trained as Algorithm 2 says); detached under the constant weighting, whose denoising
+    /// term is no bound and, followed by ψ, only asks for a cleaner z_t (a larger ᾱ(t)) — BENCHMARKS.md has the measurements.
+    /// </summary>
+    public static CtScheduleTraining DefaultScheduleTraining(CtWeighting weighting) =>
+        weighting == CtWeighting.SnrDerivative ? CtScheduleTraining.Joint : CtScheduleTraining.Detached;
+
     public void Validate()
     {
         if (ClassNames.Length < 2) throw new NoPropException("a model needs at least two classes");
@@ -181,6 +231,7 @@ public sealed record ModelConfig
         if (!(Eta > 0)) throw new NoPropException("--eta must be positive");
         if (!(LearningRate > 0)) throw new NoPropException("--lr must be positive");
         if (!(WeightDecay >= 0)) throw new NoPropException("--weight-decay must be 0 or more");
+        if (!(ScheduleWeightDecay >= 0)) throw new NoPropException("--schedule-weight-decay must be 0 or more");
         if (InferenceSteps < 1) throw new NoPropException("--steps must be at least 1");
         if (!(InitialGammaMax > InitialGammaMin)) throw new NoPropException("the initial γ(0) must exceed γ(1)");
         if (!(FlowSigma >= 0)) throw new NoPropException("--flow-sigma must be 0 or more");

@@ -45,6 +45,12 @@ public static class Evaluator
         return Accuracy(probabilities, labels);
     }
 
+    /// <summary>
+    /// The seed of the inference noise with which training validates epoch <paramref name="epoch"/> of a run seeded
+    /// <paramref name="runSeed"/>; <c>noprop eval --split validation</c> uses it to reproduce the recorded accuracy.
+    /// </summary>
+    public static long ValidationNoiseSeed(long runSeed, int epoch) => runSeed + epoch;
+
     /// <summary>A fresh generator for repeatable inference noise.</summary>
     public static Generator InferenceGenerator(long seed, Device? device = null) =>
         new Generator(unchecked((ulong)seed), device ?? CPU);

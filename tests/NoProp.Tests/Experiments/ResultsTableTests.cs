@@ -47,16 +47,138 @@ public sealed class ResultsTableTests
         Assert.AreEqual(0.0, single.TestStandardError!.Value, "one value has no spread");
 
         var csv = ResultsTable.ToCsv(entries).Split('\n');
-        Assert.AreEqual("dataset,method,embedding,embedding_dim,variant,seeds,values,train_mean,train_se,test_mean,test_se,peak_memory_mb,peak_cuda_memory_mb,train_seconds", csv[0]);
-        StringAssert.Contains(csv[2], "mnist,dt,onehot,10,,2,4,0.995000,0.005000,0.750000,0.064550,500.0,,15.0");
+        Assert.AreEqual("dataset,method,embedding,embedding_dim,variant,seeds,values,train_mean,train_se,test_mean,test_se,peak_memory_mb,peak_cuda_memory_mb,train_seconds," +
+                        "method_variant,departure_from_paper,train_seeds_mean,train_seeds_se,test_seeds_mean,test_seeds_se", csv[0]);
+        // Between seeds: per-seed test means 0.85 and 0.65: mean 0.75, sd √0.02, s.e. 0.1 (pooled: 0.0645).
+        StringAssert.Contains(csv[2], "mnist,dt,onehot,10,,2,4,0.995000,0.005000,0.750000,0.064550,500.0,,15.0,,,0.995000,0.005000,0.750000,0.100000");
 
         var config = new ExperimentConfig { Name = "t", Methods = ["dt", "backprop"], Seeds = [1, 2], InferenceRuns = 2 };
         var markdown = ResultsTable.ToMarkdown(config, entries, cells, "noprop experiment --config t.json", 3);
-        StringAssert.Contains(markdown, "| Backprop (one-hot) | 50.00 ± 0.00 | 25.00 ± 0.00 | 1000 |");
-        StringAssert.Contains(markdown, "| NoProp-DT (one-hot) | 99.50 ± 0.50 | 75.00 ± 6.45 | 500 |");
-        StringAssert.Contains(markdown, "| NoProp-DT (one-hot), deterministic | 100.00 ± 0.00 | 60.00 ± 10.00 |  |");
+        StringAssert.Contains(markdown, "| Backprop (one-hot) | 50.00 ± 0.00 | 50.00 (1 seed) | 25.00 ± 0.00 | 25.00 (1 seed) | 1000 |");
+        StringAssert.Contains(markdown, "| NoProp-DT (one-hot) | 99.50 ± 0.50 | 99.50 ± 0.50 | 75.00 ± 6.45 | 75.00 ± 10.00 | 500 |");
+        StringAssert.Contains(markdown, "| NoProp-DT (one-hot), deterministic | 100.00 ± 0.00 | 100.00 ± 0.00 | 60.00 ± 10.00 | 60.00 ± 10.00 |  |");
         StringAssert.Contains(markdown, "`noprop experiment --config t.json`");
         Assert.IsTrue(markdown.IndexOf("***Discrete-time***", StringComparison.Ordinal) < markdown.IndexOf("Backprop (one-hot)", StringComparison.Ordinal));
+    }
+
+    [TestMethod]
+    public void TheSpreadBetweenSeedsAveragesEachSeedFirst()
+    {
+        // Seed 1: three runs 0.9, 0.8, 0.7 (mean 0.8); seed 2: one run 0.5; seed 3: two runs 0.6, 0.8 (0.7).
+        // Pooled: mean of six values 0.716667; between seeds: mean of 0.8, 0.5, 0.7 = 0.666667, sd 0.152753, s.e. 0.0881917.
+        var cells = new[]
+        {
+            Cell("fm", 1, [1.0], [0.9, 0.8, 0.7], 100),
+            Cell("fm", 2, [1.0], [0.5], 100),
+            Cell("fm", 3, [0.9], [0.6, 0.8], 100),
+        };
+        var fm = ResultsTable.Aggregate(cells).Single();
+        Assert.AreEqual(4.3 / 6, fm.TestMean!.Value, 1e-12);
+        Assert.AreEqual(2.0 / 3, fm.TestSeedsMean!.Value, 1e-12);
+        Assert.AreEqual(Math.Sqrt(0.07 / 3) / Math.Sqrt(3), fm.TestSeedsStandardError!.Value, 1e-12);
+        Assert.AreEqual(Math.Sqrt(1.0 / 300) / Math.Sqrt(3), fm.TrainSeedsStandardError!.Value, 1e-12);   // 1, 1, 0.9
+        Assert.AreEqual(3, fm.Seeds);
+        Assert.AreEqual(6, fm.Values);
+    }
+
+    private static CellResult Ct(long seed, string? weighting, string? schedule, string? prediction, double test, string variant = "") =>
+        Cell("ct", seed, [1.0], [test], 100) with { Weighting = weighting, Schedule = schedule, Prediction = prediction, MethodVariant = variant };
+
+    [TestMethod]
+    public void RowsThatAreNotThePapersObjectiveSaySo()
+    {
+        var cells = new[]
+        {
+            Ct(1, "snr-derivative", "joint", "head", 0.4),
+            Ct(2, "snr-derivative", "joint", "head", 0.5),
+            Ct(1, "constant", "detached", "nearest", 0.9, "project-default"),
+            Ct(2, "constant", "detached", "nearest", 0.95, "project-default"),
+            Cell("fm", 1, [1.0], [0.9], 100) with { Prediction = "nearest" },
+            Cell("fm", 2, [1.0], [0.9], 100) with { Prediction = "head", Embedding = "learned", EmbeddingDim = 20 },
+            Cell("dt", 1, [1.0], [0.9], 100),
+        };
+        var entries = ResultsTable.Aggregate(cells);
+        var labels = entries.Select(e => e.Label).ToList();
+        CollectionAssert.AreEqual(new[]
+        {
+            "NoProp-DT (one-hot)",
+            "NoProp-CT (one-hot)",
+            "NoProp-CT (one-hot), not the paper's objective (constant weighting, detached schedule, nearest-embedding readout)",
+            "NoProp-FM (one-hot)",
+            "NoProp-FM (dim=20), not the paper's objective (output-head readout)",
+        }, labels);
+        Assert.AreEqual(0.45, entries[1].TestMean!.Value, 1e-12, "the paper's CT row holds only the paper's models");
+        Assert.AreEqual(0.925, entries[2].TestMean!.Value, 1e-12);
+
+        // Each departure alone is named; a CT model trained before these were recorded is not passed off as the paper's.
+        Assert.AreEqual("", ResultsTable.DepartureFromPaper("ct", "snr-derivative", null, "head"));
+        Assert.AreEqual("not the paper's objective (constant weighting)", ResultsTable.DepartureFromPaper("ct", "constant", "joint", "head"));
+        Assert.AreEqual("not the paper's objective (frozen schedule)", ResultsTable.DepartureFromPaper("ct", "snr-derivative", "frozen", "head"));
+        Assert.AreEqual("not the paper's objective (nearest-embedding readout)", ResultsTable.DepartureFromPaper("ct", "snr-derivative", "joint", "nearest"));
+        Assert.AreEqual("objective not recorded", ResultsTable.DepartureFromPaper("ct", null, null, null));
+
+        var config = new ExperimentConfig { Name = "t", Methods = ["dt", "ct", "fm"], Seeds = [1, 2], InferenceRuns = 1 };
+        var markdown = ResultsTable.ToMarkdown(config, entries, cells, "noprop experiment --config t.json", cells.Length);
+        StringAssert.Contains(markdown, "| NoProp-CT (one-hot) | 100.00 ± 0.00 | 100.00 ± 0.00 | 45.00 ± 5.00 | 45.00 ± 5.00 | 100 |");
+        StringAssert.Contains(markdown, "| NoProp-CT (one-hot), not the paper's objective (constant weighting, detached schedule, nearest-embedding readout) | 100.00 ± 0.00 | 100.00 ± 0.00 | 92.50 ± 2.50 | 92.50 ± 2.50 | 100 |");
+        var csv = ResultsTable.ToCsv(entries).Split('\n');
+        StringAssert.Contains(csv[3], ",project-default,\"not the paper's objective (constant weighting, detached schedule, nearest-embedding readout)\",");
+    }
+
+    [TestMethod]
+    public void MethodVariantsAddCellsWithTheirOwnOptions()
+    {
+        var config = new ExperimentConfig
+        {
+            Name = "g", Methods = ["dt", "ct"], Seeds = [1, 2],
+            Train = new TrainSettings { Epochs = 2, Steps = 5 },
+            PerMethod = new() { ["ct"] = new MethodSettings { Weighting = "snr-derivative", Prediction = "head", Epochs = 3 } },
+            MethodVariants = [new MethodVariant { Name = "project-default", Method = "ct", Weighting = "constant", Prediction = "nearest", Schedule = "detached" }],
+        };
+        config.Validate("g.json");
+        var cells = config.Cells();
+        CollectionAssert.AreEqual(new[]
+        {
+            "mnist-dt-onehot-seed1", "mnist-dt-onehot-seed2", "mnist-ct-onehot-seed1", "mnist-ct-onehot-seed2",
+            "mnist-ct-project-default-onehot-seed1", "mnist-ct-project-default-onehot-seed2",
+        }, cells.Select(c => c.Name).ToArray());
+        string paper = string.Join(' ', cells[2].TrainArguments), variant = string.Join(' ', cells[4].TrainArguments);
+        StringAssert.Contains(paper, "--weighting snr-derivative");
+        StringAssert.Contains(paper, "--prediction head");
+        Assert.IsFalse(paper.Contains("--schedule"), paper);
+        StringAssert.Contains(variant, "--weighting constant");
+        StringAssert.Contains(variant, "--prediction nearest");
+        StringAssert.Contains(variant, "--schedule detached");
+        StringAssert.Contains(variant, "--epochs 3", "a variant starts from its method's settings");
+        StringAssert.Contains(variant, "--steps 5");
+        Assert.AreEqual("project-default", cells[4].MethodVariant);
+        Assert.IsFalse(string.Join(' ', cells[0].TrainArguments).Contains("--schedule"), "schedule options go to ct only");
+    }
+
+    [TestMethod]
+    public void ThePaperGridRunsThePapersCtObjectiveAndTheProjectDefaultBeside()
+    {
+        var root = AppContext.BaseDirectory;
+        while (!Directory.Exists(Path.Combine(root, "configs"))) root = Path.GetDirectoryName(root) ?? throw new AssertFailedException("configs/ not found");
+        var cells = ExperimentConfig.Load(Path.Combine(root, "configs", "paper-mnist.json")).Cells();
+        var ct = cells.Where(c => c.Method == MethodKind.ContinuousTime).ToList();
+        var paper = ct.Where(c => c.MethodVariant.Length == 0).ToList();
+        var extra = ct.Where(c => c.MethodVariant.Length > 0).ToList();
+        Assert.AreEqual(9, paper.Count, "3 embeddings × 3 seeds");
+        Assert.AreEqual(9, extra.Count);
+        foreach (var c in paper)
+        {
+            var args = string.Join(' ', c.TrainArguments);
+            StringAssert.Contains(args, "--weighting snr-derivative");
+            StringAssert.Contains(args, "--prediction head");
+            Assert.IsFalse(args.Contains("--schedule ") && !args.Contains("--schedule joint"), args);
+        }
+        foreach (var c in extra)
+        {
+            var args = string.Join(' ', c.TrainArguments);
+            StringAssert.Contains(args, "--weighting constant");
+            StringAssert.Contains(args, "--prediction nearest");
+        }
     }
 
     [TestMethod]
@@ -105,6 +227,9 @@ public sealed class ResultsTableTests
     [DataRow("""{ "name": "x", "methods": ["dt"], "inference_runs": 0 }""", "'inference_runs' must be at least 1")]
     [DataRow("""{ "name": "x", "methods": ["dt"], "embeddings": ["wavelet"] }""", "unknown embedding 'wavelet'")]
     [DataRow("""{ "name": "x", "methods": ["dt"], "per_method": { "ct": { "epochs": 1 } } }""", "'per_method' names 'ct'")]
+    [DataRow("""{ "name": "x", "methods": ["dt"], "method_variants": [{ "name": "v", "method": "ct" }] }""", "'v' is a variant of 'ct', which is not in 'methods'")]
+    [DataRow("""{ "name": "x", "methods": ["ct"], "method_variants": [{ "name": "My Variant", "method": "ct" }] }""", "name 'My Variant' must be lower-case")]
+    [DataRow("""{ "name": "x", "methods": ["ct"], "method_variants": [{ "name": "v", "method": "ct" }, { "name": "v", "method": "ct" }] }""", "'method_variants' repeats a name")]
     public void BadConfigurationsFailWithOneLine(string json, string message)
     {
         var path = Path.Combine(TestSupport.TempDirectory(), "grid.json");

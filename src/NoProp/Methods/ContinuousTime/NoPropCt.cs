@@ -36,7 +36,8 @@ public sealed class NoPropCtNetwork : nn.Module
 /// NoProp-CT (paper §2.4, Eq. 9, Algorithm 2). Training, per minibatch: t_i ~ U[0, 1],
 /// z_{t_i} ~ N(√ᾱ(t_i)·u_y, (1 − ᾱ(t_i))·I) and the loss
 /// CE(p̂_θout(y | z_1)) + D_KL(q(z_0|y) ‖ N(0, I)) + ½·η·w(t)·‖û_θ(z_t, x, t) − u_y‖², with w(t) = SNR'(t) (the paper)
-/// or 1 (<see cref="CtWeighting.Constant"/>); Adam updates θ, θ_out, W_Embed and the schedule together.
+/// or 1 (<see cref="CtWeighting.Constant"/>); Adam updates θ, θ_out, W_Embed and the schedule ψ together. What ψ learns
+/// from is <see cref="ModelConfig.ScheduleTrainingOrDefault"/>: the whole loss (the paper), the CE and KL terms only, or nothing.
 /// <para>
 /// Inference integrates the probability-flow ODE of the variance-preserving process (the deterministic DDIM
 /// path) from z_0 ~ N(0, I):
@@ -57,8 +58,15 @@ public sealed class NoPropCt : INoPropMethod
         Config = config;
         network = new NoPropCtNetwork(config);
         if (device is not null && device.type != DeviceType.CPU) network.to(device);
-        var parameters = network.parameters().Where(p => p.requires_grad).ToList();
-        optimizer = optim.Adam(parameters, config.LearningRate, weight_decay: config.WeightDecay);
+        // ψ is a parameter group of its own: its weight decay is set apart, and a frozen schedule is in no group.
+        var schedule = network.Schedule.parameters().ToHashSet(ReferenceEqualityComparer.Instance);
+        var groups = new List<Adam.ParamGroup>
+        {
+            new(network.parameters().Where(p => p.requires_grad && !schedule.Contains(p)).ToList(), lr: config.LearningRate, weight_decay: config.WeightDecay),
+        };
+        if (config.ScheduleTrainingOrDefault != CtScheduleTraining.Frozen)
+            groups.Add(new(network.Schedule.parameters().ToList(), lr: config.LearningRate, weight_decay: config.ScheduleWeightDecay));
+        optimizer = optim.Adam(groups, config.LearningRate, weight_decay: config.WeightDecay);
         Optimizers = [optimizer];
     }
 
@@ -78,15 +86,22 @@ public sealed class NoPropCt : INoPropMethod
         var u = network.Embedding.Lookup(y);
         long batch = x.shape[0];
 
+        // Which terms ψ learns from: all (joint), the CE and KL only (detached), none (frozen).
+        bool denoiseTrainsSchedule = Config.ScheduleTrainingOrDefault == CtScheduleTraining.Joint;
+        bool endsTrainSchedule = Config.ScheduleTrainingOrDefault != CtScheduleTraining.Frozen;
+
         var t = rand(batch, device: x.device);
         var alphaBar = schedule.AlphaBar(t).unsqueeze(1);
+        if (!denoiseTrainsSchedule) alphaBar = alphaBar.detach();
         var zt = VariancePreserving.SampleMarginal(u, alphaBar);
         var uHat = EmbeddingReadout.ConvexCombination(network.Denoiser.forward(x, zt, t), network.Embedding.Weight);
         var squaredError = (uHat - u).square().sum(1);
         var weight = Config.Weighting == CtWeighting.SnrDerivative ? schedule.SnrDerivative(t) : ones_like(t);
+        if (!denoiseTrainsSchedule) weight = weight.detach();
         var denoise = (weight * squaredError).mean() * (0.5 * Config.Eta);
 
         var ends = schedule.AlphaBar(tensor(new float[] { 0f, 1f }, device: x.device));
+        if (!endsTrainSchedule) ends = ends.detach();
         var z1 = VariancePreserving.SampleMarginal(u, ends[1]);
         var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(z1), y);
         var kl = NoPropLosses.KlToStandardNormal(u, ends[0]);

@@ -1,0 +1,66 @@
+using System.Text.Json;
+using NoProp.Data;
+using NoProp.Methods;
+using NoProp.Runtime;
+using NoProp.Training;
+
+namespace NoProp.Cli.Commands;
+
+/// <summary>
+/// The images <c>noprop eval</c> and <c>noprop sweep</c> measure: the test split (the default, for final figures) or
+/// the validation split the training run held out (<c>--split validation</c>, for choices made before the test set is
+/// looked at). The validation split is carved again from the run's own settings (run.json: data set, --train-size,
+/// --validation-size, --seed) by the same <see cref="DataSplits.Create"/> that <c>noprop train</c> used, so it holds
+/// exactly the images training validated on.
+/// </summary>
+internal sealed record EvaluationSplit(string Name, ImageDataset Images, long DefaultSeed, string? Recorded)
+{
+    public const string Test = "test", Validation = "validation";
+    public static readonly string[] Names = [Test, Validation];
+
+    /// <summary>"sweep-heun" for the test split (the names existing folders hold), "sweep-heun-validation" otherwise.</summary>
+    public string FileSuffix => Name == Test ? "" : "-" + Name;
+
+    /// <summary>Reads <c>--split</c> and refuses <c>--test-size</c> with the validation split.</summary>
+    public static string ReadName(ArgumentReader reader)
+    {
+        string name = reader.Has("split") ? reader.Choice("split", Test, Names) : Test;
+        if (name != Test && reader.Has("test-size"))
+            throw new UsageException("--test-size applies to --split test (the validation split is the one the run held out, whole)");
+        return name;
+    }
+
+    public static EvaluationSplit Load(string name, string modelDir, ModelConfig config, string? dataDir, int? testSize)
+    {
+        if (name == Test)
+            return new EvaluationSplit(Test, Datasets.Load(config.DatasetSpec(dataDir)).Test.Take(testSize), 1, null);
+
+        if (!File.Exists(Path.Combine(modelDir, RunSettings.FileName)))
+            throw new NoPropException($"--split validation: {Path.Combine(modelDir, RunSettings.FileName)} not found; the validation split is rebuilt " +
+                                      "from the settings 'noprop train' saves there (a model folder without them can only be evaluated on the test split)");
+        var run = RunSettings.Load(modelDir);
+        var data = Datasets.Load(config.DatasetSpec(dataDir ?? run.DataDir));
+        var splits = DataSplits.Create(data, run.TrainSize, run.ValidationSize, null, run.Seed);
+        if (splits.Validation.Count == 0)
+            throw new NoPropException($"--split validation: the run in {modelDir} held out no validation images (--validation-size {run.ValidationSize}" +
+                                      (run.TrainSize is int t ? $", --train-size {t} of {data.Train.Count}" : "") + ")");
+
+        // Default noise: the seed with which training validated the kept epoch, so one run reproduces its figure.
+        long seed = 1;
+        string? recorded = null;
+        var metricsPath = Path.Combine(modelDir, "metrics.json");
+        if (File.Exists(metricsPath))
+        {
+            using var metrics = JsonDocument.Parse(File.ReadAllText(metricsPath));
+            var m = metrics.RootElement;
+            if (m.TryGetProperty("best_epoch", out var e) && e.ValueKind == JsonValueKind.Number
+                && m.TryGetProperty("validation_accuracy", out var v) && v.ValueKind == JsonValueKind.Number)
+            {
+                int epoch = e.GetInt32();
+                seed = Evaluator.ValidationNoiseSeed(run.Seed, epoch);
+                recorded = $"noprop train recorded {v.GetDouble() * 100:F2} % for the kept epoch {epoch} (stochastic inference with the model's settings, noise seed {seed})";
+            }
+        }
+        return new EvaluationSplit(Validation, splits.Validation, seed, recorded);
+    }
+}
