@@ -88,7 +88,12 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         if (rows.SkippedRows > 0)
             channel.Warning($"{rows.SkippedRows} rows with a missing label (key 0) in column '{options.LabelColumnName}' were skipped");
 
-        var (train, validation) = Split(rows, image, classNames);   // copies: the full array is garbage from here on
+        validationData ??= options.ValidationSet;
+        var validationRows = validationData is null ? null : ReadValidation(validationData, labelType, labelValues, image);
+        if (options.EarlyStoppingPatience is not null && validationRows is null && options.ValidationFraction == 0)
+            throw new ArgumentOutOfRangeException(nameof(options),
+                "NoPropOptions.EarlyStoppingPatience needs validation rows: give validation data or a ValidationFraction above 0");
+        var (train, validation) = Split(rows, validationRows, image, classNames);   // copies: the full arrays are garbage from here on
         var config = BuildConfig(image, classNames, train.Normalization);
         TorchRuntime.Initialize();
         var device = DeviceSelection.For(environment);
@@ -104,9 +109,9 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
             var progress = new ChannelProgress(channel, options.Progress, () =>
             {
                 if (IsCanceled) cancellation.Cancel();
-            });
+            }, options.MetricsCallback);
             progress.Message(string.Create(CultureInfo.InvariantCulture,
-                $"training NoProp-{config.Method.ToCliName().ToUpperInvariant()} on {train.Count} rows ({validation.Count} held out for validation), " +
+                $"training NoProp-{config.Method.ToCliName().ToUpperInvariant()} on {train.Count} rows ({validation.Count} {(validationRows is null ? "held out for validation" : "validation rows given")}), " +
                 $"{classNames.Length} classes, images {image}, {config.Embedding.ToCliName()} embedding (d = {config.EmbeddingDimension}), " +
                 $"{options.Epochs} epochs, batch {options.BatchSize}, device {device.type}"));
             var splits = new DataSplits(train, validation, validation.Take(0), Notice: null);
@@ -116,13 +121,14 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
                 BatchSize = options.BatchSize,
                 Seed = seed,
                 InferenceBatchSize = options.InferenceBatchSize,
+                EarlyStopping = options.EarlyStoppingPatience is int patience ? new EarlyStopping(patience, options.EarlyStoppingMinDelta) : null,
             };
             if (IsCanceled) cancellation.Cancel();
             var result = new Trainer(method, splits, trainingOptions, progress).Run(cancellation: cancellation.Token);
             if (result.BestValidationAccuracy is double best)
                 progress.Message(string.Create(CultureInfo.InvariantCulture, $"kept epoch {result.BestEpoch} (validation accuracy {best:P2}); {result.TrainSeconds:F1} s training"));
             var model = new NoPropModelParameters(config, seed, result.History.Select(NoPropEpochMetrics.From).ToList(),
-                result.BestEpoch, result.BestValidationAccuracy, stoppedEarly: false);
+                result.BestEpoch, result.BestValidationAccuracy, result.StoppedEarly);
             return new NoPropTransformer(environment, method, model, labelValues, options.FeatureColumnName, options.ScoreColumnName,
                 options.PredictedLabelColumnName, seed, options.InferenceBatchSize);
         }
@@ -152,8 +158,16 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
     /// A seeded split into training and validation rows (the training side keeps at least two rows, for BatchNorm),
     /// normalised with statistics of the training rows only.
     /// </summary>
-    private (ImageDataset Train, ImageDataset Validation) Split(TrainingRows rows, ImageShape image, string[] classNames)
+    private (ImageDataset Train, ImageDataset Validation) Split(TrainingRows rows, TrainingRows? validationRows, ImageShape image, string[] classNames)
     {
+        if (validationRows is not null)
+        {
+            if (rows.Count < 2) throw new InvalidOperationException($"NoProp: the training set has {rows.Count} labelled row; training needs at least 2");
+            var statistics = ChooseNormalization(rows.Features, image);
+            return (
+                ImageDataset.FromIntensities("training rows", rows.Features, rows.Labels, image.Channels, image.Height, image.Width, classNames, statistics),
+                ImageDataset.FromIntensities("validation rows", validationRows.Features, validationRows.Labels, image.Channels, image.Height, image.Width, classNames, statistics));
+        }
         int validationCount = Math.Clamp((int)Math.Floor(rows.Count * options.ValidationFraction), 0, Math.Max(0, rows.Count - 2));
         if (rows.Count - validationCount < 2)
             throw new InvalidOperationException($"NoProp: the training set has {rows.Count} labelled row; training needs at least 2");
@@ -165,6 +179,26 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         return (
             ImageDataset.FromIntensities("training rows", trainFeatures, trainLabels, image.Channels, image.Height, image.Width, classNames, normalization),
             ImageDataset.FromIntensities("validation rows", validationFeatures, validationLabels, image.Channels, image.Height, image.Width, classNames, normalization));
+    }
+
+    /// <summary>The validation rows: the training data's columns, a label with the same keys (and key values).</summary>
+    private TrainingRows ReadValidation(IDataView data, KeyDataViewType trainLabel, LabelValues? trainValues, ImageShape image)
+    {
+        var schema = data.Schema;
+        var label = ColumnChecks.CheckLabel(schema, options.LabelColumnName);
+        var features = ColumnChecks.CheckFeatures(schema, options.FeatureColumnName);
+        if (features.Size != image.Size)
+            throw new ArgumentOutOfRangeException(nameof(data),
+                $"validation data: feature column '{options.FeatureColumnName}' has {features.Size} values, the training data {image.Size}");
+        var values = LabelValues.Of(schema[options.LabelColumnName], (int)label.Count);
+        if (label.Count != trainLabel.Count || (trainValues is null) != (values is null) || (values is not null && !values.SameAs(trainValues!)))
+            throw new ArgumentOutOfRangeException(nameof(data),
+                $"validation data: label column '{options.LabelColumnName}' must have the training label's keys ({trainLabel.Count} keys" +
+                $"{(trainValues is null ? "" : ": " + string.Join(", ", trainValues.Names.Take(10)))}), got {label.Count}" +
+                $"{(values is null ? "" : ": " + string.Join(", ", values.Names.Take(10)))}; map it with the MapValueToKey fitted on the training data");
+        var rows = TrainingRows.Read(data, schema[options.FeatureColumnName], schema[options.LabelColumnName], image.Size);
+        if (rows.Count == 0) throw new InvalidOperationException($"NoProp: the validation data has no labelled rows");
+        return rows;
     }
 
     private static (float[] Features, int[] Labels) Gather(TrainingRows rows, int[] indices, int size)
@@ -250,6 +284,9 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         Require(o.Eta is null || o.Eta > 0, "Eta", $"must be positive, got {o.Eta}");
         Require(o.Eta is null || o.Method != NoPropMethod.FlowMatching, "Eta", "does not apply to NoPropMethod.FlowMatching (its loss has no η)");
         Require(o.ValidationFraction is >= 0 and < 1, "ValidationFraction", $"must lie in [0, 1), got {o.ValidationFraction}");
+        Require(o.EarlyStoppingPatience is null or >= 1, "EarlyStoppingPatience", $"must be at least 1, got {o.EarlyStoppingPatience}");
+        Require(o.EarlyStoppingMinDelta is >= 0 and < 1, "EarlyStoppingMinDelta", $"must lie in [0, 1) (an accuracy gain), got {o.EarlyStoppingMinDelta}");
+        Require(o.EarlyStoppingMinDelta == 0 || o.EarlyStoppingPatience is not null, "EarlyStoppingMinDelta", "applies with EarlyStoppingPatience");
         Require(Enum.IsDefined(o.Method), "Method", $"is not a NoPropMethod: {o.Method}");
         Require(Enum.IsDefined(o.Embedding), "Embedding", $"is not a NoPropLabelEmbedding: {o.Embedding}");
         Require(Enum.IsDefined(o.Solver), "Solver", $"is not a NoPropOdeSolver: {o.Solver}");

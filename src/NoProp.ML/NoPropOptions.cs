@@ -114,9 +114,29 @@ public sealed class NoPropOptions
 
     /// <summary>
     /// The share of the training rows held out to pick the best epoch (validation accuracy after every epoch);
-    /// 0 trains on every row and keeps the last epoch.
+    /// 0 trains on every row and keeps the last epoch. Not used when validation data is given
+    /// (<see cref="ValidationSet"/> or <c>Fit(trainData, validationData)</c>).
     /// </summary>
     public double ValidationFraction { get; set; } = 0.1;
+
+    /// <summary>
+    /// Validation rows (as Vision's <c>ImageClassificationTrainer.Options.ValidationSet</c>): the same columns as the
+    /// training data, the label keyed with the same key values. Takes precedence over <see cref="ValidationFraction"/>;
+    /// the validation data given to <c>Fit(trainData, validationData)</c> takes precedence over it.
+    /// </summary>
+    public IDataView? ValidationSet { get; set; }
+
+    /// <summary>
+    /// Early stopping: end training after this many epochs in a row without a validation accuracy gain above
+    /// <see cref="EarlyStoppingMinDelta"/> (the model keeps the best epoch). Null trains every epoch. Needs validation rows.
+    /// </summary>
+    public int? EarlyStoppingPatience { get; set; }
+
+    /// <summary>The validation accuracy gain (a fraction: 0.001 = 0.1 point) that counts as an improvement for early stopping.</summary>
+    public double EarlyStoppingMinDelta { get; set; }
+
+    /// <summary>Called after every epoch with its losses, validation accuracy and timings (as Vision's <c>MetricsCallback</c>).</summary>
+    public Action<NoPropEpochMetrics>? MetricsCallback { get; set; }
 
     /// <summary>Image shape. When all three are null it comes from the feature column's dimensions (ExtractPixels gives
     /// [C, H, W]); a flat vector of n² values is read as a 1 × n × n image. Set all three for any other flat vector.</summary>

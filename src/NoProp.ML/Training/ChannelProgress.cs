@@ -12,7 +12,8 @@ namespace NoProp.ML.Training;
 /// every <see cref="LogInterval"/>: a full MNIST epoch has thousands of steps. <paramref name="afterStep"/> runs after every
 /// minibatch (the estimator checks the MLContext's cancellation there).
 /// </summary>
-internal sealed class ChannelProgress(IChannel channel, ITrainingProgress? user, Action? afterStep = null) : ITrainingProgress
+internal sealed class ChannelProgress(IChannel channel, ITrainingProgress? user, Action? afterStep = null,
+    Action<NoPropEpochMetrics>? metricsCallback = null) : ITrainingProgress
 {
     private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(10);
     private readonly Stopwatch sinceLastLog = Stopwatch.StartNew();
@@ -30,6 +31,7 @@ internal sealed class ChannelProgress(IChannel channel, ITrainingProgress? user,
     public void EpochCompleted(EpochRecord record)
     {
         user?.EpochCompleted(record);
+        metricsCallback?.Invoke(NoPropEpochMetrics.From(record));
         string validation = record.ValidationAccuracy is double v
             ? string.Create(CultureInfo.InvariantCulture, $"validation accuracy {v:P2}")
             : "no validation rows";

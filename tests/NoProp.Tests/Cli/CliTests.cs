@@ -6,7 +6,7 @@ namespace NoProp.Tests.Cli;
 [TestClass]
 public sealed class CliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
+    internal static (int Code, string Out, string Err) Run(params string[] args)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
