@@ -6,6 +6,7 @@ using Microsoft.ML.Trainers;
 using NoProp.Data;
 using NoProp.Embeddings;
 using NoProp.Methods;
+using NoProp.ML.Features;
 using NoProp.ML.Training;
 using NoProp.Models;
 using NoProp.Runtime;
@@ -73,14 +74,17 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         var schema = input.Schema;
         var labelType = ColumnChecks.CheckLabel(schema, options.LabelColumnName);
         var featureType = ColumnChecks.CheckFeatures(schema, options.FeatureColumnName);
-        var image = ColumnChecks.InferImageShape(featureType, options.FeatureColumnName, options.Channels, options.Height, options.Width);
+        bool imageInput = FeatureReaders.IsImage(featureType);
+        var image = imageInput
+            ? ColumnChecks.ImageInputShape(options.FeatureColumnName, options.Channels, options.Height, options.Width, () => FirstImageSize(input))
+            : ColumnChecks.InferImageShape((VectorDataViewType)featureType, options.FeatureColumnName, options.Channels, options.Height, options.Width);
         var labelColumn = schema[options.LabelColumnName];
         var labelValues = LabelValues.Of(labelColumn, (int)labelType.Count);
         var classNames = labelValues?.Names ?? ClassNames((int)labelType.Count);
 
         using var channel = host.Start("Training");
         host.CheckAlive();
-        var rows = TrainingRows.Read(input, schema[options.FeatureColumnName], labelColumn, image.Size);
+        var rows = TrainingRows.Read(input, schema[options.FeatureColumnName], labelColumn, image);
         if (rows.Count == 0)
             throw new InvalidOperationException(rows.SkippedRows == 0
                 ? "NoProp: the training set is empty (no rows)"
@@ -89,7 +93,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
             channel.Warning($"{rows.SkippedRows} rows with a missing label (key 0) in column '{options.LabelColumnName}' were skipped");
 
         validationData ??= options.ValidationSet;
-        var validationRows = validationData is null ? null : ReadValidation(validationData, labelType, labelValues, image);
+        var validationRows = validationData is null ? null : ReadValidation(validationData, labelType, labelValues, image, imageInput);
         if (options.EarlyStoppingPatience is not null && validationRows is null && options.ValidationFraction == 0)
             throw new ArgumentOutOfRangeException(nameof(options),
                 "NoPropOptions.EarlyStoppingPatience needs validation rows: give validation data or a ValidationFraction above 0");
@@ -129,7 +133,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
                 progress.Message(string.Create(CultureInfo.InvariantCulture, $"kept epoch {result.BestEpoch} (validation accuracy {best:P2}); {result.TrainSeconds:F1} s training"));
             var model = new NoPropModelParameters(config, seed, result.History.Select(NoPropEpochMetrics.From).ToList(),
                 result.BestEpoch, result.BestValidationAccuracy, result.StoppedEarly);
-            return new NoPropTransformer(environment, method, model, labelValues, options.FeatureColumnName, options.ScoreColumnName,
+            return new NoPropTransformer(environment, method, model, labelValues, options.FeatureColumnName, imageInput, options.ScoreColumnName,
                 options.PredictedLabelColumnName, seed, options.InferenceBatchSize);
         }
         catch (OperationCanceledException) when (IsCanceled)
@@ -182,23 +186,47 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
     }
 
     /// <summary>The validation rows: the training data's columns, a label with the same keys (and key values).</summary>
-    private TrainingRows ReadValidation(IDataView data, KeyDataViewType trainLabel, LabelValues? trainValues, ImageShape image)
+    private TrainingRows ReadValidation(IDataView data, KeyDataViewType trainLabel, LabelValues? trainValues, ImageShape image, bool imageInput)
     {
         var schema = data.Schema;
         var label = ColumnChecks.CheckLabel(schema, options.LabelColumnName);
-        var features = ColumnChecks.CheckFeatures(schema, options.FeatureColumnName);
-        if (features.Size != image.Size)
-            throw new ArgumentOutOfRangeException(nameof(data),
-                $"validation data: feature column '{options.FeatureColumnName}' has {features.Size} values, the training data {image.Size}");
+        try
+        {
+            ColumnChecks.CheckFeaturesMatchModel(schema, options.FeatureColumnName, image, imageInput);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new ArgumentOutOfRangeException(nameof(data), $"validation data: {e.Message}");
+        }
         var values = LabelValues.Of(schema[options.LabelColumnName], (int)label.Count);
         if (label.Count != trainLabel.Count || (trainValues is null) != (values is null) || (values is not null && !values.SameAs(trainValues!)))
             throw new ArgumentOutOfRangeException(nameof(data),
                 $"validation data: label column '{options.LabelColumnName}' must have the training label's keys ({trainLabel.Count} keys" +
                 $"{(trainValues is null ? "" : ": " + string.Join(", ", trainValues.Names.Take(10)))}), got {label.Count}" +
                 $"{(values is null ? "" : ": " + string.Join(", ", values.Names.Take(10)))}; map it with the MapValueToKey fitted on the training data");
-        var rows = TrainingRows.Read(data, schema[options.FeatureColumnName], schema[options.LabelColumnName], image.Size);
+        var rows = TrainingRows.Read(data, schema[options.FeatureColumnName], schema[options.LabelColumnName], image);
         if (rows.Count == 0) throw new InvalidOperationException($"NoProp: the validation data has no labelled rows");
         return rows;
+    }
+
+    /// <summary>The size of the first image of an image column (the default network input size).</summary>
+    private (int Height, int Width) FirstImageSize(IDataView data)
+    {
+        var column = data.Schema[options.FeatureColumnName];
+        using var cursor = data.GetRowCursor([column]);
+        var getImage = cursor.GetGetter<MLImage>(column);
+        MLImage? image = null;
+        try
+        {
+            if (!cursor.MoveNext()) throw new InvalidOperationException("NoProp: the training set is empty (no rows)");
+            getImage(ref image);
+            if (image is null) throw new InvalidOperationException($"image column '{column.Name}' has no image in its first row (an empty path?)");
+            return (image.Height, image.Width);
+        }
+        finally
+        {
+            image?.Dispose();
+        }
     }
 
     private static (float[] Features, int[] Labels) Gather(TrainingRows rows, int[] indices, int size)

@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Runtime;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.Transforms;
 using NoProp.Methods;
 using NoProp.ML.Scoring;
@@ -33,7 +34,7 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
     private bool disposed;
 
     internal NoPropTransformer(IHostEnvironment environment, INoPropMethod method, NoPropModelParameters model, LabelValues? labelValues,
-        string featureColumnName, string scoreColumnName, string predictedLabelColumnName, long scoringSeed, int inferenceBatchSize)
+        string featureColumnName, bool imageInput, string scoreColumnName, string predictedLabelColumnName, long scoringSeed, int inferenceBatchSize)
     {
         host = environment.Register(nameof(NoPropTransformer));
         if (inferenceBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(inferenceBatchSize), "the inference batch size must be at least 1");
@@ -43,6 +44,7 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
         this.labelValues = labelValues;
         Model = model;
         FeatureColumnName = featureColumnName;
+        ImageInput = imageInput;
         ScoreColumnName = scoreColumnName;
         PredictedLabelColumnName = predictedLabelColumnName;
         ScoringSeed = scoringSeed;
@@ -65,8 +67,16 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
 
     public string FeatureColumnName { get; }
 
-    /// <summary>The feature column's type the model reads: Vector&lt;Single, C, H, W&gt;.</summary>
-    public DataViewType FeatureColumnType => new VectorDataViewType(NumberDataViewType.Single, ImageShape.Channels, ImageShape.Height, ImageShape.Width);
+    /// <summary>
+    /// True when the model reads an image column (MLImage, LoadImages' output) and resizes and extracts its pixels itself;
+    /// false when it reads a vector of C × H × W intensities.
+    /// </summary>
+    public bool ImageInput { get; }
+
+    /// <summary>The feature column's type the model reads: an image, or Vector&lt;Single, C, H, W&gt;.</summary>
+    public DataViewType FeatureColumnType => ImageInput
+        ? new ImageDataViewType()
+        : new VectorDataViewType(NumberDataViewType.Single, ImageShape.Channels, ImageShape.Height, ImageShape.Width);
 
     public string ScoreColumnName { get; }
     public string PredictedLabelColumnName { get; }
@@ -103,7 +113,7 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
             throw new InvalidOperationException(e.Message, e);
         }
         return new NoPropTransformer(mlContext, loaded, NoPropModelParameters.FromHistoryJson(loaded.Config, scoringSeed, null),
-            LabelValues.FromNames(loaded.Config.ClassNames), featureColumnName, scoreColumnName, predictedLabelColumnName, scoringSeed, inferenceBatchSize);
+            LabelValues.FromNames(loaded.Config.ClassNames), featureColumnName, imageInput: false, scoreColumnName, predictedLabelColumnName, scoringSeed, inferenceBatchSize);
     }
 
     /// <summary>
@@ -128,7 +138,7 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        ColumnChecks.CheckFeaturesMatchModel(inputSchema, FeatureColumnName, ImageShape);
+        ColumnChecks.CheckFeaturesMatchModel(inputSchema, FeatureColumnName, ImageShape, ImageInput);
         return OutputColumns.Build(inputSchema, ScoreColumnName, PredictedLabelColumnName, ClassNames.Count, labelValues);
     }
 
@@ -150,7 +160,8 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
     // ---- persistence (ML.NET's internal model format; see Publicize.targets) ----
 
     // 0x00010001: columns, seed, batch size, NoPropModel.json, TorchModel (class names as text only).
-    // 0x00010002: + the label's key values in their own type (LabelValues) and the training history (TrainingHistory.json).
+    // 0x00010002: + the label's key values in their own type (LabelValues), the training history (TrainingHistory.json)
+    //             and whether the input is an image column (resized and read by Features/ImagePixels).
     private const uint VersionTypedLabelsAndHistory = 0x00010002;
 
     private static VersionInfo GetVersionInfo() => new(
@@ -174,6 +185,7 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
         ctx.Writer.Write(labelValues is not null);
         if (labelValues is not null) ctx.SaveBinaryStream(LabelValuesEntry, writer => labelValues.Write(host, writer.BaseStream));
         ctx.SaveTextStream(HistoryEntry, writer => writer.Write(Model.HistoryJson()));
+        ctx.Writer.Write(ImageInput);
         // The model configuration (method, image shape, class names, normalisation, hyper-parameters) as the CLI's
         // model.json, readable in the zip; the weights as the CLI's model.bin.
         ctx.SaveTextStream(ConfigurationEntry, writer => writer.Write(Configuration.ToJson()));
@@ -195,6 +207,7 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
         var config = ModelConfig.FromJson(json, ConfigurationEntry);
         LabelValues? labels;
         string? history = null;
+        bool imageInput = false;
         if (ctx.Header.ModelVerWritten >= VersionTypedLabelsAndHistory)
         {
             labels = null;
@@ -203,6 +216,7 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
                 throw new InvalidDataException($"the NoProp model has no {LabelValuesEntry} entry");
             if (!ctx.TryLoadTextStream(HistoryEntry, reader => history = reader.ReadToEnd()))
                 throw new InvalidDataException($"the NoProp model has no {HistoryEntry} entry");
+            imageInput = ctx.Reader.ReadBoolean();
         }
         else
         {
@@ -222,7 +236,7 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
             loaded.Dispose();
             throw;
         }
-        return new NoPropTransformer(env, loaded, model, labels, featureColumn, scoreColumn, predictedLabelColumn, scoringSeed, inferenceBatchSize);
+        return new NoPropTransformer(env, loaded, model, labels, featureColumn, imageInput, scoreColumn, predictedLabelColumn, scoringSeed, inferenceBatchSize);
     }
 
     public void Dispose()
