@@ -1,11 +1,11 @@
-// An image-folder classifier: one sub-folder per class (as `noprop export-images` writes them), read with ML.NET's
-// image transforms, trained with NoProp, evaluated, saved, reloaded and used through a PredictionEngine.
+// An image-folder classifier: one sub-folder per class (as `noprop export-images` writes them), loaded with ML.NET's
+// LoadImages and handed to NoProp as an image column (NoProp resizes and reads the pixels itself), trained with early
+// stopping on a validation split, evaluated, saved, reloaded and used through a PredictionEngine.
 // Usage: dotnet run -c Release --project examples/ImageFolderClassifier -- --images DIR
 //            [--epochs E] [--blocks T] [--test-fraction F] [--size S] [--color false|true] [--model model.zip]
 using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.Transforms.Image;
 using NoProp.ML;
 
 namespace NoProp.Examples;
@@ -55,21 +55,26 @@ public static class ImageFolderClassifier
         var split = mlContext.Data.TrainTestSplit(mlContext.Data.LoadFromEnumerable(files),
             testFraction: double.Parse(options["test-fraction"], CultureInfo.InvariantCulture), seed: 1);
 
+        // No AppendCacheCheckpoint: NoProp reads its training rows once into memory, so a cache would only hold them twice.
         var pipeline = mlContext.Transforms.Conversion.MapValueToKey("Label")
             .Append(mlContext.Transforms.LoadImages("Image", folder, nameof(ImageFile.ImagePath)))
-            .Append(mlContext.Transforms.ResizeImages("Image", size, size))
-            // Planar [C, H, W] intensities in [0, 1]; NoProp reads the image shape from these dimensions.
-            .Append(mlContext.Transforms.ExtractPixels("Features", "Image", scaleImage: 1f / 255,
-                colorsToExtract: color ? ImagePixelExtractingEstimator.ColorBits.Rgb : ImagePixelExtractingEstimator.ColorBits.Red))
-            .AppendCacheCheckpoint(mlContext)   // decode each image once, not once per pass
             .Append(mlContext.MulticlassClassification.Trainers.NoProp(new NoPropOptions
             {
+                FeatureColumnName = "Image",               // an MLImage column: NoProp resizes it and reads its pixels
+                Channels = color ? 3 : 1, Height = size, Width = size,
                 Epochs = int.Parse(options["epochs"], CultureInfo.InvariantCulture),
                 Blocks = int.Parse(options["blocks"], CultureInfo.InvariantCulture),
-                Seed = 1,
-            }))
+                EarlyStoppingPatience = 2,                 // on the held-out 10 % (ValidationFraction)
+                MetricsCallback = m => stderr.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  epoch {m.Epoch}: loss {m.Loss:F4}, validation accuracy {m.ValidationAccuracy:P2}, {m.ImagesPerSecond:F0} images/s")),
+            }))                                            // Seed: from the MLContext's seed
             .Append(mlContext.Transforms.Conversion.MapKeyToValue("PredictedClass", "PredictedLabel"));
         using var model = pipeline.Fit(split.TrainSet);
+        var trained = model.OfType<NoPropTransformer>().Single().Model;
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"model: NoProp-{trained.Method}, T = {trained.Configuration.Blocks}, images {trained.ImageShape}, seed {trained.Seed}, " +
+            $"{trained.History.Count} epoch(s){(trained.StoppedEarly ? " (stopped early)" : "")}, best epoch {trained.BestEpoch} " +
+            $"(validation accuracy {trained.BestValidationAccuracy:P2})"));
 
         var metrics = mlContext.MulticlassClassification.Evaluate(model.Transform(split.TestSet));
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 using NoProp.Models;
 
 namespace NoProp.ML;
@@ -42,12 +43,15 @@ internal static class ColumnChecks
                 $"label column '{name}' must be a key type (Key<UInt32, K>: add mlContext.Transforms.Conversion.MapValueToKey(\"{name}\") before NoProp), got {Describe(column)}");
     }
 
-    /// <summary>The features must be a known-size vector of Single; returns that vector type.</summary>
-    public static VectorDataViewType CheckFeatures(DataViewSchema schema, string name)
+    private const string FeatureRule = "a known-size vector of Single or an image (MLImage, from LoadImages)";
+
+    /// <summary>The features must be a known-size vector of Single or an image column; returns the column's type.</summary>
+    public static DataViewType CheckFeatures(DataViewSchema schema, string name)
     {
         var column = FindColumn(schema, name, "feature");
+        if (column.Type is ImageDataViewType) return column.Type;
         if (column.Type is not VectorDataViewType vector || vector.ItemType != NumberDataViewType.Single || !vector.IsKnownSize)
-            throw new ArgumentOutOfRangeException(nameof(schema), $"feature column '{name}' must be a known-size vector of Single, got {column.Type}");
+            throw new ArgumentOutOfRangeException(nameof(schema), $"feature column '{name}' must be {FeatureRule}, got {column.Type}");
         return vector;
     }
 
@@ -55,17 +59,39 @@ internal static class ColumnChecks
     {
         if (!shape.TryFindColumn(name, out var column))
             throw new ArgumentOutOfRangeException(nameof(shape), $"feature column '{name}' not found in the input");
-        if (column.Kind != SchemaShape.Column.VectorKind.Vector || column.IsKey || column.ItemType != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(shape), $"feature column '{name}' must be a known-size vector of Single, got {Describe(column)}");
+        bool image = column.Kind == SchemaShape.Column.VectorKind.Scalar && column.ItemType is ImageDataViewType;
+        bool vector = column.Kind == SchemaShape.Column.VectorKind.Vector && !column.IsKey && column.ItemType == NumberDataViewType.Single;
+        if (!image && !vector)
+            throw new ArgumentOutOfRangeException(nameof(shape), $"feature column '{name}' must be {FeatureRule}, got {Describe(column)}");
     }
 
-    /// <summary>At scoring: the feature vector must hold exactly one image of the model's shape.</summary>
-    public static void CheckFeaturesMatchModel(DataViewSchema schema, string name, ImageShape image)
+    /// <summary>At scoring: an image column for a model trained on images, else a vector holding exactly one image of the model's shape.</summary>
+    public static void CheckFeaturesMatchModel(DataViewSchema schema, string name, ImageShape image, bool imageInput)
     {
-        var vector = CheckFeatures(schema, name);
-        if (vector.Size != image.Size)
+        var type = CheckFeatures(schema, name);
+        if (imageInput != type is ImageDataViewType)
+            throw new ArgumentOutOfRangeException(nameof(schema), imageInput
+                ? $"feature column '{name}' must be an image (MLImage, from LoadImages) as in training, got {type}"
+                : $"feature column '{name}' must be a vector of {image.Size} Single values (C×H×W = {image}) as in training, got {type}");
+        if (type is VectorDataViewType vector && vector.Size != image.Size)
             throw new ArgumentOutOfRangeException(nameof(schema),
                 $"feature column '{name}' has {vector.Size} values ({vector}), the model expects C×H×W = {image} = {image.Size}");
+    }
+
+    /// <summary>
+    /// The shape an image column is read as: Channels (1 = grayscale, 3 = RGB; default 3), Height and Width (together; by
+    /// default the size of the first training image, <paramref name="firstImageSize"/>).
+    /// </summary>
+    public static ImageShape ImageInputShape(string name, int? channels, int? height, int? width, Func<(int Height, int Width)> firstImageSize)
+    {
+        if (channels is not null and not (1 or 3))
+            throw new ArgumentOutOfRangeException(nameof(channels), $"image column '{name}': Channels must be 1 (grayscale) or 3 (RGB), got {channels}");
+        if ((height is null) != (width is null))
+            throw new ArgumentOutOfRangeException(nameof(height), $"image column '{name}': set Height and Width together (or neither, to take the first image's size)");
+        if (height is < 1 || width is < 1)
+            throw new ArgumentOutOfRangeException(nameof(height), $"image column '{name}': Height and Width must be positive, got {height}×{width}");
+        var (h, w) = height is int hh && width is int ww ? (hh, ww) : firstImageSize();
+        return new ImageShape(channels ?? 3, h, w);
     }
 
     /// <summary>

@@ -2,12 +2,15 @@ using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.Runtime;
 using Microsoft.ML.Data;
+using Microsoft.ML.Trainers;
 using NoProp.Data;
 using NoProp.Embeddings;
 using NoProp.Methods;
+using NoProp.ML.Features;
 using NoProp.ML.Training;
 using NoProp.Models;
 using NoProp.Runtime;
+using NoProp.Solvers;
 using NoProp.Training;
 
 namespace NoProp.ML;
@@ -20,11 +23,12 @@ namespace NoProp.ML;
 /// training loop; the result scores with <see cref="NoPropTransformer"/>. Put <c>AppendCacheCheckpoint</c> before it
 /// only when other trainers share the data: NoProp materialises its rows itself.
 /// </summary>
-public sealed class NoPropEstimator : IEstimator<NoPropTransformer>
+public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPropModelParameters>
 {
     private readonly IHostEnvironment environment;
     private readonly IHost host;
     private readonly NoPropOptions options;
+    private readonly int seed;
 
     public NoPropEstimator(IHostEnvironment environment, NoPropOptions options)
     {
@@ -34,7 +38,16 @@ public sealed class NoPropEstimator : IEstimator<NoPropTransformer>
         host = environment.Register(nameof(NoPropEstimator));
         this.options = options.Clone();   // later edits of the caller's object must not change this estimator
         Validate(this.options);
+        // As LightGbm: no seed of its own → one drawn from the MLContext's random source (seeded by new MLContext(seed: S)).
+        // Drawn once, here, so that fitting this estimator twice gives the same model.
+        seed = this.options.Seed ?? host.Rand.Next();
     }
+
+    /// <summary>The MLContext's cancellation flag (MLContext.CancelExecution reaches every host registered on it).</summary>
+    private bool IsCanceled => host is ICancelable { IsCanceled: true };
+
+    /// <summary>NoProp normalises its features itself, reads its rows into memory once (no cache needed) and uses validation data.</summary>
+    public TrainerInfo Info { get; } = new(normalization: false, calibration: false, caching: false, supportValid: true);
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
@@ -42,22 +55,36 @@ public sealed class NoPropEstimator : IEstimator<NoPropTransformer>
         ColumnChecks.CheckLabel(inputSchema, options.LabelColumnName);
         ColumnChecks.CheckFeatures(inputSchema, options.FeatureColumnName);
         inputSchema.TryFindColumn(options.LabelColumnName, out var label);
-        bool labelHasKeyValues = label.Annotations.TryFindColumn(AnnotationUtils.Kinds.KeyValues, out _);
-        return OutputColumns.Shape(inputSchema, options.ScoreColumnName, options.PredictedLabelColumnName, labelHasKeyValues);
+        return OutputColumns.Shape(inputSchema, label, options.ScoreColumnName, options.PredictedLabelColumnName);
     }
 
-    public NoPropTransformer Fit(IDataView input)
+    /// <summary>Trains on <paramref name="input"/>; the validation rows are <see cref="NoPropOptions.ValidationSet"/> or, without it, a held-out share.</summary>
+    public NoPropTransformer Fit(IDataView input) => Fit(input, null);
+
+    /// <summary>
+    /// Trains on <paramref name="trainData"/> and picks the best epoch (and stops early, when asked) on
+    /// <paramref name="validationData"/>, which takes precedence over <see cref="NoPropOptions.ValidationSet"/> and
+    /// <see cref="NoPropOptions.ValidationFraction"/>. Both need the same columns, the label keyed with the same key values
+    /// (transform the validation data with the training pipeline's fitted transforms).
+    /// </summary>
+    public NoPropTransformer Fit(IDataView trainData, IDataView? validationData)
     {
-        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(trainData);
+        var input = trainData;
         var schema = input.Schema;
         var labelType = ColumnChecks.CheckLabel(schema, options.LabelColumnName);
         var featureType = ColumnChecks.CheckFeatures(schema, options.FeatureColumnName);
-        var image = ColumnChecks.InferImageShape(featureType, options.FeatureColumnName, options.Channels, options.Height, options.Width);
+        bool imageInput = FeatureReaders.IsImage(featureType);
+        var image = imageInput
+            ? ColumnChecks.ImageInputShape(options.FeatureColumnName, options.Channels, options.Height, options.Width, () => FirstImageSize(input))
+            : ColumnChecks.InferImageShape((VectorDataViewType)featureType, options.FeatureColumnName, options.Channels, options.Height, options.Width);
         var labelColumn = schema[options.LabelColumnName];
-        var classNames = ClassNames(labelColumn, (int)labelType.Count);
+        var labelValues = LabelValues.Of(labelColumn, (int)labelType.Count);
+        var classNames = labelValues?.Names ?? ClassNames((int)labelType.Count);
 
         using var channel = host.Start("Training");
-        var rows = TrainingRows.Read(input, schema[options.FeatureColumnName], labelColumn, image.Size);
+        host.CheckAlive();
+        var rows = TrainingRows.Read(input, schema[options.FeatureColumnName], labelColumn, image);
         if (rows.Count == 0)
             throw new InvalidOperationException(rows.SkippedRows == 0
                 ? "NoProp: the training set is empty (no rows)"
@@ -65,18 +92,30 @@ public sealed class NoPropEstimator : IEstimator<NoPropTransformer>
         if (rows.SkippedRows > 0)
             channel.Warning($"{rows.SkippedRows} rows with a missing label (key 0) in column '{options.LabelColumnName}' were skipped");
 
-        var (train, validation) = Split(rows, image, classNames);   // copies: the full array is garbage from here on
+        validationData ??= options.ValidationSet;
+        var validationRows = validationData is null ? null : ReadValidation(validationData, labelType, labelValues, image, imageInput);
+        if (options.EarlyStoppingPatience is not null && validationRows is null && options.ValidationFraction == 0)
+            throw new ArgumentOutOfRangeException(nameof(options),
+                "NoPropOptions.EarlyStoppingPatience needs validation rows: give validation data or a ValidationFraction above 0");
+        var (train, validation) = Split(rows, validationRows, image, classNames);   // copies: the full arrays are garbage from here on
         var config = BuildConfig(image, classNames, train.Normalization);
         TorchRuntime.Initialize();
         var device = DeviceSelection.For(environment);
-        TorchRuntime.Seed(options.Seed);   // initialisation is part of the seeded run, as in the CLI
+        TorchRuntime.Seed(seed);   // initialisation is part of the seeded run, as in the CLI
         var method = MethodFactory.Create(config, device);
+        // Cancelled by the caller's token or by the MLContext (CancelExecution, as AutoML's time budget does): the trainer
+        // checks the token before every minibatch, and the progress callback, which runs after every minibatch, turns the
+        // MLContext's flag into that token.
+        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(options.CancellationToken);
         try
         {
-            if (config.Embedding == LabelEmbeddingKind.Prototype) PrototypeInitialisation.Apply(method, train, options.Seed);
-            var progress = new ChannelProgress(channel, options.Progress);
+            if (config.Embedding == LabelEmbeddingKind.Prototype) PrototypeInitialisation.Apply(method, train, seed);
+            var progress = new ChannelProgress(channel, options.Progress, () =>
+            {
+                if (IsCanceled) cancellation.Cancel();
+            }, options.MetricsCallback);
             progress.Message(string.Create(CultureInfo.InvariantCulture,
-                $"training NoProp-{config.Method.ToCliName().ToUpperInvariant()} on {train.Count} rows ({validation.Count} held out for validation), " +
+                $"training NoProp-{config.Method.ToCliName().ToUpperInvariant()} on {train.Count} rows ({validation.Count} {(validationRows is null ? "held out for validation" : "validation rows given")}), " +
                 $"{classNames.Length} classes, images {image}, {config.Embedding.ToCliName()} embedding (d = {config.EmbeddingDimension}), " +
                 $"{options.Epochs} epochs, batch {options.BatchSize}, device {device.type}"));
             var splits = new DataSplits(train, validation, validation.Take(0), Notice: null);
@@ -84,14 +123,24 @@ public sealed class NoPropEstimator : IEstimator<NoPropTransformer>
             {
                 Epochs = options.Epochs,
                 BatchSize = options.BatchSize,
-                Seed = options.Seed,
+                Seed = seed,
                 InferenceBatchSize = options.InferenceBatchSize,
+                EarlyStopping = options.EarlyStoppingPatience is int patience ? new EarlyStopping(patience, options.EarlyStoppingMinDelta) : null,
             };
-            var result = new Trainer(method, splits, trainingOptions, progress).Run();
+            if (IsCanceled) cancellation.Cancel();
+            var result = new Trainer(method, splits, trainingOptions, progress).Run(cancellation: cancellation.Token);
             if (result.BestValidationAccuracy is double best)
                 progress.Message(string.Create(CultureInfo.InvariantCulture, $"kept epoch {result.BestEpoch} (validation accuracy {best:P2}); {result.TrainSeconds:F1} s training"));
-            return new NoPropTransformer(environment, method, options.FeatureColumnName, options.ScoreColumnName,
-                options.PredictedLabelColumnName, options.Seed, options.InferenceBatchSize);
+            var model = new NoPropModelParameters(config, seed, result.History.Select(NoPropEpochMetrics.From).ToList(),
+                result.BestEpoch, result.BestValidationAccuracy, result.StoppedEarly);
+            return new NoPropTransformer(environment, method, model, labelValues, options.FeatureColumnName, imageInput, options.ScoreColumnName,
+                options.PredictedLabelColumnName, seed, options.InferenceBatchSize);
+        }
+        catch (OperationCanceledException) when (IsCanceled)
+        {
+            method.Dispose();
+            host.CheckAlive();   // ML.NET's own cancellation exception, as its trainers throw
+            throw;
         }
         catch (NoPropException e)
         {
@@ -105,36 +154,79 @@ public sealed class NoPropEstimator : IEstimator<NoPropTransformer>
         }
     }
 
-    /// <summary>The label's key values (MapValueToKey's), else "0".."K−1" as ML.NET's evaluator names unnamed classes.</summary>
-    private static string[] ClassNames(DataViewSchema.Column label, int count)
-    {
-        if (label.HasKeyValues())
-        {
-            VBuffer<ReadOnlyMemory<char>> values = default;
-            label.GetKeyValues(ref values);
-            var dense = values.DenseValues().Select(v => v.ToString()).ToArray();
-            if (dense.Length == count) return dense;
-        }
-        return Enumerable.Range(0, count).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
-    }
+    /// <summary>Class names of a label without key values: "0".."K−1", as ML.NET's evaluator names unnamed classes.</summary>
+    private static string[] ClassNames(int count) =>
+        Enumerable.Range(0, count).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
 
     /// <summary>
     /// A seeded split into training and validation rows (the training side keeps at least two rows, for BatchNorm),
     /// normalised with statistics of the training rows only.
     /// </summary>
-    private (ImageDataset Train, ImageDataset Validation) Split(TrainingRows rows, ImageShape image, string[] classNames)
+    private (ImageDataset Train, ImageDataset Validation) Split(TrainingRows rows, TrainingRows? validationRows, ImageShape image, string[] classNames)
     {
+        if (validationRows is not null)
+        {
+            if (rows.Count < 2) throw new InvalidOperationException($"NoProp: the training set has {rows.Count} labelled row; training needs at least 2");
+            var statistics = ChooseNormalization(rows.Features, image);
+            return (
+                ImageDataset.FromIntensities("training rows", rows.Features, rows.Labels, image.Channels, image.Height, image.Width, classNames, statistics),
+                ImageDataset.FromIntensities("validation rows", validationRows.Features, validationRows.Labels, image.Channels, image.Height, image.Width, classNames, statistics));
+        }
         int validationCount = Math.Clamp((int)Math.Floor(rows.Count * options.ValidationFraction), 0, Math.Max(0, rows.Count - 2));
         if (rows.Count - validationCount < 2)
             throw new InvalidOperationException($"NoProp: the training set has {rows.Count} labelled row; training needs at least 2");
         var order = Enumerable.Range(0, rows.Count).ToArray();
-        SeedStreams.Random(options.Seed, SeedPurpose.EstimatorSplit).Shuffle(order);
+        SeedStreams.Random(seed, SeedPurpose.EstimatorSplit).Shuffle(order);
         var (trainFeatures, trainLabels) = Gather(rows, order[validationCount..], image.Size);
         var (validationFeatures, validationLabels) = Gather(rows, order[..validationCount], image.Size);
         var normalization = ChooseNormalization(trainFeatures, image);
         return (
             ImageDataset.FromIntensities("training rows", trainFeatures, trainLabels, image.Channels, image.Height, image.Width, classNames, normalization),
             ImageDataset.FromIntensities("validation rows", validationFeatures, validationLabels, image.Channels, image.Height, image.Width, classNames, normalization));
+    }
+
+    /// <summary>The validation rows: the training data's columns, a label with the same keys (and key values).</summary>
+    private TrainingRows ReadValidation(IDataView data, KeyDataViewType trainLabel, LabelValues? trainValues, ImageShape image, bool imageInput)
+    {
+        var schema = data.Schema;
+        var label = ColumnChecks.CheckLabel(schema, options.LabelColumnName);
+        try
+        {
+            ColumnChecks.CheckFeaturesMatchModel(schema, options.FeatureColumnName, image, imageInput);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new ArgumentOutOfRangeException(nameof(data), $"validation data: {e.Message}");
+        }
+        var values = LabelValues.Of(schema[options.LabelColumnName], (int)label.Count);
+        if (label.Count != trainLabel.Count || (trainValues is null) != (values is null) || (values is not null && !values.SameAs(trainValues!)))
+            throw new ArgumentOutOfRangeException(nameof(data),
+                $"validation data: label column '{options.LabelColumnName}' must have the training label's keys ({trainLabel.Count} keys" +
+                $"{(trainValues is null ? "" : ": " + string.Join(", ", trainValues.Names.Take(10)))}), got {label.Count}" +
+                $"{(values is null ? "" : ": " + string.Join(", ", values.Names.Take(10)))}; map it with the MapValueToKey fitted on the training data");
+        var rows = TrainingRows.Read(data, schema[options.FeatureColumnName], schema[options.LabelColumnName], image);
+        if (rows.Count == 0) throw new InvalidOperationException($"NoProp: the validation data has no labelled rows");
+        return rows;
+    }
+
+    /// <summary>The size of the first image of an image column (the default network input size).</summary>
+    private (int Height, int Width) FirstImageSize(IDataView data)
+    {
+        var column = data.Schema[options.FeatureColumnName];
+        using var cursor = data.GetRowCursor([column]);
+        var getImage = cursor.GetGetter<MLImage>(column);
+        MLImage? image = null;
+        try
+        {
+            if (!cursor.MoveNext()) throw new InvalidOperationException("NoProp: the training set is empty (no rows)");
+            getImage(ref image);
+            if (image is null) throw new InvalidOperationException($"image column '{column.Name}' has no image in its first row (an empty path?)");
+            return (image.Height, image.Width);
+        }
+        finally
+        {
+            image?.Dispose();
+        }
     }
 
     private static (float[] Features, int[] Labels) Gather(TrainingRows rows, int[] indices, int size)
@@ -168,13 +260,8 @@ public sealed class NoPropEstimator : IEstimator<NoPropTransformer>
 
     private ModelConfig BuildConfig(ImageShape image, string[] classNames, Normalization normalization)
     {
-        var method = options.Method switch
-        {
-            NoPropMethod.DiscreteTime => MethodKind.DiscreteTime,
-            NoPropMethod.ContinuousTime => MethodKind.ContinuousTime,
-            NoPropMethod.FlowMatching => MethodKind.FlowMatching,
-            _ => throw new ArgumentOutOfRangeException(nameof(options), $"unknown NoPropOptions.Method {options.Method}"),
-        };
+        var method = (MethodKind)options.Method;
+        var embedding = (LabelEmbeddingKind)options.Embedding;
         var config = new ModelConfig
         {
             Method = method,
@@ -183,13 +270,13 @@ public sealed class NoPropEstimator : IEstimator<NoPropTransformer>
             ClassNames = classNames,
             NormalizationMean = normalization.Mean,
             NormalizationStd = normalization.Std,
-            Embedding = options.Embedding,
-            EmbeddingDimension = ModelConfig.DefaultEmbeddingDimension(options.Embedding, classNames.Length, image, options.EmbeddingDimension),
+            Embedding = embedding,
+            EmbeddingDimension = ModelConfig.DefaultEmbeddingDimension(embedding, classNames.Length, image, options.EmbeddingDimension),
             Blocks = options.Blocks,
             Eta = options.Eta ?? (method == MethodKind.DiscreteTime ? 0.1 : 1.0),
             LearningRate = options.LearningRate,
             WeightDecay = options.WeightDecay,
-            Solver = options.Solver,
+            Solver = (OdeSolverKind)options.Solver,
             InferenceSteps = options.InferenceSteps,
             Prediction = ModelConfig.DefaultPrediction(method),
         };
@@ -225,8 +312,14 @@ public sealed class NoPropEstimator : IEstimator<NoPropTransformer>
         Require(o.Eta is null || o.Eta > 0, "Eta", $"must be positive, got {o.Eta}");
         Require(o.Eta is null || o.Method != NoPropMethod.FlowMatching, "Eta", "does not apply to NoPropMethod.FlowMatching (its loss has no η)");
         Require(o.ValidationFraction is >= 0 and < 1, "ValidationFraction", $"must lie in [0, 1), got {o.ValidationFraction}");
-        Require(o.EmbeddingDimension is null || o.Embedding == LabelEmbeddingKind.Learned, "EmbeddingDimension",
-            $"applies to LabelEmbeddingKind.Learned only (a {o.Embedding} embedding's dimension is fixed)");
+        Require(o.EarlyStoppingPatience is null or >= 1, "EarlyStoppingPatience", $"must be at least 1, got {o.EarlyStoppingPatience}");
+        Require(o.EarlyStoppingMinDelta is >= 0 and < 1, "EarlyStoppingMinDelta", $"must lie in [0, 1) (an accuracy gain), got {o.EarlyStoppingMinDelta}");
+        Require(o.EarlyStoppingMinDelta == 0 || o.EarlyStoppingPatience is not null, "EarlyStoppingMinDelta", "applies with EarlyStoppingPatience");
+        Require(Enum.IsDefined(o.Method), "Method", $"is not a NoPropMethod: {o.Method}");
+        Require(Enum.IsDefined(o.Embedding), "Embedding", $"is not a NoPropLabelEmbedding: {o.Embedding}");
+        Require(Enum.IsDefined(o.Solver), "Solver", $"is not a NoPropOdeSolver: {o.Solver}");
+        Require(o.EmbeddingDimension is null || o.Embedding == NoPropLabelEmbedding.Learned, "EmbeddingDimension",
+            $"applies to NoPropLabelEmbedding.Learned only (a {o.Embedding} embedding's dimension is fixed)");
         Require(o.EmbeddingDimension is null or >= 1, "EmbeddingDimension", $"must be at least 1, got {o.EmbeddingDimension}");
         bool explicitStatistics = o.NormalizationMean is not null || o.NormalizationStd is not null;
         Require(o.Normalization == FeatureNormalization.Explicit || !explicitStatistics, "NormalizationMean",

@@ -1,18 +1,50 @@
+using Microsoft.ML;
 using NoProp.Embeddings;
+using NoProp.Methods;
 using NoProp.Solvers;
 using NoProp.Training;
 
 namespace NoProp.ML;
 
-/// <summary>The NoProp variant to train (paper §2.3–2.5).</summary>
+// The option enums below let a user of `using NoProp.ML;` alone write every option. Each member IS the core's value
+// (NoProp.Methods.MethodKind, NoProp.Embeddings.LabelEmbeddingKind, NoProp.Solvers.OdeSolverKind), which stay the one
+// definition: a cast maps them, and NoProp.ML.Tests fails if the core gains a member that is missing here.
+
+/// <summary>The NoProp variant to train (paper §2.3–2.5); the NoProp members of <see cref="MethodKind"/>.</summary>
 public enum NoPropMethod
 {
-    /// <summary>NoProp-DT: T blocks, each trained alone to denoise a noisy label embedding.</summary>
-    DiscreteTime,
-    /// <summary>NoProp-CT: one denoiser û(z_t, x, t) with a learnable noise schedule; ODE inference.</summary>
-    ContinuousTime,
-    /// <summary>NoProp-FM: flow matching of the label embedding; ODE inference.</summary>
-    FlowMatching,
+    /// <inheritdoc cref="MethodKind.DiscreteTime"/>
+    DiscreteTime = MethodKind.DiscreteTime,
+    /// <inheritdoc cref="MethodKind.ContinuousTime"/>
+    ContinuousTime = MethodKind.ContinuousTime,
+    /// <inheritdoc cref="MethodKind.FlowMatching"/>
+    FlowMatching = MethodKind.FlowMatching,
+}
+
+/// <summary>How class labels are embedded as the denoising targets (paper §2.2.1); <see cref="LabelEmbeddingKind"/>.</summary>
+public enum NoPropLabelEmbedding
+{
+    /// <inheritdoc cref="LabelEmbeddingKind.OneHot"/>
+    OneHot = LabelEmbeddingKind.OneHot,
+    /// <inheritdoc cref="LabelEmbeddingKind.Learned"/>
+    Learned = LabelEmbeddingKind.Learned,
+    /// <inheritdoc cref="LabelEmbeddingKind.Prototype"/>
+    Prototype = LabelEmbeddingKind.Prototype,
+}
+
+/// <summary>The ODE solver NoProp-CT and NoProp-FM integrate with at inference; <see cref="OdeSolverKind"/>.</summary>
+public enum NoPropOdeSolver
+{
+    /// <inheritdoc cref="OdeSolverKind.Euler"/>
+    Euler = OdeSolverKind.Euler,
+    /// <inheritdoc cref="OdeSolverKind.Heun"/>
+    Heun = OdeSolverKind.Heun,
+    /// <inheritdoc cref="OdeSolverKind.Midpoint"/>
+    Midpoint = OdeSolverKind.Midpoint,
+    /// <inheritdoc cref="OdeSolverKind.Rk4"/>
+    Rk4 = OdeSolverKind.Rk4,
+    /// <inheritdoc cref="OdeSolverKind.Dopri5"/>
+    Dopri5 = OdeSolverKind.Dopri5,
 }
 
 /// <summary>How the features are standardised before they reach the network.</summary>
@@ -47,16 +79,20 @@ public sealed class NoPropOptions
     public NoPropMethod Method { get; set; } = NoPropMethod.DiscreteTime;
 
     /// <summary>The label embedding W_Embed: one-hot (fixed), learned, or learned from class prototypes.</summary>
-    public LabelEmbeddingKind Embedding { get; set; } = LabelEmbeddingKind.OneHot;
+    public NoPropLabelEmbedding Embedding { get; set; } = NoPropLabelEmbedding.OneHot;
 
-    /// <summary>The dimension of a <see cref="LabelEmbeddingKind.Learned"/> embedding (the others fix it); null: 20.</summary>
+    /// <summary>The dimension of a <see cref="NoPropLabelEmbedding.Learned"/> embedding (the others fix it); null: 20.</summary>
     public int? EmbeddingDimension { get; set; }
 
     public int Epochs { get; set; } = 10;
     public int BatchSize { get; set; } = 128;
 
-    /// <summary>Seeds initialisation, data order, the validation split and the scoring noise of the trained model.</summary>
-    public int Seed { get; set; } = 1;
+    /// <summary>
+    /// Seeds initialisation, data order, the validation split and the scoring noise of the trained model. Null (the
+    /// default) draws it from the MLContext's random source, as LightGbm does: <c>new MLContext(seed: 7)</c> then gives
+    /// the same model on every run, and an MLContext without a seed a different one each time.
+    /// </summary>
+    public int? Seed { get; set; }
 
     /// <summary>NoProp-DT only: T, the number of blocks (paper: 10).</summary>
     public int Blocks { get; set; } = 10;
@@ -71,16 +107,36 @@ public sealed class NoPropOptions
     public double? Eta { get; set; }
 
     /// <summary>NoProp-CT and NoProp-FM only: the ODE solver used at inference.</summary>
-    public OdeSolverKind Solver { get; set; } = OdeSolverKind.Heun;
+    public NoPropOdeSolver Solver { get; set; } = NoPropOdeSolver.Heun;
 
     /// <summary>NoProp-CT and NoProp-FM only: solver steps over t ∈ [0, 1].</summary>
     public int InferenceSteps { get; set; } = 40;
 
     /// <summary>
     /// The share of the training rows held out to pick the best epoch (validation accuracy after every epoch);
-    /// 0 trains on every row and keeps the last epoch.
+    /// 0 trains on every row and keeps the last epoch. Not used when validation data is given
+    /// (<see cref="ValidationSet"/> or <c>Fit(trainData, validationData)</c>).
     /// </summary>
     public double ValidationFraction { get; set; } = 0.1;
+
+    /// <summary>
+    /// Validation rows (as Vision's <c>ImageClassificationTrainer.Options.ValidationSet</c>): the same columns as the
+    /// training data, the label keyed with the same key values. Takes precedence over <see cref="ValidationFraction"/>;
+    /// the validation data given to <c>Fit(trainData, validationData)</c> takes precedence over it.
+    /// </summary>
+    public IDataView? ValidationSet { get; set; }
+
+    /// <summary>
+    /// Early stopping: end training after this many epochs in a row without a validation accuracy gain above
+    /// <see cref="EarlyStoppingMinDelta"/> (the model keeps the best epoch). Null trains every epoch. Needs validation rows.
+    /// </summary>
+    public int? EarlyStoppingPatience { get; set; }
+
+    /// <summary>The validation accuracy gain (a fraction: 0.001 = 0.1 point) that counts as an improvement for early stopping.</summary>
+    public double EarlyStoppingMinDelta { get; set; }
+
+    /// <summary>Called after every epoch with its losses, validation accuracy and timings (as Vision's <c>MetricsCallback</c>).</summary>
+    public Action<NoPropEpochMetrics>? MetricsCallback { get; set; }
 
     /// <summary>Image shape. When all three are null it comes from the feature column's dimensions (ExtractPixels gives
     /// [C, H, W]); a flat vector of n² values is read as a 1 × n × n image. Set all three for any other flat vector.</summary>
@@ -101,6 +157,12 @@ public sealed class NoPropOptions
 
     /// <summary>Receives progress (every minibatch) and epoch summaries besides the MLContext log; e.g. <see cref="ConsoleProgress"/>.</summary>
     public ITrainingProgress? Progress { get; set; }
+
+    /// <summary>
+    /// Stops training when it fires: checked before every minibatch (as is the MLContext's own cancellation), so
+    /// <c>Fit</c> throws <see cref="OperationCanceledException"/> within one minibatch and leaves no model behind.
+    /// </summary>
+    public CancellationToken CancellationToken { get; set; }
 
     internal NoPropOptions Clone() => (NoPropOptions)MemberwiseClone();
 }

@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Runtime;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.Transforms;
 using NoProp.Methods;
 using NoProp.ML.Scoring;
@@ -18,24 +19,32 @@ namespace NoProp.ML;
 /// Saved by <c>mlContext.Model.Save</c> (options, class names and TorchSharp weights in the zip) and restored by a
 /// plain <c>mlContext.Model.Load</c>. Dispose it (or the chain holding it) to free the native weights.
 /// </summary>
-public sealed class NoPropTransformer : ITransformer, IDisposable
+public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPropModelParameters>, IDisposable
 {
     internal const string LoaderSignature = "NoPropTransformer";
     private const string ConfigurationEntry = "NoPropModel.json";
     private const string WeightsEntry = "TorchModel";
+    private const string LabelValuesEntry = "LabelValues";
+    private const string HistoryEntry = "TrainingHistory.json";
 
     private readonly IHost host;
     private readonly INoPropMethod method;
     private readonly BatchScorer scorer;
+    private readonly LabelValues? labelValues;
     private bool disposed;
 
-    internal NoPropTransformer(IHostEnvironment environment, INoPropMethod method, string featureColumnName,
-        string scoreColumnName, string predictedLabelColumnName, long scoringSeed, int inferenceBatchSize)
+    internal NoPropTransformer(IHostEnvironment environment, INoPropMethod method, NoPropModelParameters model, LabelValues? labelValues,
+        string featureColumnName, bool imageInput, string scoreColumnName, string predictedLabelColumnName, long scoringSeed, int inferenceBatchSize)
     {
         host = environment.Register(nameof(NoPropTransformer));
         if (inferenceBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(inferenceBatchSize), "the inference batch size must be at least 1");
+        if (labelValues is not null && labelValues.Count != method.Config.ClassCount)
+            throw new InvalidDataException($"the model has {method.Config.ClassCount} classes but {labelValues.Count} label values");
         this.method = method;
+        this.labelValues = labelValues;
+        Model = model;
         FeatureColumnName = featureColumnName;
+        ImageInput = imageInput;
         ScoreColumnName = scoreColumnName;
         PredictedLabelColumnName = predictedLabelColumnName;
         ScoringSeed = scoringSeed;
@@ -43,6 +52,9 @@ public sealed class NoPropTransformer : ITransformer, IDisposable
         method.Network.eval();
         scorer = new BatchScorer(method, scoringSeed);
     }
+
+    /// <summary>The trained model: configuration, class names, image shape, per-epoch history, best epoch (as ML.NET's <c>LastTransformer.Model</c>).</summary>
+    public NoPropModelParameters Model { get; }
 
     /// <summary>Everything that defines the model: method, image shape, class names, normalisation, hyper-parameters.</summary>
     public ModelConfig Configuration => method.Config;
@@ -54,6 +66,18 @@ public sealed class NoPropTransformer : ITransformer, IDisposable
     public ImageShape ImageShape => method.Config.Image;
 
     public string FeatureColumnName { get; }
+
+    /// <summary>
+    /// True when the model reads an image column (MLImage, LoadImages' output) and resizes and extracts its pixels itself;
+    /// false when it reads a vector of C × H × W intensities.
+    /// </summary>
+    public bool ImageInput { get; }
+
+    /// <summary>The feature column's type the model reads: an image, or Vector&lt;Single, C, H, W&gt;.</summary>
+    public DataViewType FeatureColumnType => ImageInput
+        ? new ImageDataViewType()
+        : new VectorDataViewType(NumberDataViewType.Single, ImageShape.Channels, ImageShape.Height, ImageShape.Width);
+
     public string ScoreColumnName { get; }
     public string PredictedLabelColumnName { get; }
 
@@ -88,7 +112,8 @@ public sealed class NoPropTransformer : ITransformer, IDisposable
         {
             throw new InvalidOperationException(e.Message, e);
         }
-        return new NoPropTransformer(mlContext, loaded, featureColumnName, scoreColumnName, predictedLabelColumnName, scoringSeed, inferenceBatchSize);
+        return new NoPropTransformer(mlContext, loaded, NoPropModelParameters.FromHistoryJson(loaded.Config, scoringSeed, null),
+            LabelValues.FromNames(loaded.Config.ClassNames), featureColumnName, imageInput: false, scoreColumnName, predictedLabelColumnName, scoringSeed, inferenceBatchSize);
     }
 
     /// <summary>
@@ -113,8 +138,8 @@ public sealed class NoPropTransformer : ITransformer, IDisposable
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        ColumnChecks.CheckFeaturesMatchModel(inputSchema, FeatureColumnName, ImageShape);
-        return OutputColumns.Build(inputSchema, ScoreColumnName, PredictedLabelColumnName, ClassNames);
+        ColumnChecks.CheckFeaturesMatchModel(inputSchema, FeatureColumnName, ImageShape, ImageInput);
+        return OutputColumns.Build(inputSchema, ScoreColumnName, PredictedLabelColumnName, ClassNames.Count, labelValues);
     }
 
     public IDataView Transform(IDataView input)
@@ -134,10 +159,15 @@ public sealed class NoPropTransformer : ITransformer, IDisposable
 
     // ---- persistence (ML.NET's internal model format; see Publicize.targets) ----
 
+    // 0x00010001: columns, seed, batch size, NoPropModel.json, TorchModel (class names as text only).
+    // 0x00010002: + the label's key values in their own type (LabelValues), the training history (TrainingHistory.json)
+    //             and whether the input is an image column (resized and read by Features/ImagePixels).
+    private const uint VersionTypedLabelsAndHistory = 0x00010002;
+
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: "NOPROPTF",
-        verWrittenCur: 0x00010001,
-        verReadableCur: 0x00010001,
+        verWrittenCur: VersionTypedLabelsAndHistory,
+        verReadableCur: VersionTypedLabelsAndHistory,
         verWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(NoPropTransformer).Assembly.FullName);
@@ -152,6 +182,10 @@ public sealed class NoPropTransformer : ITransformer, IDisposable
         ctx.SaveNonEmptyString(PredictedLabelColumnName);
         ctx.Writer.Write(ScoringSeed);
         ctx.Writer.Write(InferenceBatchSize);
+        ctx.Writer.Write(labelValues is not null);
+        if (labelValues is not null) ctx.SaveBinaryStream(LabelValuesEntry, writer => labelValues.Write(host, writer.BaseStream));
+        ctx.SaveTextStream(HistoryEntry, writer => writer.Write(Model.HistoryJson()));
+        ctx.Writer.Write(ImageInput);
         // The model configuration (method, image shape, class names, normalisation, hyper-parameters) as the CLI's
         // model.json, readable in the zip; the weights as the CLI's model.bin.
         ctx.SaveTextStream(ConfigurationEntry, writer => writer.Write(Configuration.ToJson()));
@@ -171,6 +205,24 @@ public sealed class NoPropTransformer : ITransformer, IDisposable
         if (!ctx.TryLoadTextStream(ConfigurationEntry, reader => json = reader.ReadToEnd()) || json is null)
             throw new InvalidDataException($"the NoProp model has no {ConfigurationEntry} entry");
         var config = ModelConfig.FromJson(json, ConfigurationEntry);
+        LabelValues? labels;
+        string? history = null;
+        bool imageInput = false;
+        if (ctx.Header.ModelVerWritten >= VersionTypedLabelsAndHistory)
+        {
+            labels = null;
+            if (ctx.Reader.ReadBoolean()
+                && !ctx.TryLoadBinaryStream(LabelValuesEntry, reader => labels = LabelValues.Load(env, reader.BaseStream)))
+                throw new InvalidDataException($"the NoProp model has no {LabelValuesEntry} entry");
+            if (!ctx.TryLoadTextStream(HistoryEntry, reader => history = reader.ReadToEnd()))
+                throw new InvalidDataException($"the NoProp model has no {HistoryEntry} entry");
+            imageInput = ctx.Reader.ReadBoolean();
+        }
+        else
+        {
+            labels = LabelValues.FromNames(config.ClassNames);   // version 1 always published its class names as text key values
+        }
+        var model = NoPropModelParameters.FromHistoryJson(config, scoringSeed, history);
 
         TorchRuntime.Initialize();
         var loaded = MethodFactory.Create(config, DeviceSelection.For(env));
@@ -184,7 +236,7 @@ public sealed class NoPropTransformer : ITransformer, IDisposable
             loaded.Dispose();
             throw;
         }
-        return new NoPropTransformer(env, loaded, featureColumn, scoreColumn, predictedLabelColumn, scoringSeed, inferenceBatchSize);
+        return new NoPropTransformer(env, loaded, model, labels, featureColumn, imageInput, scoreColumn, predictedLabelColumn, scoringSeed, inferenceBatchSize);
     }
 
     public void Dispose()

@@ -123,7 +123,7 @@ public sealed class ErrorTests
     [DataRow("Epochs", "NoPropOptions.Epochs must be at least 1, got 0")]
     [DataRow("BatchSize", "NoPropOptions.BatchSize must be at least 2")]
     [DataRow("ValidationFraction", "NoPropOptions.ValidationFraction must lie in [0, 1), got 1")]
-    [DataRow("EmbeddingDimension", "NoPropOptions.EmbeddingDimension applies to LabelEmbeddingKind.Learned only")]
+    [DataRow("EmbeddingDimension", "NoPropOptions.EmbeddingDimension applies to NoPropLabelEmbedding.Learned only")]
     [DataRow("Eta", "NoPropOptions.Eta does not apply to NoPropMethod.FlowMatching")]
     [DataRow("NormalizationMean", "NoPropOptions.NormalizationMean and NormalizationStd apply to FeatureNormalization.Explicit only")]
     public void OptionsOutOfRangeAreNamed(string option, string message)

@@ -100,4 +100,32 @@ public sealed class SaveLoadTests
         Assert.AreEqual(MlTestSupport.NoProp.ImageShape, loaded.ImageShape);
         Assert.AreEqual(MlTestSupport.NoProp.Configuration.NormalizationMean[0], loaded.Configuration.NormalizationMean[0]);
     }
+
+    [TestMethod]
+    public void AModelSavedInTheFirstFormatStillLoadsAndScoresAsItDid()
+    {
+        // Fixtures/noprop-v1.zip was saved by the adapter before typed label values and the training history were
+        // stored (format 0x00010001; 64 MNIST rows, T = 1, seed 5); noprop-v1.scores.bin holds its scores of the
+        // first 20 MNIST test images, written by that version.
+        var fixtures = Path.Combine(AppContext.BaseDirectory, "Fixtures");
+        var ml = new MLContext();
+        var loaded = ml.Model.Load(Path.Combine(fixtures, "noprop-v1.zip"), out _);
+        using (loaded as IDisposable)
+        {
+            var noProp = ((TransformerChain<ITransformer>)loaded).OfType<NoPropTransformer>().Single();
+            Assert.AreEqual(5L, noProp.Model.Seed);
+            Assert.AreEqual(0, noProp.Model.History.Count, "the first format kept no history");
+            var scored = loaded.Transform(ml.Data.LoadFromEnumerable(MlTestSupport.Digits(train: false, 20)));
+            VBuffer<ReadOnlyMemory<char>> keys = default;
+            scored.Schema["PredictedLabel"].GetKeyValues(ref keys);
+            CollectionAssert.AreEqual(noProp.ClassNames.ToArray(), keys.DenseValues().Select(k => k.ToString()).ToArray(), "text key values, as that version published");
+            var scores = MlTestSupport.Scores(scored);
+            using var reader = new BinaryReader(File.OpenRead(Path.Combine(fixtures, "noprop-v1.scores.bin")));
+            Assert.AreEqual(20, reader.ReadInt32());
+            Assert.AreEqual(10, reader.ReadInt32());
+            for (int i = 0; i < 20; i++)
+                for (int k = 0; k < 10; k++)
+                    Assert.AreEqual(reader.ReadSingle(), scores[i][k], $"row {i}, class {k}");
+        }
+    }
 }

@@ -32,6 +32,9 @@ public sealed record RunSettings
     /// <summary>η; null takes the method's default (DT 0.1, CT 1).</summary>
     public double? Eta { get; set; }
     public int EvalEvery { get; set; } = 1;
+    /// <summary>Stop after this many validations without improvement; null: train every epoch.</summary>
+    public int? EarlyStoppingPatience { get; set; }
+    public double EarlyStoppingMinDelta { get; set; }
     public string Backbone { get; set; } = "paper";
     public string Solver { get; set; } = "heun";
     public int Steps { get; set; } = 40;

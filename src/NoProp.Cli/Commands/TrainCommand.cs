@@ -37,6 +37,9 @@ public static class TrainCommand
           --validation-size N         validation split carved from the training set     [5000]
           --test-size N               evaluate on the first N test images               [all]
           --eval-every K              validate every K epochs (and after the last)      [1]
+          --early-stopping-patience P stop after P validations without a gain in validation accuracy
+                                      (the model keeps the best epoch)                  [off]
+          --early-stopping-min-delta X  the accuracy gain that counts (0.001 = 0.1 point) [0]
           --seed S                    seed for data order, initialisation and noise     [1]
           --threads N                 intra-op threads                                  [TorchSharp's default]
           --device cpu|cuda           where to train                                    [cpu]
@@ -130,6 +133,14 @@ public static class TrainCommand
         settings.ValidationSize = reader.Int("validation-size", 0) ?? settings.ValidationSize;
         settings.TestSize = reader.Int("test-size", 1) ?? settings.TestSize;
         settings.EvalEvery = reader.Int("eval-every", 1) ?? settings.EvalEvery;
+        settings.EarlyStoppingPatience = reader.Int("early-stopping-patience", 1) ?? settings.EarlyStoppingPatience;
+        settings.EarlyStoppingMinDelta = reader.Double("early-stopping-min-delta", -1e-300) ?? settings.EarlyStoppingMinDelta;
+        if (settings.EarlyStoppingMinDelta >= 1)
+            throw new UsageException($"--early-stopping-min-delta: an accuracy gain below 1, got {settings.EarlyStoppingMinDelta.ToString(CultureInfo.InvariantCulture)}");
+        if (reader.Has("early-stopping-min-delta") && settings.EarlyStoppingPatience is null)
+            throw new UsageException("--early-stopping-min-delta applies with --early-stopping-patience");
+        if (settings.EarlyStoppingPatience is not null && settings.ValidationSize == 0)
+            throw new UsageException("--early-stopping-patience needs a validation split (--validation-size > 0)");
         settings.Seed = reader.Long("seed") ?? settings.Seed;
         settings.Threads = reader.Int("threads", 1, 1024) ?? settings.Threads;
         if (reader.Has("device")) settings.Device = reader.String("device")!;
@@ -235,6 +246,7 @@ public static class TrainCommand
             BatchSize = settings.BatchSize,
             Seed = settings.Seed,
             EvaluateEvery = settings.EvalEvery,
+            EarlyStopping = settings.EarlyStoppingPatience is int patience ? new EarlyStopping(patience, settings.EarlyStoppingMinDelta) : null,
             OutputDirectory = output,
             Augmentation = settings.Augment ? new AugmentationOptions { CropPadding = settings.CropPadding } : null,
         };
@@ -290,6 +302,8 @@ public static class TrainCommand
             ["eta"] = config.Method is MethodKind.DiscreteTime or MethodKind.ContinuousTime ? config.Eta : null,
             ["epochs"] = settings.Epochs,
             ["best_epoch"] = result.BestEpoch,
+            ["epochs_trained"] = result.History.Count,
+            ["stopped_early"] = result.StoppedEarly,
             ["batch_size"] = settings.BatchSize,
             ["seed"] = settings.Seed,
             ["threads"] = TorchSharp.torch.get_num_threads(),

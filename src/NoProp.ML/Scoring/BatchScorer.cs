@@ -31,6 +31,7 @@ internal sealed class BatchScorer
     }
 
     public int FeatureSize { get; }
+    public NoProp.Models.ImageShape Image => method.Config.Image;
     public int ClassCount { get; }
 
     /// <summary>The inference settings for one batch of raw feature rows: the model's solver and steps, per-row noise.</summary>

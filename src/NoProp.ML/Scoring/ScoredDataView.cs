@@ -50,11 +50,10 @@ internal sealed class ScoredDataView : IDataView
         private readonly ScoredDataView view;
         private readonly DataViewRowCursor input;
         private readonly DataViewRowCursor? readAhead;
-        private readonly ValueGetter<VBuffer<float>>? readFeatures;
+        private readonly Features.FeatureReader? readFeatures;
         private readonly HashSet<int> active;
         private readonly float[] features;
         private readonly float[] probabilities;
-        private VBuffer<float> row;
         private long batchStart;
         private int batchCount;
 
@@ -66,7 +65,7 @@ internal sealed class ScoredDataView : IDataView
             this.active = active;
             if (readAhead is not null)
             {
-                readFeatures = readAhead.GetGetter<VBuffer<float>>(readAhead.Schema[view.featureColumnIndex]);
+                readFeatures = Features.FeatureReaders.Create(readAhead, readAhead.Schema[view.featureColumnIndex], view.scorer.Image);
                 features = new float[view.batchSize * view.scorer.FeatureSize];
                 probabilities = new float[view.batchSize * view.scorer.ClassCount];
             }
@@ -121,10 +120,7 @@ internal sealed class ScoredDataView : IDataView
             batchCount = 0;
             while (batchCount < view.batchSize && readAhead!.MoveNext())
             {
-                readFeatures!(ref row);
-                if (row.Length != size)
-                    throw new InvalidOperationException($"feature column '{view.Schema[view.featureColumnIndex].Name}' held {row.Length} values in row {readAhead.Position}, the model expects {size}");
-                row.CopyTo(features.AsSpan(batchCount * size, size));   // densifies sparse rows
+                readFeatures!(features.AsSpan(batchCount * size, size));
                 batchCount++;
             }
             if (batchCount == 0) throw new InvalidOperationException("the input ended before the row being scored (the data view returned different rows to two cursors)");

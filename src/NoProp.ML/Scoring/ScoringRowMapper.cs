@@ -40,10 +40,9 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
         private readonly ScoringRowMapper mapper;
         private readonly DataViewRow input;
         private readonly HashSet<int> active;
-        private readonly ValueGetter<VBuffer<float>>? readFeatures;
+        private readonly Features.FeatureReader? readFeatures;
         private readonly float[] features;
         private readonly float[] probabilities;
-        private VBuffer<float> row;
         private long scoredPosition = -1;
 
         public ScoredRow(ScoringRowMapper mapper, DataViewRow input, HashSet<int> active)
@@ -54,7 +53,7 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
             features = new float[mapper.scorer.FeatureSize];
             probabilities = new float[mapper.scorer.ClassCount];
             if (active.Any(i => i >= mapper.InputSchema.Count))
-                readFeatures = input.GetGetter<VBuffer<float>>(input.Schema[mapper.featureColumnIndex]);
+                readFeatures = Features.FeatureReaders.Create(input, input.Schema[mapper.featureColumnIndex], mapper.scorer.Image);
         }
 
         public override DataViewSchema Schema => mapper.OutputSchema;
@@ -86,10 +85,7 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
         {
             // PredictionEngine advances Position on every Predict, so the position identifies the row.
             if (scoredPosition == input.Position && input.Position >= 0) return;
-            readFeatures!(ref row);
-            if (row.Length != features.Length)
-                throw new InvalidOperationException($"feature column '{input.Schema[mapper.featureColumnIndex].Name}' held {row.Length} values, the model expects {features.Length}");
-            row.CopyTo(features);
+            readFeatures!(features);
             mapper.scorer.Score(features, 1, probabilities);
             scoredPosition = input.Position;
         }

@@ -8,7 +8,11 @@ namespace NoProp.Training;
 
 /// <summary>The outcome of <see cref="Trainer.Run"/>.</summary>
 public sealed record TrainingResult(
-    IReadOnlyList<EpochRecord> History, double TrainSeconds, double? BestValidationAccuracy, int BestEpoch, double PeakMemoryMb);
+    IReadOnlyList<EpochRecord> History, double TrainSeconds, double? BestValidationAccuracy, int BestEpoch, double PeakMemoryMb)
+{
+    /// <summary>True when <see cref="TrainingOptions.EarlyStopping"/> ended training before the planned epochs.</summary>
+    public bool StoppedEarly { get; init; }
+}
 
 /// <summary>Training diverged (a loss became NaN or infinite).</summary>
 public sealed class TrainingDivergedException(string message) : NoPropException(message);
@@ -30,6 +34,8 @@ public sealed class Trainer
         if (options.Epochs < 1) throw new NoPropException("--epochs must be at least 1");
         if (options.BatchSize < 2) throw new NoPropException("--batch-size must be at least 2 (BatchNorm needs two images)");
         if (options.EvaluateEvery < 1) throw new NoPropException("--eval-every must be at least 1");
+        if (options.EarlyStopping is not null && splits.Validation.Count == 0)
+            throw new NoPropException("early stopping needs validation images (--validation-size > 0)");
         this.method = method;
         this.splits = splits;
         this.options = options;
@@ -77,11 +83,19 @@ public sealed class Trainer
 
         var stopwatch = new Stopwatch();
         var lossSum = zeros(method.LossNames.Count, ScalarType.Float64, device);
+        bool stoppedEarly = false;
         try
         {
             method.Network.train();
             for (; state.Epoch < options.Epochs; state.Epoch++)
             {
+                // Before each epoch (a resumed run included): stop once validation accuracy stopped improving.
+                if (options.EarlyStopping?.ShouldStop(state.History) == true)
+                {
+                    stoppedEarly = true;
+                    progress.Message($"early stopping after epoch {state.Epoch}: no validation accuracy gain above {options.EarlyStopping.MinDelta:P2} in {options.EarlyStopping.Patience} validation(s)");
+                    break;
+                }
                 int epochNumber = state.Epoch + 1;
                 for (; state.Stage < method.StagesPerEpoch; state.Stage++)
                 {
@@ -172,7 +186,7 @@ public sealed class Trainer
 
             return new TrainingResult(state.History, state.TrainSeconds,
                 double.IsNegativeInfinity(state.BestValidationAccuracy) ? null : state.BestValidationAccuracy,
-                state.BestEpoch, TorchRuntime.PeakMemoryMb());
+                state.BestEpoch, TorchRuntime.PeakMemoryMb()) { StoppedEarly = stoppedEarly };
         }
         finally
         {

@@ -16,6 +16,9 @@ public sealed record TrainingOptions
     /// <summary>Train-time augmentation of training minibatches (never of validation or test data); null: none.</summary>
     public NoProp.Data.AugmentationOptions? Augmentation { get; init; }
 
+    /// <summary>Stop when validation accuracy stops improving; null trains every epoch. Needs a validation split.</summary>
+    public EarlyStopping? EarlyStopping { get; init; }
+
     /// <summary>Batch size for inference passes.</summary>
     public int InferenceBatchSize { get; init; } = 1000;
 }

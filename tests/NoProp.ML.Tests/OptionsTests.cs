@@ -1,0 +1,51 @@
+using Microsoft.ML;
+using NoProp.Embeddings;
+using NoProp.Methods;
+using NoProp.Solvers;
+
+namespace NoProp.ML.Tests;
+
+[TestClass]
+public sealed class OptionsTests
+{
+    [TestMethod]
+    public void EveryOptionTypeIsReachableFromNoPropMlAlone()
+    {
+        // Issue 11, defect 2: `using NoProp.ML;` (and ML.NET, System) must be enough to write every option.
+        // Progress takes the core's ITrainingProgress, which NoPropProgress.Console() builds without naming it.
+        foreach (var property in typeof(NoPropOptions).GetProperties().Where(p => p.CanWrite))
+        {
+            var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            if (type.IsArray) type = type.GetElementType()!;
+            if (type.IsGenericType) type = type.GetGenericArguments().Single();
+            string ns = type.Namespace ?? "";
+            bool reachable = ns == "NoProp.ML" || ns == "System" || ns.StartsWith("System.", StringComparison.Ordinal) || ns.StartsWith("Microsoft.ML", StringComparison.Ordinal)
+                || typeof(NoPropProgress).GetMethods().Any(m => m.ReturnType == type);
+            Assert.IsTrue(reachable, $"NoPropOptions.{property.Name} is a {type.FullName}");
+        }
+    }
+
+    [TestMethod]
+    public void TheOptionEnumsAreTheCoresValues()
+    {
+        // The core's enums are the one definition; a member added there without one here fails this test.
+        Same<NoPropLabelEmbedding, LabelEmbeddingKind>(Enum.GetValues<LabelEmbeddingKind>());
+        Same<NoPropOdeSolver, OdeSolverKind>(Enum.GetValues<OdeSolverKind>());
+        Same<NoPropMethod, MethodKind>([MethodKind.DiscreteTime, MethodKind.ContinuousTime, MethodKind.FlowMatching]);
+    }
+
+    private static void Same<TMl, TCore>(TCore[] core) where TMl : struct, Enum where TCore : struct, Enum
+    {
+        var ml = Enum.GetValues<TMl>();
+        Assert.AreEqual(core.Length, ml.Length, typeof(TMl).Name);
+        foreach (var value in core)
+            Assert.AreEqual(value.ToString(), Enum.GetName(typeof(TMl), Convert.ToInt32(value)), $"{typeof(TMl).Name} for {typeof(TCore).Name}.{value}");
+    }
+
+    [TestMethod]
+    public void AnOptionOutsideItsEnumIsRejected()
+    {
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new NoPropEstimator(new MLContext(), new NoPropOptions { Solver = (NoPropOdeSolver)42 }));
+        StringAssert.Contains(e.Message, "NoPropOptions.Solver is not a NoPropOdeSolver: 42");
+    }
+}
