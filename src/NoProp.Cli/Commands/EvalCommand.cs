@@ -21,6 +21,8 @@ public static class EvalCommand
           --image-only         also the image path alone, without the chain: the first network evaluation at
                                z = 0 (dt, backprop: block 1; ct: û(0, x, 0); fm: nearest embedding to v(0, x, 0))
           --seed S             seed of the first run's inference noise (run r uses S + r)  [1]
+          --inference-batch-size N   images per inference batch (dt: each batch's image features are
+                               computed once and shared by all runs and diagnostics)   [1000]
           --data-dir DIR       folder holding the data set's files                         [embedded MNIST]
           --threads N / --device cpu|cuda
         CT and FM models:
@@ -47,6 +49,7 @@ public static class EvalCommand
         bool noCache = reader.Flag("no-cache");
         bool perBlock = reader.Flag("per-block");
         bool imageOnly = reader.Flag("image-only");
+        int batchSize = reader.Int("inference-batch-size", 1) ?? InferenceOptions.DefaultBatchSize;
         reader.EnsureAllConsumed("eval");
 
         TorchRuntime.Initialize(threads);
@@ -67,8 +70,10 @@ public static class EvalCommand
             Seed = seed,
             PerBlock = perBlock,
             ImageOnly = imageOnly,
+            BatchSize = batchSize,
             Inference = new InferenceOptions
             {
+                BatchSize = batchSize,
                 Deterministic = deterministic,
                 Solver = solverName is null ? null : OdeSolvers.Parse(solverName),
                 Steps = steps,

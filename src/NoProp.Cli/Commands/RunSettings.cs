@@ -40,6 +40,13 @@ public sealed record RunSettings
     public double? GammaMax { get; set; }
     public double? GammaMin { get; set; }
     public double FlowSigma { get; set; }
+    /// <summary>dt: sequential (Algorithm 1) or parallel (all blocks step on each minibatch, fused).</summary>
+    public string Schedule { get; set; } = "sequential";
+    /// <summary>constant (the paper's) | cosine | one-cycle, and the warm-up in epochs (null: the schedule's default).</summary>
+    public string LrSchedule { get; set; } = "constant";
+    public double? WarmupEpochs { get; set; }
+    /// <summary>Images per inference batch (validation and test passes).</summary>
+    public int InferenceBatchSize { get; set; } = NoProp.Methods.InferenceOptions.DefaultBatchSize;
     /// <summary>Evaluate the test split after every epoch into test-curve.csv (never used for model selection).</summary>
     public bool TrackTest { get; set; }
 

@@ -44,8 +44,15 @@ public static class TrainCommand
           --resume DIR                continue the run in DIR from its checkpoint (options given again override)
           --track-test                also evaluate the test split after every epoch into test-curve.csv
                                       (for accuracy-against-time charts; never used to select the model)
+          --inference-batch-size N    images per inference batch (validation, test)     [1000]
+          --lr-schedule NAME          constant (the paper's) | cosine (to 0) | one-cycle (peak --lr,
+                                      from lr/25, down to lr/(25·10⁴))                   [constant]
+          --warmup-epochs X           linear (one-cycle: cosine) warm-up, in epochs     [0; one-cycle 30 %]
         NoProp-DT and backprop:
           --blocks T                  DT blocks                                         [10]
+          --schedule ORDER            dt: sequential (Algorithm 1: block 1 on every minibatch, then
+                                      block 2, ...) | parallel (every block steps on each minibatch,
+                                      all T computed as one fused computation)          [sequential]
         NoProp-CT, NoProp-FM and adjoint:
           --backbone NAME             paper | resnet18 | resnet50 | resnet152           [paper]
           --solver NAME               euler | heun | midpoint | rk4 | dopri5            [heun]
@@ -66,6 +73,7 @@ public static class TrainCommand
         string[] ctOnly = ["weighting", "gamma-max", "gamma-min"];
         string[] fmOnly = ["flow-sigma"];
         string[] notFm = ["eta"];
+        if (reader.Has("schedule") && method != "dt") throw new UsageException($"--schedule applies to --method dt, not --method {method}");
         void Reject(string[] names, bool applies, string which)
         {
             foreach (var name in names)
@@ -141,6 +149,12 @@ public static class TrainCommand
         settings.GammaMin = reader.Double("gamma-min") ?? settings.GammaMin;
         settings.FlowSigma = reader.Double("flow-sigma", -1e-300) ?? settings.FlowSigma;
         if (reader.Has("track-test")) settings.TrackTest = reader.Flag("track-test");
+        if (reader.Has("schedule")) settings.Schedule = reader.Choice("schedule", "sequential", "sequential", "parallel");
+        settings.InferenceBatchSize = reader.Int("inference-batch-size", 1) ?? settings.InferenceBatchSize;
+        if (reader.Has("lr-schedule")) settings.LrSchedule = reader.Choice("lr-schedule", "constant", LearningRateSchedule.CliNames);
+        settings.WarmupEpochs = reader.Double("warmup-epochs", -1e-300) ?? settings.WarmupEpochs;
+        if (settings.WarmupEpochs is double warmup && warmup >= settings.Epochs)
+            throw new UsageException($"--warmup-epochs {warmup}: must be shorter than the run (--epochs {settings.Epochs})");
         var output = resumeDir ?? reader.String("output")
             ?? Path.Combine("runs", $"{settings.Method}-{settings.Dataset}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}");
         if (resumeDir is not null && reader.Has("output") && Path.GetFullPath(reader.String("output")!) != Path.GetFullPath(resumeDir))
@@ -207,6 +221,7 @@ public static class TrainCommand
                 InitialGammaMax = settings.GammaMax ?? 5.0,
                 InitialGammaMin = settings.GammaMin ?? -5.0,
                 FlowSigma = settings.FlowSigma,
+                BlockSchedule = settings.Schedule == "parallel" ? BlockSchedule.Parallel : BlockSchedule.Sequential,
             };
         }
         TorchRuntime.Seed(settings.Seed);   // initialisation is part of the seeded run
@@ -228,6 +243,9 @@ public static class TrainCommand
             EvaluateEvery = settings.EvalEvery,
             OutputDirectory = output,
             Augmentation = settings.Augment ? new AugmentationOptions { CropPadding = settings.CropPadding } : null,
+            InferenceBatchSize = settings.InferenceBatchSize,
+            LearningRateSchedule = settings.LrSchedule == "constant" && settings.WarmupEpochs is null ? null
+                : new LearningRateSchedule { Kind = LearningRateSchedule.Parse(settings.LrSchedule), WarmupEpochs = settings.WarmupEpochs },
         };
         var trainer = new Trainer(method, splits, options, progress);
         using var extras = TrainExtras.Attach(trainer, method, output, settings.TrackTest, splits, device, settings.Seed, progress);
@@ -258,7 +276,7 @@ public static class TrainCommand
         // Final test pass with the selected model (stochastic inference, seeded).
         var (testX, testY) = splits.Test.ToTensors(device);
         var clock = Stopwatch.StartNew();
-        var inference = new InferenceOptions { Generator = Evaluator.InferenceGenerator(settings.Seed, device) };
+        var inference = new InferenceOptions { Generator = Evaluator.InferenceGenerator(settings.Seed, device), BatchSize = settings.InferenceBatchSize };
         double testAccuracy = Evaluator.Accuracy(method, testX, testY, inference);
         double testSeconds = clock.Elapsed.TotalSeconds;
         testX.Dispose(); testY.Dispose();
@@ -271,6 +289,9 @@ public static class TrainCommand
             ["embedding"] = config.Embedding.ToCliName(),
             ["embedding_dim"] = config.EmbeddingDimension,
             ["blocks"] = config.Method.IsBlockChain() ? config.Blocks : null,
+            ["lr_schedule"] = settings.LrSchedule,
+            ["warmup_epochs"] = settings.WarmupEpochs,
+            ["schedule"] = config.Method == MethodKind.DiscreteTime ? (config.BlockSchedule == BlockSchedule.Parallel ? "parallel" : "sequential") : null,
             ["backbone"] = config.Method.IsBlockChain() ? null : config.Backbone.ToCliName(),
             ["solver"] = config.Method.IsBlockChain() ? null : OdeSolvers.ToCliName(config.Solver),
             ["steps"] = config.Method.IsBlockChain() ? null : config.InferenceSteps,

@@ -16,6 +16,9 @@ public sealed record TrainingOptions
     /// <summary>Train-time augmentation of training minibatches (never of validation or test data); null: none.</summary>
     public NoProp.Data.AugmentationOptions? Augmentation { get; init; }
 
+    /// <summary>The learning rate over the run (<c>--lr-schedule</c>); null keeps every optimiser's rate unchanged.</summary>
+    public LearningRateSchedule? LearningRateSchedule { get; init; }
+
     /// <summary>Batch size for inference passes.</summary>
-    public int InferenceBatchSize { get; init; } = 1000;
+    public int InferenceBatchSize { get; init; } = NoProp.Methods.InferenceOptions.DefaultBatchSize;
 }
