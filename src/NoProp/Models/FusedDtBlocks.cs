@@ -83,13 +83,24 @@ public sealed class FusedDtBlocks
     private static Tensor Encode(ConvImageEncoder[] encoders, Tensor x, bool sharedInput)
     {
         int T = encoders.Length;
-        bool training = encoders[0].training;
-        double p = encoders[0].DropoutRate;
-        var h = Convolve(encoders.Select(e => e.Conv1).ToArray(), x, sharedInput ? 1 : T);
-        h = functional.dropout(functional.max_pool2d(functional.relu(h), 2), p, training);
-        h = functional.dropout(functional.relu(Convolve(encoders.Select(e => e.Conv2).ToArray(), h, T)), p, training);
-        h = functional.dropout(functional.max_pool2d(functional.relu(Convolve(encoders.Select(e => e.Conv3).ToArray(), h, T)), 2), p, training);
-        long B = h.shape[0];
+        long B = x.shape[0];
+        // The convolutions run on chunks of images whose largest activation (T×32 channels after the first
+        // convolution) stays below ActivationBytes: larger buffers are above glibc's largest mmap threshold (32 MB),
+        // so every step would map and fault them in afresh. BatchNorm needs the whole batch: FC and BN run after.
+        long perImage = (long)T * encoders[0].Conv1.weight.shape[0] * (x.shape[2] - 2) * (x.shape[3] - 2) * sizeof(float);
+        long chunk = Math.Max(1, ActivationBytes / perImage);
+        Tensor h;
+        if (B <= chunk)
+        {
+            h = ConvStack(encoders, x, sharedInput);
+        }
+        else
+        {
+            var parts = new List<Tensor>();
+            for (long start = 0; start < B; start += chunk)
+                parts.Add(ConvStack(encoders, x.narrow(0, start, Math.Min(chunk, B - start)), sharedInput));
+            h = cat(parts, 0);
+        }
         var flat = h.reshape(B, T, -1).transpose(0, 1);   // [T, B, 128·h·w], each block's channels in its own order
         var features = Linear(encoders.Select(e => e.Fc).ToArray(), flat);
         return encoders[0].Finish switch
@@ -97,6 +108,21 @@ public sealed class FusedDtBlocks
             TorchSharp.Modules.BatchNorm1d => BatchNorm(encoders.Select(e => (BatchNorm1d)e.Finish).ToArray(), features),
             _ => functional.relu(features),
         };
+    }
+
+    /// <summary>The largest convolution activation of one chunk of images (see <see cref="Encode"/>); tests lower it.</summary>
+    internal static long ActivationBytes { get; set; } = 24L << 20;
+
+    /// <summary>The three convolutions (with ReLU, pooling and dropout) of T encoders: [B, T×128, h, w].</summary>
+    private static Tensor ConvStack(ConvImageEncoder[] encoders, Tensor x, bool sharedInput)
+    {
+        int T = encoders.Length;
+        bool training = encoders[0].training;
+        double p = encoders[0].DropoutRate;
+        var h = Convolve(encoders.Select(e => e.Conv1).ToArray(), x, sharedInput ? 1 : T);
+        h = functional.dropout(functional.max_pool2d(functional.relu(h), 2), p, training);
+        h = functional.dropout(functional.relu(Convolve(encoders.Select(e => e.Conv2).ToArray(), h, T)), p, training);
+        return functional.dropout(functional.max_pool2d(functional.relu(Convolve(encoders.Select(e => e.Conv3).ToArray(), h, T)), 2), p, training);
     }
 
     private static Tensor Convolve(Conv2d[] convs, Tensor x, long groups)

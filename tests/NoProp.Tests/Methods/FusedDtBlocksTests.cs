@@ -73,6 +73,15 @@ public sealed class FusedDtBlocksTests
     [DataRow(true, 784)]
     public void InTrainingModeFusedBlocksGiveTheSameOutputsStatisticsAndGradients(bool prototype, int d)
     {
+        // Chunks of 3 images for the convolutions (8 images: chunks 3, 3, 2), so the chunked path is the one checked.
+        long saved = FusedDtBlocks.ActivationBytes;
+        FusedDtBlocks.ActivationBytes = 3L * 3 * 32 * 26 * 26 * sizeof(float);
+        try { CheckTrainingMode(prototype, d); }
+        finally { FusedDtBlocks.ActivationBytes = saved; }
+    }
+
+    private static void CheckTrainingMode(bool prototype, int d)
+    {
         // No dropout: its masks are random and drawn in a different order; everything else must agree.
         var fusedBlocks = Blocks(3, prototype, dropout: 0);
         var reference = Clones(fusedBlocks, prototype, dropout: 0);
