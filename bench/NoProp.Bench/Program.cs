@@ -49,6 +49,37 @@ switch (command)
                 Time("inference chain (10 blocks)", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
             break;
         }
+    case "dt-fused":
+        {
+            // One minibatch through all T blocks: Algorithm 1's T separate steps against the parallel schedule's one fused
+            // step; inference through the chain with per-block image paths against the fused, chunked image features.
+            method.Network.train();
+            Time("sequential: T TrainSteps", () => { for (int t = 0; t < config.Blocks; t++) method.TrainStep(t, x, y).Dispose(); });
+            using var parallel = new NoPropDt(config with { BlockSchedule = BlockSchedule.Parallel });
+            parallel.Network.train();
+            double whole = Time("parallel: one fused TrainStep", () => parallel.TrainStep(0, x, y).Dispose());
+            // Where the parallel step's time goes: the fused image paths, the whole fused forward, forward + backward.
+            var zAll = randn(config.Blocks, batch, 10);
+            double image = Time("  fused image paths (train)", () => { using var s = NewDisposeScope(); parallel.FusedBlocks.ImageFeatures(x); });
+            double forward = Time("  fused forward (train)", () => { using var s = NewDisposeScope(); parallel.FusedBlocks.Logits(x, zAll); });
+            double backward = Time("  fused forward+backward", () => { using var s = NewDisposeScope(); parallel.FusedBlocks.Logits(x, zAll).sum().backward(); });
+            Console.WriteLine($"  breakdown: image paths forward {image / whole:P0}, label paths + heads forward {(forward - image) / whole:P0}, " +
+                              $"backward {(backward - forward) / whole:P0}, optimiser steps and the rest {(whole - backward) / whole:P0}");
+            method.Network.eval();
+            using (no_grad())
+            {
+                Time("per-block image paths", () => { using var s = NewDisposeScope(); foreach (var b in method.DtNetwork.Blocks) b.ImageFeatures(x); });
+                foreach (int chunk in new[] { 32, 64, 100, 128, 256, 500 })
+                {
+                    if (chunk > batch) continue;
+                    method.ImageChunk = chunk;
+                    Time($"fused image paths, chunk {chunk}", () => { using var s = NewDisposeScope(); method.ImageFeatures(x); });
+                }
+                method.ImageChunk = 100;
+                Time("inference chain (fused)", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
+            }
+            break;
+        }
     case "load":
         {
             // MNIST: gunzip + IDX parse of the embedded files, then the normalised float tensor of the training set.

@@ -143,6 +143,76 @@ class NoPropDtNetwork(nn.Module):
         self.register_buffer("embedding", torch.eye(classes))   # W_Embed = I, fixed
 
 
+class FusedDtBlocks:
+    """Mirror of Models/FusedDtBlocks.cs: all T blocks as one computation over their own parameters (gathered with
+    differentiable cat/stack each call): conv1 with T*32 output channels, conv2/conv3 grouped T ways, linear layers as
+    one bmm each, BatchNorm over T*F channels with each block's running statistics copied back in training mode."""
+
+    def __init__(self, blocks):
+        self.blocks = list(blocks)
+
+    def image_features(self, x):
+        return self._encode([b.image_path for b in self.blocks], x)
+
+    def logits(self, x, z):
+        image = self.image_features(x)
+        mlps = [b.label_path for b in self.blocks]
+        h = self._sequence([m.input for m in mlps], z)
+        label = h + self._sequence([m.residual for m in mlps], h)
+        return self._sequence([b.head for b in self.blocks], torch.cat([image, label], 2))
+
+    def _encode(self, encoders, x):
+        T = len(encoders)
+        training = encoders[0].training
+        p = encoders[0].dropout1.p
+        h = self._conv([e.conv1 for e in encoders], x, 1)
+        h = F.dropout(F.max_pool2d(F.relu(h), 2), p, training)
+        h = F.dropout(F.relu(self._conv([e.conv2 for e in encoders], h, T)), p, training)
+        h = F.dropout(F.max_pool2d(F.relu(self._conv([e.conv3 for e in encoders], h, T)), 2), p, training)
+        flat = h.reshape(h.shape[0], T, -1).transpose(0, 1)
+        return self._batch_norm([e.finish for e in encoders], self._linear([e.fc for e in encoders], flat))
+
+    @staticmethod
+    def _conv(convs, x, groups):
+        return F.conv2d(x, torch.cat([c.weight for c in convs]), torch.cat([c.bias for c in convs]), groups=groups)
+
+    @staticmethod
+    def _linear(layers, x):
+        weight = torch.stack([l.weight for l in layers])
+        bias = torch.stack([l.bias for l in layers]).unsqueeze(1)
+        return torch.baddbmm(bias, x, weight.transpose(1, 2))
+
+    @staticmethod
+    def _batch_norm(norms, x):
+        T, B, Fe = x.shape
+        first = norms[0]
+        flat = x.transpose(0, 1).reshape(B, T * Fe)
+        mean = torch.cat([n.running_mean for n in norms])
+        var = torch.cat([n.running_var for n in norms])
+        y = F.batch_norm(flat, mean, var, torch.cat([n.weight for n in norms]), torch.cat([n.bias for n in norms]),
+                         first.training, first.momentum, first.eps)
+        if first.training:
+            with torch.no_grad():
+                for t, n in enumerate(norms):
+                    n.running_mean.copy_(mean[t * Fe:(t + 1) * Fe])
+                    n.running_var.copy_(var[t * Fe:(t + 1) * Fe])
+                    n.num_batches_tracked.add_(1)
+        return y.view(B, T, Fe).transpose(0, 1)
+
+    def _sequence(self, sequences, x):
+        h = x
+        for layers in zip(*sequences):
+            if isinstance(layers[0], nn.Linear):
+                h = self._linear(layers, h)
+            elif isinstance(layers[0], nn.BatchNorm1d):
+                h = self._batch_norm(layers, h)
+            elif isinstance(layers[0], nn.ReLU):
+                h = F.relu(h)
+            else:
+                raise TypeError(type(layers[0]))
+        return h
+
+
 def convex_combination(logits, embedding):
     return F.softmax(logits, 1) @ embedding
 
@@ -154,8 +224,10 @@ def sample_marginal(u, alpha_bar):
 # ---------------------------------------------------------------- method (Methods/DiscreteTime/NoPropDt.cs)
 
 class NoPropDt:
-    def __init__(self, blocks, eta=0.1, lr=1e-3, weight_decay=1e-3):
+    def __init__(self, blocks, eta=0.1, lr=1e-3, weight_decay=1e-3, fused_inference=True, image_chunk=64):
         self.T = blocks
+        self.fused_inference = fused_inference
+        self.image_chunk = image_chunk
         self.schedule = CosineSchedule(blocks)
         self.network = NoPropDtNetwork(blocks)
         self.block_optimizers = [torch.optim.AdamW(b.parameters(), lr=lr, weight_decay=weight_decay)
@@ -164,6 +236,10 @@ class NoPropDt:
         s = self.schedule
         self.denoise_weights = [self.T / 2.0 * eta * (s.snr(t) - s.snr(t - 1)) for t in range(1, self.T + 1)]
         self.coefficients = [s.posterior_coefficients(t) for t in range(1, self.T + 1)]
+        self.fused = FusedDtBlocks(self.network.blocks)
+        self.parallel_weights = torch.tensor(self.denoise_weights, dtype=torch.float32).view(-1, 1)
+        self.parallel_signal = torch.tensor([math.sqrt(s.alpha_bar(t - 1)) for t in range(1, self.T + 1)]).view(-1, 1, 1)
+        self.parallel_noise = torch.tensor([math.sqrt(1 - s.alpha_bar(t - 1)) for t in range(1, self.T + 1)]).view(-1, 1, 1)
 
     def train_step(self, stage, x, y):
         t = stage + 1
@@ -188,12 +264,57 @@ class NoPropDt:
         self.head_optimizer.step()
         return torch.stack([cross_entropy, kl, denoise, total]).detach()
 
+    def train_all_blocks(self, x, y):
+        """The parallel schedule (NoPropDt.TrainAllBlocks): every block steps on this minibatch, fused; the output
+        head takes T steps as in Algorithm 1 (the first within the joint step, then T-1 on CE + KL)."""
+        net = self.network
+        T = self.T
+        u = net.embedding.index_select(0, y)
+        noise = torch.randn(T, u.shape[0], u.shape[1])
+        z_prev = u.unsqueeze(0) * self.parallel_signal + noise * self.parallel_noise
+        u_hat = F.softmax(self.fused.logits(x, z_prev), 2) @ net.embedding
+        denoise = ((u_hat - u.unsqueeze(0)).square().sum(2).mean(1, keepdim=True) * self.parallel_weights).sum()
+        ab0 = self.schedule.alpha_bar(0)
+        d = u.shape[-1]
+
+        def head_loss():
+            z_T = sample_marginal(u, self.schedule.alpha_bar(T))
+            kl = (u.square().sum(1).mean() * ab0 + d * (-ab0 - math.log(1 - ab0))) * 0.5
+            return F.cross_entropy(net.output_head(z_T), y), kl
+
+        cross_entropy, kl = head_loss()
+        total = cross_entropy + kl + denoise
+        for o in self.block_optimizers:
+            o.zero_grad()
+        self.head_optimizer.zero_grad()
+        total.backward()
+        for o in self.block_optimizers:
+            o.step()
+        self.head_optimizer.step()
+        for _ in range(1, T):
+            ce, kl_k = head_loss()
+            self.head_optimizer.zero_grad()
+            (ce + kl_k).backward()
+            self.head_optimizer.step()
+        mean_denoise = denoise.detach() / T
+        return torch.stack([cross_entropy.detach(), kl.detach(), mean_denoise, cross_entropy.detach() + kl.detach() + mean_denoise])
+
+    def image_features(self, x):
+        """[T, B, 256], fused and in chunks of image_chunk images (NoPropDt.ImageFeatures)."""
+        return torch.cat([self.fused.image_features(x[i:i + self.image_chunk]) for i in range(0, x.shape[0], self.image_chunk)], 1)
+
     def predict_probabilities(self, x, generator):
         net = self.network
         z = torch.randn(x.shape[0], net.embedding.shape[1], generator=generator)
+        features = self.image_features(x) if self.fused_inference else None
         for t in range(1, self.T + 1):
             a, b, c = self.coefficients[t - 1]
-            u_hat = convex_combination(net.blocks[t - 1](x, z), net.embedding)
+            block = net.blocks[t - 1]
+            if features is not None:
+                logits = block.head(torch.cat([features[t - 1], block.label_path(z)], 1))
+            else:
+                logits = block(x, z)
+            u_hat = convex_combination(logits, net.embedding)
             nxt = u_hat * a + z * b
             if c > 0:
                 nxt.add_(torch.randn(nxt.shape, generator=generator), alpha=math.sqrt(c))
@@ -231,6 +352,12 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-3)
     p.add_argument("--data-dir", default=DATA_DIR)
+    p.add_argument("--schedule", choices=["sequential", "parallel"], default="sequential",
+                   help="sequential: Algorithm 1's order; parallel: every block steps on each minibatch, fused")
+    p.add_argument("--inference", choices=["fused", "per-block"], default="fused",
+                   help="fused: every block's image features at once, in chunks (as NoProp.NET); per-block: block by block")
+    p.add_argument("--inference-batch-size", type=int, default=1000)
+    p.add_argument("--image-chunk", type=int, default=64)
     p.add_argument("--quiet", action="store_true", help="only print the final JSON line")
     args = p.parse_args()
     if args.batch_size < 2:
@@ -253,7 +380,7 @@ def main():
     del train_x_all, train_y_all
 
     torch.manual_seed(args.seed)   # initialisation and training noise
-    method = NoPropDt(args.blocks, args.eta, args.lr, args.weight_decay)
+    method = NoPropDt(args.blocks, args.eta, args.lr, args.weight_decay, args.inference == "fused", args.image_chunk)
     log(f"NoProp-DT (PyTorch {torch.__version__}): {len(train_y)} train, {len(val_y)} validation, {len(test_y)} test; "
         f"T = {args.blocks}, {args.epochs} epoch(s), batch {args.batch_size}, {torch.get_num_threads()} threads")
 
@@ -271,23 +398,25 @@ def main():
     for epoch in range(1, args.epochs + 1):
         epoch_seconds = 0.0
         loss_sums = torch.zeros(4, dtype=torch.float64)
-        for stage in range(args.blocks):
+        stages = 1 if args.schedule == "parallel" else args.blocks
+        for stage in range(stages):
             perm = torch.from_numpy(shuffle_rng.permutation(n))
             for b in range(batches):
                 start = time.perf_counter()
                 index = perm[b * bs:min((b + 1) * bs, n)]
-                losses = method.train_step(stage, train_x.index_select(0, index), train_y.index_select(0, index))
+                xb, yb = train_x.index_select(0, index), train_y.index_select(0, index)
+                losses = method.train_all_blocks(xb, yb) if args.schedule == "parallel" else method.train_step(stage, xb, yb)
                 loss_sums += losses
                 epoch_seconds += time.perf_counter() - start
             if not torch.isfinite(loss_sums).all():
                 raise SystemExit(f"training diverged in epoch {epoch}, block {stage + 1}")
-            log(f"epoch {epoch}: block {stage + 1}/{args.blocks} done, {epoch_seconds:.1f} s")
+            log(f"epoch {epoch}: stage {stage + 1}/{stages} done, {epoch_seconds:.1f} s")
         train_seconds += epoch_seconds
-        means = (loss_sums / (batches * args.blocks)).tolist()
+        means = (loss_sums / (batches * stages)).tolist()
         record = {"epoch": epoch, "epoch_train_seconds": round(epoch_seconds, 3),
                   "losses": dict(zip(["cross_entropy", "kl", "denoise", "total"], means))}
         if len(val_y) > 0:
-            val_acc = accuracy(method, val_x, val_y, args.seed + epoch)
+            val_acc = accuracy(method, val_x, val_y, args.seed + epoch, args.inference_batch_size)
             record["validation_accuracy"] = val_acc
             if val_acc > best_val:
                 best_val, best_epoch = val_acc, epoch
@@ -301,7 +430,7 @@ def main():
         method.network.load_state_dict(best_state)   # best-validation epoch, as the C# trainer does
 
     start = time.perf_counter()
-    test_acc = accuracy(method, test_x, test_y, args.seed)
+    test_acc = accuracy(method, test_x, test_y, args.seed, args.inference_batch_size)
     test_seconds = time.perf_counter() - start
 
     result = {
@@ -319,6 +448,8 @@ def main():
         "batch_size": bs,
         "seed": args.seed,
         "threads": torch.get_num_threads(),
+        "schedule": args.schedule,
+        "inference": args.inference,
         "torch_version": torch.__version__,
         "implementation": "pytorch",
     }

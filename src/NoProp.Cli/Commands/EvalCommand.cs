@@ -25,6 +25,8 @@ public static class EvalCommand
                                z = 0 (dt, backprop: block 1; ct: û(0, x, 0); fm: nearest embedding to v(0, x, 0))
           --seed S             seed of the first run's inference noise (run r uses S + r)
                                [test: 1; validation: the seed training validated the kept epoch with]
+          --inference-batch-size N   images per inference batch (dt: each batch's image features are
+                               computed once and shared by all runs and diagnostics)   [1000]
           --data-dir DIR       folder holding the data set's files                         [embedded MNIST]
           --threads N / --device cpu|cuda
         CT and FM models:
@@ -52,6 +54,7 @@ public static class EvalCommand
         bool noCache = reader.Flag("no-cache");
         bool perBlock = reader.Flag("per-block");
         bool imageOnly = reader.Flag("image-only");
+        int batchSize = reader.Int("inference-batch-size", 1) ?? InferenceOptions.DefaultBatchSize;
         reader.EnsureAllConsumed("eval");
 
         TorchRuntime.Initialize(threads);
@@ -73,8 +76,10 @@ public static class EvalCommand
             Seed = seed,
             PerBlock = perBlock,
             ImageOnly = imageOnly,
+            BatchSize = batchSize,
             Inference = new InferenceOptions
             {
+                BatchSize = batchSize,
                 Deterministic = deterministic,
                 Solver = solverName is null ? null : OdeSolvers.Parse(solverName),
                 Steps = steps,

@@ -278,7 +278,7 @@ public static class ExperimentCommand
             {
                 Cell = cell.Name, Dataset = cell.Dataset, Method = cell.Method.ToCliName(), Embedding = cell.Embedding,
                 EmbeddingDim = method.Config.EmbeddingDimension, Seed = cell.Seed,
-                MethodVariant = cell.MethodVariant, Weighting = Text("weighting"), Schedule = Text("schedule"), Prediction = Text("prediction"), TrainImages = train.Count, TestImages = splits.Test.Count,
+                MethodVariant = cell.MethodVariant, Weighting = Text("weighting"), ScheduleTraining = Text("schedule_training"), Prediction = Text("prediction"), TrainImages = train.Count, TestImages = splits.Test.Count,
                 Stochastic = new SplitAccuracies { Train = onTrain.Accuracies, Test = onTest.Accuracies },
                 Deterministic = deterministic,
                 ImageOnly = imageOnly ? new SplitAccuracies { Train = [onTrain.ImageOnly!.Value], Test = [onTest.ImageOnly!.Value] } : null,

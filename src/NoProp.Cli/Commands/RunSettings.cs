@@ -41,12 +41,19 @@ public sealed record RunSettings
     public string? Weighting { get; set; }
     public string? Prediction { get; set; }
     /// <summary>CT: what trains the schedule ψ (joint, detached, frozen); null takes the weighting's default.</summary>
-    public string? Schedule { get; set; }
+    public string? ScheduleTraining { get; set; }
     /// <summary>CT: weight decay of ψ; null: <see cref="NoProp.Methods.ModelConfig.DefaultScheduleWeightDecay"/>.</summary>
     public double? ScheduleWeightDecay { get; set; }
     public double? GammaMax { get; set; }
     public double? GammaMin { get; set; }
     public double FlowSigma { get; set; }
+    /// <summary>dt: sequential (Algorithm 1) or parallel (all blocks step on each minibatch, fused).</summary>
+    public string Schedule { get; set; } = "sequential";
+    /// <summary>constant (the paper's) | cosine | one-cycle, and the warm-up in epochs (null: the schedule's default).</summary>
+    public string LrSchedule { get; set; } = "constant";
+    public double? WarmupEpochs { get; set; }
+    /// <summary>Images per inference batch (validation and test passes).</summary>
+    public int InferenceBatchSize { get; set; } = NoProp.Methods.InferenceOptions.DefaultBatchSize;
     /// <summary>Evaluate the test split after every epoch into test-curve.csv (never used for model selection).</summary>
     public bool TrackTest { get; set; }
 

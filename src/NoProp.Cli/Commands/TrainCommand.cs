@@ -47,8 +47,15 @@ public static class TrainCommand
           --resume DIR                continue the run in DIR from its checkpoint (options given again override)
           --track-test                also evaluate the test split after every epoch into test-curve.csv
                                       (for accuracy-against-time charts; never used to select the model)
+          --inference-batch-size N    images per inference batch (validation, test)     [1000]
+          --lr-schedule NAME          constant (the paper's) | cosine (to 0) | one-cycle (peak --lr,
+                                      from lr/25, down to lr/(25·10⁴))                   [constant]
+          --warmup-epochs X           linear (one-cycle: cosine) warm-up, in epochs     [0; one-cycle 30 %]
         NoProp-DT and backprop:
           --blocks T                  DT blocks                                         [10]
+          --schedule ORDER            dt: sequential (Algorithm 1: block 1 on every minibatch, then
+                                      block 2, ...) | parallel (every block steps on each minibatch,
+                                      all T computed as one fused computation)          [sequential]
         NoProp-CT, NoProp-FM and adjoint:
           --backbone NAME             paper | resnet18 | resnet50 | resnet152           [paper]
           --solver NAME               euler | heun | midpoint | rk4 | dopri5            [heun]
@@ -56,7 +63,7 @@ public static class TrainCommand
           --prediction RULE           head | nearest (class from the final z)           [nearest; adjoint: head]
           --weighting W               ct: constant | snr-derivative (Eq. 9)             [constant]
           --gamma-max X / --gamma-min X   ct: initial γ(0), γ(1) of the schedule        [5 / -5]
-          --schedule MODE             ct: what trains the schedule: joint (the whole loss, the paper) |
+          --schedule-training MODE    ct: what trains the schedule: joint (the whole loss, the paper) |
                                       detached (the CE and KL terms only) | frozen
                                       [constant weighting: detached; snr-derivative: joint]
           --schedule-weight-decay X   ct: weight decay of the schedule's parameters     [0]
@@ -70,9 +77,10 @@ public static class TrainCommand
         string[] dtOnly = ["blocks"];
         string[] continuousOnly = ["backbone", "solver", "steps", "prediction"];
         bool chain = method is "dt" or "backprop", continuous = method is "ct" or "fm" or "adjoint";
-        string[] ctOnly = ["weighting", "gamma-max", "gamma-min", "schedule", "schedule-weight-decay"];
+        string[] ctOnly = ["weighting", "gamma-max", "gamma-min", "schedule-training", "schedule-weight-decay"];
         string[] fmOnly = ["flow-sigma"];
         string[] notFm = ["eta"];
+        if (reader.Has("schedule") && method != "dt") throw new UsageException($"--schedule applies to --method dt, not --method {method}");
         void Reject(string[] names, bool applies, string which)
         {
             foreach (var name in names)
@@ -152,12 +160,18 @@ public static class TrainCommand
         settings.Steps = reader.Int("steps", 1, 1_000_000) ?? settings.Steps;
         if (reader.Has("weighting")) settings.Weighting = reader.Choice("weighting", "constant", "constant", "snr-derivative");
         if (reader.Has("prediction")) settings.Prediction = reader.Choice("prediction", "head", "head", "nearest");
-        if (reader.Has("schedule")) settings.Schedule = reader.Choice("schedule", "joint", CtScheduleTrainings.CliNames);
+        if (reader.Has("schedule-training")) settings.ScheduleTraining = reader.Choice("schedule-training", "joint", CtScheduleTrainings.CliNames);
         settings.ScheduleWeightDecay = reader.Double("schedule-weight-decay", -1e-300) ?? settings.ScheduleWeightDecay;
         settings.GammaMax = reader.Double("gamma-max") ?? settings.GammaMax;
         settings.GammaMin = reader.Double("gamma-min") ?? settings.GammaMin;
         settings.FlowSigma = reader.Double("flow-sigma", -1e-300) ?? settings.FlowSigma;
         if (reader.Has("track-test")) settings.TrackTest = reader.Flag("track-test");
+        if (reader.Has("schedule")) settings.Schedule = reader.Choice("schedule", "sequential", "sequential", "parallel");
+        settings.InferenceBatchSize = reader.Int("inference-batch-size", 1) ?? settings.InferenceBatchSize;
+        if (reader.Has("lr-schedule")) settings.LrSchedule = reader.Choice("lr-schedule", "constant", LearningRateSchedule.CliNames);
+        settings.WarmupEpochs = reader.Double("warmup-epochs", -1e-300) ?? settings.WarmupEpochs;
+        if (settings.WarmupEpochs is double warmup && warmup >= settings.Epochs)
+            throw new UsageException($"--warmup-epochs {warmup}: must be shorter than the run (--epochs {settings.Epochs})");
         var output = resumeDir ?? reader.String("output")
             ?? Path.Combine("runs", $"{settings.Method}-{settings.Dataset}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}");
         if (resumeDir is not null && reader.Has("output") && Path.GetFullPath(reader.String("output")!) != Path.GetFullPath(resumeDir))
@@ -221,12 +235,13 @@ public static class TrainCommand
                     "nearest" => PredictionRule.NearestEmbedding,
                     _ => ModelConfig.DefaultPrediction(methodKind),
                 },
-                ScheduleTraining = settings.Schedule is string schedule ? CtScheduleTrainings.Parse(schedule)
+                ScheduleTraining = settings.ScheduleTraining is string schedule ? CtScheduleTrainings.Parse(schedule)
                     : ModelConfig.DefaultScheduleTraining(settings.Weighting == "snr-derivative" ? CtWeighting.SnrDerivative : CtWeighting.Constant),
                 ScheduleWeightDecay = settings.ScheduleWeightDecay ?? ModelConfig.DefaultScheduleWeightDecay,
                 InitialGammaMax = settings.GammaMax ?? 5.0,
                 InitialGammaMin = settings.GammaMin ?? -5.0,
                 FlowSigma = settings.FlowSigma,
+                BlockSchedule = settings.Schedule == "parallel" ? BlockSchedule.Parallel : BlockSchedule.Sequential,
             };
         }
         TorchRuntime.Seed(settings.Seed);   // initialisation is part of the seeded run
@@ -249,6 +264,9 @@ public static class TrainCommand
             EarlyStopping = settings.EarlyStoppingPatience is int patience ? new EarlyStopping(patience, settings.EarlyStoppingMinDelta) : null,
             OutputDirectory = output,
             Augmentation = settings.Augment ? new AugmentationOptions { CropPadding = settings.CropPadding } : null,
+            InferenceBatchSize = settings.InferenceBatchSize,
+            LearningRateSchedule = settings.LrSchedule == "constant" && settings.WarmupEpochs is null ? null
+                : new LearningRateSchedule { Kind = LearningRateSchedule.Parse(settings.LrSchedule), WarmupEpochs = settings.WarmupEpochs },
         };
         var trainer = new Trainer(method, splits, options, progress);
         using var extras = TrainExtras.Attach(trainer, method, output, settings.TrackTest, splits, device, settings.Seed, progress);
@@ -279,7 +297,7 @@ public static class TrainCommand
         // Final test pass with the selected model (stochastic inference, seeded).
         var (testX, testY) = splits.Test.ToTensors(device);
         var clock = Stopwatch.StartNew();
-        var inference = new InferenceOptions { Generator = Evaluator.InferenceGenerator(settings.Seed, device) };
+        var inference = new InferenceOptions { Generator = Evaluator.InferenceGenerator(settings.Seed, device), BatchSize = settings.InferenceBatchSize };
         double testAccuracy = Evaluator.Accuracy(method, testX, testY, inference);
         double testSeconds = clock.Elapsed.TotalSeconds;
         testX.Dispose(); testY.Dispose();
@@ -292,12 +310,15 @@ public static class TrainCommand
             ["embedding"] = config.Embedding.ToCliName(),
             ["embedding_dim"] = config.EmbeddingDimension,
             ["blocks"] = config.Method.IsBlockChain() ? config.Blocks : null,
+            ["lr_schedule"] = settings.LrSchedule,
+            ["warmup_epochs"] = settings.WarmupEpochs,
+            ["schedule"] = config.Method == MethodKind.DiscreteTime ? (config.BlockSchedule == BlockSchedule.Parallel ? "parallel" : "sequential") : null,
             ["backbone"] = config.Method.IsBlockChain() ? null : config.Backbone.ToCliName(),
             ["solver"] = config.Method.IsBlockChain() ? null : OdeSolvers.ToCliName(config.Solver),
             ["steps"] = config.Method.IsBlockChain() ? null : config.InferenceSteps,
             ["prediction"] = config.Method.IsBlockChain() ? null : (config.Prediction == PredictionRule.OutputHead ? "head" : "nearest"),
             ["weighting"] = config.Method == MethodKind.ContinuousTime ? (config.Weighting == CtWeighting.Constant ? "constant" : "snr-derivative") : null,
-            ["schedule"] = config.Method == MethodKind.ContinuousTime ? config.ScheduleTrainingOrDefault.ToCliName() : null,
+            ["schedule_training"] = config.Method == MethodKind.ContinuousTime ? config.ScheduleTrainingOrDefault.ToCliName() : null,
             ["schedule_weight_decay"] = config.Method == MethodKind.ContinuousTime ? config.ScheduleWeightDecay : null,
             ["eta"] = config.Method is MethodKind.DiscreteTime or MethodKind.ContinuousTime ? config.Eta : null,
             ["epochs"] = settings.Epochs,

@@ -27,7 +27,7 @@ public sealed record CellResult
     public string MethodVariant { get; init; } = "";
     /// <summary>What the model was trained and read with (metrics.json): CT's weighting and schedule training, CT/FM's prediction rule.</summary>
     public string? Weighting { get; init; }
-    public string? Schedule { get; init; }
+    public string? ScheduleTraining { get; init; }
     public string? Prediction { get; init; }
     public int TrainImages { get; init; }
     public int TestImages { get; init; }

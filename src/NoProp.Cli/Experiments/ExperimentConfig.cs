@@ -30,7 +30,7 @@ public record TrainSettings
     public string? Backbone { get; init; }
     public string? Prediction { get; init; }
     public string? Weighting { get; init; }
-    public string? Schedule { get; init; }
+    public string? ScheduleTraining { get; init; }
     public double? ScheduleWeightDecay { get; init; }
     public int? EmbeddingDim { get; init; }
     public int? Threads { get; init; }
@@ -45,7 +45,7 @@ public record TrainSettings
         EvalEvery = EvalEvery ?? fallback.EvalEvery, Lr = Lr ?? fallback.Lr, WeightDecay = WeightDecay ?? fallback.WeightDecay,
         Eta = Eta ?? fallback.Eta, Blocks = Blocks ?? fallback.Blocks, Steps = Steps ?? fallback.Steps, Solver = Solver ?? fallback.Solver,
         Backbone = Backbone ?? fallback.Backbone, Prediction = Prediction ?? fallback.Prediction, Weighting = Weighting ?? fallback.Weighting,
-        Schedule = Schedule ?? fallback.Schedule, ScheduleWeightDecay = ScheduleWeightDecay ?? fallback.ScheduleWeightDecay,
+        ScheduleTraining = ScheduleTraining ?? fallback.ScheduleTraining, ScheduleWeightDecay = ScheduleWeightDecay ?? fallback.ScheduleWeightDecay,
         EmbeddingDim = EmbeddingDim ?? fallback.EmbeddingDim, Threads = Threads ?? fallback.Threads, Device = Device ?? fallback.Device,
         DataDir = DataDir ?? fallback.DataDir,
     };
@@ -68,7 +68,7 @@ public record TrainSettings
         Add("steps", Steps, method.IsContinuous()); Add("solver", Solver, method.IsContinuous());
         Add("backbone", Backbone, method.IsContinuous()); Add("prediction", Prediction, method.IsContinuous());
         Add("weighting", Weighting, method == MethodKind.ContinuousTime);
-        Add("schedule", Schedule, method == MethodKind.ContinuousTime);
+        Add("schedule-training", ScheduleTraining, method == MethodKind.ContinuousTime);
         Add("schedule-weight-decay", ScheduleWeightDecay, method == MethodKind.ContinuousTime);
         Add("embedding-dim", EmbeddingDim, embedding == "learned");
         Add("threads", Threads); Add("device", Device); Add("data-dir", DataDir);

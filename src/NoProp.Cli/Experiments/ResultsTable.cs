@@ -70,7 +70,7 @@ public static class ResultsTable
     }
 
     private static string Departure(IEnumerable<CellResult> cells) =>
-        string.Join("; ", cells.Select(c => DepartureFromPaper(c.Method, c.Weighting, c.Schedule, c.Prediction)).Distinct());
+        string.Join("; ", cells.Select(c => DepartureFromPaper(c.Method, c.Weighting, c.ScheduleTraining, c.Prediction)).Distinct());
 
     /// <summary>Mean and standard error of the per-seed means (each cell is one seed); no standard error for one seed.</summary>
     private static (double? Mean, double? StandardError) BetweenSeeds(IReadOnlyList<double[]> perSeed)
@@ -242,11 +242,11 @@ public static class ResultsTable
     {
         var c = CultureInfo.InvariantCulture;
         var sb = new StringBuilder("cell,dataset,method,embedding,embedding_dim,seed,epochs,train_seconds,validation_accuracy,peak_memory_mb,peak_cuda_memory_mb,inference_seconds_per_run,train_images,test_images," +
-                                   "method_variant,weighting,schedule,prediction\n");
+                                   "method_variant,weighting,schedule_training,prediction\n");
         foreach (var x in cells)
             sb.Append(string.Join(",", x.Cell, x.Dataset, x.Method, x.Embedding, x.EmbeddingDim.ToString(c), x.Seed.ToString(c), x.Epochs.ToString(c),
                 F(x.TrainSeconds, "F3"), F(x.ValidationAccuracy, "F6"), F(x.PeakMemoryMb), F(x.PeakCudaMemoryMb), F(x.InferenceSecondsPerRun, "F3"),
-                x.TrainImages.ToString(c), x.TestImages.ToString(c), x.MethodVariant, x.Weighting ?? "", x.Schedule ?? "", x.Prediction ?? "")).Append('\n');
+                x.TrainImages.ToString(c), x.TestImages.ToString(c), x.MethodVariant, x.Weighting ?? "", x.ScheduleTraining ?? "", x.Prediction ?? "")).Append('\n');
         return sb.ToString();
     }
 

@@ -47,6 +47,16 @@ public sealed class InferenceOptions
     /// CT/FM: start the ODE from z_0 = 0, the prior's mean (the ODE itself has no noise).</summary>
     public bool Deterministic { get; init; }
 
+    /// <summary>
+    /// Images per inference batch when a whole split is scored (<c>--inference-batch-size</c>). NoProp-DT computes the
+    /// fused image paths of a batch in chunks of <see cref="DiscreteTime.NoPropDt.ImageChunk"/> images, so its batches can
+    /// be large; CT/FM reuse one batch's image features at every solver step.
+    /// </summary>
+    public int BatchSize { get; init; } = DefaultBatchSize;
+
+    /// <summary>The default of <see cref="BatchSize"/> (BENCHMARKS.md, "Inference batch size").</summary>
+    public const int DefaultBatchSize = 1000;
+
     /// <summary>Start from z_0 = 0 instead of a draw from N(0, I).</summary>
     public bool ZeroInitialState { get; init; }
 

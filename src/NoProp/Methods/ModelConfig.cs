@@ -22,6 +22,19 @@ public enum MethodKind
     Adjoint,
 }
 
+/// <summary>In which order NoProp-DT's blocks take their training steps.</summary>
+public enum BlockSchedule
+{
+    /// <summary>Algorithm 1: in each epoch block 1 trains on every minibatch, then block 2, ... (the paper's order).</summary>
+    Sequential,
+    /// <summary>
+    /// Every block takes its own step on the same minibatch, all T computed as one fused computation
+    /// (<see cref="Models.FusedDtBlocks"/>). Each block still sees every image once per epoch and learns from its own
+    /// loss only; the output head (and a learned embedding) take T steps per minibatch, as in Algorithm 1.
+    /// </summary>
+    Parallel,
+}
+
 /// <summary>How NoProp-CT weights its denoising term.</summary>
 public enum CtWeighting
 {
@@ -146,6 +159,9 @@ public sealed record ModelConfig
     public double LearningRate { get; init; } = 1e-3;
     public double WeightDecay { get; init; } = 1e-3;
 
+    /// <summary>NoProp-DT: the order of the blocks' training steps (Algorithm 1's sequential order by default).</summary>
+    public BlockSchedule BlockSchedule { get; init; } = BlockSchedule.Sequential;
+
     // ---- continuous time (CT and FM) ----
 
     /// <summary>The image path of the CT/FM network.</summary>
@@ -212,7 +228,7 @@ public sealed record ModelConfig
         method is MethodKind.DiscreteTime or MethodKind.Backprop or MethodKind.Adjoint ? PredictionRule.OutputHead : PredictionRule.NearestEmbedding;
 
     /// <summary>
-    /// What trains the CT schedule unless --schedule says otherwise: jointly under the paper's SNR'(t) weighting (Eq. 9
+    /// What trains the CT schedule unless --schedule-training says otherwise: jointly under the paper's SNR'(t) weighting (Eq. 9
     /// is then a bound, and ψ is trained as Algorithm 2 says); detached under the constant weighting, whose denoising
     /// term is no bound and, followed by ψ, only asks for a cleaner z_t (a larger ᾱ(t)) — BENCHMARKS.md has the measurements.
     /// </summary>
@@ -234,6 +250,8 @@ public sealed record ModelConfig
         if (!(ScheduleWeightDecay >= 0)) throw new NoPropException("--schedule-weight-decay must be 0 or more");
         if (InferenceSteps < 1) throw new NoPropException("--steps must be at least 1");
         if (!(InitialGammaMax > InitialGammaMin)) throw new NoPropException("the initial γ(0) must exceed γ(1)");
+        if (BlockSchedule != BlockSchedule.Sequential && Method != MethodKind.DiscreteTime)
+            throw new NoPropException("--schedule parallel applies to --method dt (the other methods have no independent blocks)");
         if (!(FlowSigma >= 0)) throw new NoPropException("--flow-sigma must be 0 or more");
         if (Method == MethodKind.FlowMatching && Prediction == PredictionRule.OutputHead && Embedding == LabelEmbeddingKind.OneHot)
             throw new NoPropException("--prediction head: a one-hot NoProp-FM model has no trained output head (the anchor loss applies to learned embeddings); use --prediction nearest");

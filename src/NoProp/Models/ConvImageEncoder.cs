@@ -33,6 +33,7 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
         : base(nameof(ConvImageEncoder))
     {
         FlattenedSize = FlattenedFeatures(height, width);
+        DropoutRate = dropout;
         conv1 = Conv2d(channels, 32, 3);
         conv2 = Conv2d(32, 64, 3);
         conv3 = Conv2d(64, 128, 3);
@@ -45,6 +46,16 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     }
 
     public long FlattenedSize { get; }
+
+    /// <summary>The dropout probability after each convolution.</summary>
+    public double DropoutRate { get; }
+
+    // The layers, for FusedDtBlocks (which computes T encoders as one from their own parameters).
+    internal Conv2d Conv1 => conv1;
+    internal Conv2d Conv2 => conv2;
+    internal Conv2d Conv3 => conv3;
+    internal Linear Fc => fc;
+    internal Module<Tensor, Tensor> Finish => finish;
 
     /// <summary>128 × h × w after the three unpadded convolutions and two poolings (2048 for 28×28, 3200 for 32×32).</summary>
     public static long FlattenedFeatures(int height, int width)

@@ -18,13 +18,14 @@ public sealed class DtBlock : Module<Tensor, Tensor, Tensor>
     private readonly Sequential head;
     private readonly long[] labelImageShape;
 
-    public DtBlock(ImageShape image, int embeddingDimension, int classes, bool imageShapedLabel) : base(nameof(DtBlock))
+    /// <param name="dropout">The dropout probability of the conv modules (the paper's 0.2).</param>
+    public DtBlock(ImageShape image, int embeddingDimension, int classes, bool imageShapedLabel, double dropout = 0.2) : base(nameof(DtBlock))
     {
-        imagePath = new ConvImageEncoder(image.Channels, image.Height, image.Width, FeatureNormalization.BatchNorm);
+        imagePath = new ConvImageEncoder(image.Channels, image.Height, image.Width, FeatureNormalization.BatchNorm, dropout);
         if (imageShapedLabel)
         {
             labelImageShape = [-1, image.Channels, image.Height, image.Width];
-            labelPath = new ConvImageEncoder(image.Channels, image.Height, image.Width, FeatureNormalization.BatchNorm);
+            labelPath = new ConvImageEncoder(image.Channels, image.Height, image.Width, FeatureNormalization.BatchNorm, dropout);
         }
         else
         {
@@ -39,11 +40,25 @@ public sealed class DtBlock : Module<Tensor, Tensor, Tensor>
         RegisterComponents();
     }
 
+    // The parts, for FusedDtBlocks.
+    internal ConvImageEncoder ImagePath => imagePath;
+    internal Module<Tensor, Tensor> LabelPath => labelPath;
+    internal Sequential Head => head;
+
     /// <summary>Class logits [B, m] from the image x [B, C, H, W] and the noisy label z [B, d].</summary>
     public override Tensor forward(Tensor x, Tensor z)
     {
+        using var imageFeatures = ImageFeatures(x);
+        return Logits(imageFeatures, z);
+    }
+
+    /// <summary>The image path's features [B, 256] of x [B, C, H, W]: they do not depend on z, so inference computes them once.</summary>
+    public Tensor ImageFeatures(Tensor x) => imagePath.forward(x);
+
+    /// <summary>Class logits [B, m] from image features [B, 256] (<see cref="ImageFeatures"/>) and the noisy label z [B, d].</summary>
+    public Tensor Logits(Tensor imageFeatures, Tensor z)
+    {
         using var scope = NewDisposeScope();
-        var imageFeatures = imagePath.forward(x);
         var labelFeatures = labelPath.forward(labelImageShape.Length > 0 ? z.view(labelImageShape) : z);
         var logits = head.forward(cat([imageFeatures, labelFeatures], 1));
         return logits.MoveToOuterDisposeScope();

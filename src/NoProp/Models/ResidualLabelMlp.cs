@@ -20,6 +20,10 @@ public sealed class ResidualLabelMlp : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    // The two stacks, for FusedDtBlocks.
+    internal Sequential Input => input;
+    internal Sequential Residual => residual;
+
     public override Tensor forward(Tensor z)
     {
         using var h = input.forward(z);

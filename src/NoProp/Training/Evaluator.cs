@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using NoProp.Methods;
 using static TorchSharp.torch;
 
@@ -7,8 +8,10 @@ namespace NoProp.Training;
 public static class Evaluator
 {
     /// <summary>Class probabilities [N, m] for all images, computed in batches under no_grad in eval mode.</summary>
-    public static Tensor PredictProbabilities(INoPropMethod method, Tensor images, InferenceOptions options, int batchSize = 1000)
+    public static Tensor PredictProbabilities(INoPropMethod method, Tensor images, InferenceOptions options, int? batchSize = null)
     {
+        int size = batchSize ?? options.BatchSize;
+        if (size < 1) throw new NoPropException($"--inference-batch-size {size}: must be at least 1");
         bool wasTraining = method.Network.training;
         method.Network.eval();
         try
@@ -16,10 +19,10 @@ public static class Evaluator
             using var _ = no_grad();
             var parts = new List<Tensor>();
             long n = images.shape[0];
-            for (long start = 0; start < n; start += batchSize)
+            for (long start = 0; start < n; start += size)
             {
                 using var scope = NewDisposeScope();
-                var batch = images.narrow(0, start, Math.Min(batchSize, n - start));
+                var batch = images.narrow(0, start, Math.Min(size, n - start));
                 parts.Add(method.PredictProbabilities(batch, options).cpu().MoveToOuterDisposeScope());
             }
             var all = cat(parts, 0);
@@ -39,7 +42,7 @@ public static class Evaluator
         return probabilities.argmax(1).eq(labels.cpu()).to_type(ScalarType.Float64).mean().item<double>();
     }
 
-    public static double Accuracy(INoPropMethod method, Tensor images, Tensor labels, InferenceOptions options, int batchSize = 1000)
+    public static double Accuracy(INoPropMethod method, Tensor images, Tensor labels, InferenceOptions options, int? batchSize = null)
     {
         using var probabilities = PredictProbabilities(method, images, options, batchSize);
         return Accuracy(probabilities, labels);

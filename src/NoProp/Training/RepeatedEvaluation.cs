@@ -16,7 +16,7 @@ public sealed record EvaluationRequest
     public bool PerBlock { get; init; }
     /// <summary>Also the image-only ablation (deterministic, so measured once).</summary>
     public bool ImageOnly { get; init; }
-    public int BatchSize { get; init; } = 1000;
+    public int BatchSize { get; init; } = InferenceOptions.DefaultBatchSize;
 }
 
 /// <summary>The accuracies of R runs (fractions), per block when asked, and the image-only accuracy when asked.</summary>
@@ -39,6 +39,8 @@ public static class RepeatedEvaluation
     public static EvaluationResult Run(INoPropMethod method, Tensor images, Tensor labels, EvaluationRequest request)
     {
         if (request.Runs < 1) throw new ArgumentOutOfRangeException(nameof(request), "at least one run");
+        if (request.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(request), "the inference batch size must be at least 1");
+        if (method is NoProp.Methods.DiscreteTime.NoPropDt dt) return RunSharingImageFeatures(dt, images, labels, request);
         var device = images.device;
         var accuracies = new double[request.Runs];
         double[][]? perBlock = request.PerBlock ? new double[request.Runs][] : null;
@@ -61,10 +63,65 @@ public static class RepeatedEvaluation
         return new EvaluationResult(accuracies, perBlock, imageOnly, secondsPerRun);
     }
 
+    /// <summary>
+    /// NoProp-DT: batches outside, runs inside, so each batch's image features (every block's, one fused computation)
+    /// are computed once and serve all R runs, the per-block accuracies and the image-only ablation. Run r keeps its
+    /// own generator across batches, so every run draws exactly the noise it would draw alone: the accuracies equal
+    /// R separate passes.
+    /// </summary>
+    private static EvaluationResult RunSharingImageFeatures(NoProp.Methods.DiscreteTime.NoPropDt method, Tensor images, Tensor labels, EvaluationRequest request)
+    {
+        var device = images.device;
+        int runs = request.Runs, blocks = method.Config.Blocks;
+        var options = Enumerable.Range(0, runs).Select(r => Copy(request.Inference, Evaluator.InferenceGenerator(request.Seed + r, device))).ToArray();
+        var correct = new long[runs, blocks];
+        long imageOnlyCorrect = 0;
+        long n = images.shape[0];
+        var clock = Stopwatch.StartNew();
+        double imageOnlySeconds = 0;
+        InEvalMode(method, () =>
+        {
+            for (long start = 0; start < n; start += request.BatchSize)
+            {
+                using var scope = NewDisposeScope();
+                long count = Math.Min(request.BatchSize, n - start);
+                var y = labels.narrow(0, start, count);
+                var features = method.ImageFeatures(images.narrow(0, start, count));
+                for (int r = 0; r < runs; r++)
+                {
+                    using var runScope = NewDisposeScope();
+                    if (request.PerBlock)
+                    {
+                        var perBlock = new List<Tensor>();
+                        method.RunChainFromImageFeatures(features, options[r], perBlock);
+                        for (int b = 0; b < blocks; b++) correct[r, b] += perBlock[b].argmax(1).eq(y).sum().item<long>();
+                    }
+                    else
+                    {
+                        correct[r, blocks - 1] += method.PredictFromImageFeatures(features, options[r], null).argmax(1).eq(y).sum().item<long>();
+                    }
+                }
+                if (request.ImageOnly)
+                {
+                    var imageOnlyClock = Stopwatch.StartNew();
+                    var z = zeros(count, method.Config.EmbeddingDimension, device: device);
+                    imageOnlyCorrect += method.DtNetwork.Blocks[0].Logits(features[0], z).argmax(1).eq(y).sum().item<long>();
+                    imageOnlySeconds += imageOnlyClock.Elapsed.TotalSeconds;
+                }
+            }
+        });
+        double secondsPerRun = (clock.Elapsed.TotalSeconds - imageOnlySeconds) / runs;
+        var accuracies = Enumerable.Range(0, runs).Select(r => correct[r, blocks - 1] / (double)n).ToArray();
+        double[][]? perBlockAccuracies = request.PerBlock
+            ? Enumerable.Range(0, runs).Select(r => Enumerable.Range(0, blocks).Select(b => correct[r, b] / (double)n).ToArray()).ToArray()
+            : null;
+        return new EvaluationResult(accuracies, perBlockAccuracies, request.ImageOnly ? imageOnlyCorrect / (double)n : null, secondsPerRun);
+    }
+
     private static InferenceOptions Copy(InferenceOptions o, Generator generator) => new()
     {
         Deterministic = o.Deterministic, ZeroInitialState = o.ZeroInitialState, Generator = generator, Solver = o.Solver,
-        Steps = o.Steps, CacheImageFeatures = o.CacheImageFeatures, Prediction = o.Prediction, Statistics = o.Statistics,
+        Steps = o.Steps, CacheImageFeatures = o.CacheImageFeatures, Prediction = o.Prediction, Statistics = o.Statistics, BatchSize = o.BatchSize,
     };
 
     /// <summary>Accuracy after each block over the whole split, in batches.</summary>

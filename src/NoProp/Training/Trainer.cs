@@ -36,6 +36,7 @@ public sealed class Trainer
         if (options.EvaluateEvery < 1) throw new NoPropException("--eval-every must be at least 1");
         if (options.EarlyStopping is not null && splits.Validation.Count == 0)
             throw new NoPropException("early stopping needs validation images (--validation-size > 0)");
+        options.LearningRateSchedule?.Validate(options.Epochs);
         this.method = method;
         this.splits = splits;
         this.options = options;
@@ -108,6 +109,7 @@ public sealed class Trainer
                             cancellation.ThrowIfCancellationRequested();
                         }
                         stopwatch.Start();
+                        ApplyLearningRate(state, batchesPerStage);
                         using (var scope = NewDisposeScope())
                         {
                             int start = state.Batch * options.BatchSize;
@@ -211,13 +213,42 @@ public sealed class Trainer
         return tensor(indices, ScalarType.Int64).to(device);
     }
 
+    private double[][]? peakLearningRates;
+
+    /// <summary>Sets every optimiser's learning rate from <see cref="TrainingOptions.LearningRateSchedule"/> at the current position.</summary>
+    private void ApplyLearningRate(TrainerState state, int batchesPerStage)
+    {
+        if (options.LearningRateSchedule is not { } schedule) return;
+        var optimizers = method.Optimizers;
+        // Each parameter group's peak is its initial rate (a checkpoint may hold a scheduled one), the configured rate if unknown.
+        peakLearningRates ??= optimizers.Select(o => o.ParamGroups.Select(g => g.InitialLearningRate > 0 ? g.InitialLearningRate : method.Config.LearningRate).ToArray()).ToArray();
+        double progress = (state.Epoch + state.Batch / (double)batchesPerStage) / options.Epochs;
+        double factor = schedule.Factor(progress, options.Epochs);
+        for (int i = 0; i < optimizers.Count; i++)
+        {
+            int g = 0;
+            foreach (var group in optimizers[i].ParamGroups) group.LearningRate = peakLearningRates[i][g++] * factor;
+        }
+    }
+
+    private static readonly TimeSpan LossReadInterval = TimeSpan.FromMilliseconds(200);
+    private readonly Stopwatch lossReadClock = Stopwatch.StartNew();
+    private double lastReportedLoss = double.NaN;
+
     private void ReportProgress(TrainerState state, Tensor lossSum, Stopwatch stopwatch, long step, long stepsPerEpoch, int epochNumber)
     {
         if (progress is SilentProgress) return;
         double seconds = state.EpochTrainSeconds + stopwatch.Elapsed.TotalSeconds;
-        // Mean total loss over the steps of this stage so far (the last component is the total).
+        // Mean total loss over the steps of this stage so far (the last component is the total). Reading it is a
+        // host/device sync, so it is read at most every LossReadInterval (and at a stage's end), not at every step.
         long stageSteps = Math.Max(1, state.Batch + 1);
-        double loss = lossSum[^1].item<double>() / stageSteps;
+        bool stageEnd = state.Batch + 1 == (int)(stepsPerEpoch / method.StagesPerEpoch);
+        if (stageEnd || lossReadClock.Elapsed >= LossReadInterval || double.IsNaN(lastReportedLoss))
+        {
+            lastReportedLoss = lossSum[^1].item<double>() / stageSteps;
+            lossReadClock.Restart();
+        }
+        double loss = lastReportedLoss;
         double imagesPerSecond = state.EpochImages / Math.Max(1e-9, seconds);
         double stepsPerSecond = state.EpochLossSteps / Math.Max(1e-9, seconds);
         TimeSpan? eta = stepsPerSecond > 0 ? TimeSpan.FromSeconds((stepsPerEpoch - step) / stepsPerSecond) : null;

@@ -19,6 +19,9 @@ public sealed record TrainingOptions
     /// <summary>Stop when validation accuracy stops improving; null trains every epoch. Needs a validation split.</summary>
     public EarlyStopping? EarlyStopping { get; init; }
 
+    /// <summary>The learning rate over the run (<c>--lr-schedule</c>); null keeps every optimiser's rate unchanged.</summary>
+    public LearningRateSchedule? LearningRateSchedule { get; init; }
+
     /// <summary>Batch size for inference passes.</summary>
-    public int InferenceBatchSize { get; init; } = 1000;
+    public int InferenceBatchSize { get; init; } = NoProp.Methods.InferenceOptions.DefaultBatchSize;
 }

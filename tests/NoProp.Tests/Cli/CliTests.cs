@@ -51,6 +51,11 @@ public sealed class CliTests
     [DataRow(new[] { "plot", "--runs", "a" }, "--output is required")]
     [DataRow(new[] { "plot", "--runs", "a", "--output", "c", "--colour", "red" }, "unknown option --colour for 'plot'")]
     [DataRow(new[] { "eval", "--model", "m", "--per-block=often" }, "--per-block: expected true or false, got 'often'")]
+    [DataRow(new[] { "train", "--method", "backprop", "--schedule", "parallel" }, "--schedule applies to --method dt, not --method backprop")]
+    [DataRow(new[] { "train", "--method", "dt", "--schedule", "random" }, "--schedule: unknown value 'random'")]
+    [DataRow(new[] { "train", "--method", "dt", "--epochs", "2", "--warmup-epochs", "2" }, "--warmup-epochs 2: must be shorter than the run (--epochs 2)")]
+    [DataRow(new[] { "train", "--method", "dt", "--lr-schedule", "step" }, "--lr-schedule: unknown value 'step'")]
+    [DataRow(new[] { "eval", "--model", "m", "--inference-batch-size", "0" }, "--inference-batch-size: must be at least 1, got 0")]
     public void BadUsageExitsWithCode2AndOneLine(string[] args, string message)
     {
         var (code, _, err) = Run(args);

@@ -82,7 +82,7 @@ public sealed class ResultsTableTests
     }
 
     private static CellResult Ct(long seed, string? weighting, string? schedule, string? prediction, double test, string variant = "") =>
-        Cell("ct", seed, [1.0], [test], 100) with { Weighting = weighting, Schedule = schedule, Prediction = prediction, MethodVariant = variant };
+        Cell("ct", seed, [1.0], [test], 100) with { Weighting = weighting, ScheduleTraining = schedule, Prediction = prediction, MethodVariant = variant };
 
     [TestMethod]
     public void RowsThatAreNotThePapersObjectiveSaySo()
@@ -133,7 +133,7 @@ public sealed class ResultsTableTests
             Name = "g", Methods = ["dt", "ct"], Seeds = [1, 2],
             Train = new TrainSettings { Epochs = 2, Steps = 5 },
             PerMethod = new() { ["ct"] = new MethodSettings { Weighting = "snr-derivative", Prediction = "head", Epochs = 3 } },
-            MethodVariants = [new MethodVariant { Name = "project-default", Method = "ct", Weighting = "constant", Prediction = "nearest", Schedule = "detached" }],
+            MethodVariants = [new MethodVariant { Name = "project-default", Method = "ct", Weighting = "constant", Prediction = "nearest", ScheduleTraining = "detached" }],
         };
         config.Validate("g.json");
         var cells = config.Cells();
@@ -145,14 +145,14 @@ public sealed class ResultsTableTests
         string paper = string.Join(' ', cells[2].TrainArguments), variant = string.Join(' ', cells[4].TrainArguments);
         StringAssert.Contains(paper, "--weighting snr-derivative");
         StringAssert.Contains(paper, "--prediction head");
-        Assert.IsFalse(paper.Contains("--schedule"), paper);
+        Assert.IsFalse(paper.Contains("--schedule-training"), paper);
         StringAssert.Contains(variant, "--weighting constant");
         StringAssert.Contains(variant, "--prediction nearest");
-        StringAssert.Contains(variant, "--schedule detached");
+        StringAssert.Contains(variant, "--schedule-training detached");
         StringAssert.Contains(variant, "--epochs 3", "a variant starts from its method's settings");
         StringAssert.Contains(variant, "--steps 5");
         Assert.AreEqual("project-default", cells[4].MethodVariant);
-        Assert.IsFalse(string.Join(' ', cells[0].TrainArguments).Contains("--schedule"), "schedule options go to ct only");
+        Assert.IsFalse(string.Join(' ', cells[0].TrainArguments).Contains("--schedule-training"), "schedule options go to ct only");
     }
 
     [TestMethod]
@@ -171,7 +171,7 @@ public sealed class ResultsTableTests
             var args = string.Join(' ', c.TrainArguments);
             StringAssert.Contains(args, "--weighting snr-derivative");
             StringAssert.Contains(args, "--prediction head");
-            Assert.IsFalse(args.Contains("--schedule ") && !args.Contains("--schedule joint"), args);
+            Assert.IsFalse(args.Contains("--schedule-training ") && !args.Contains("--schedule-training joint"), args);
         }
         foreach (var c in extra)
         {

@@ -17,6 +17,15 @@ namespace NoProp.Methods.DiscreteTime;
 /// another block during training. The output head and W_Embed share one optimiser stepped with every block step.
 /// </para>
 /// <para>
+/// With <see cref="BlockSchedule.Parallel"/> one step trains all T blocks on the same minibatch: each block draws its
+/// own z_{t−1}, the T blocks run as one fused computation (<see cref="FusedDtBlocks"/>), and the loss is
+/// CE + KL + Σ_t weight_t·‖û_θt − u_y‖². Block t's parameters appear only in its own term, so each block's gradient is
+/// exactly the one its sequential step would get on that minibatch, and each block keeps its own AdamW (same lr and
+/// weight decay for all, no gradient clipping anywhere): per-block AdamW on per-block tensors is what it was. The
+/// output head (and a learned W_Embed) take T steps per minibatch as in Algorithm 1: the first on CE + KL + the summed
+/// denoising terms, the others on CE + KL with fresh draws of z_T.
+/// </para>
+/// <para>
 /// Inference (Eq. 3): z_0 ~ N(0, I), then z_t = a_t·û_θt(z_{t−1}, x) + b_t·z_{t−1} + √c_t·ε_t for t = 1..T, and the
 /// prediction is the argmax of softmax(θ_out(z_T)).
 /// </para>
@@ -29,6 +38,8 @@ public sealed class NoPropDt : INoPropMethod
     private readonly OptimizerHelper[] allOptimizers;
     private readonly double[] denoiseWeights;
     private readonly (double A, double B, double C)[] coefficients;
+    private readonly FusedDtBlocks fused;
+    private readonly Tensor parallelWeights, parallelSignal, parallelNoise;   // [T, 1, 1]: weight_t, √ᾱ_{t−1}, √(1 − ᾱ_{t−1})
 
     public NoPropDt(ModelConfig config, Device? device = null)
     {
@@ -51,6 +62,10 @@ public sealed class NoPropDt : INoPropMethod
         // Eq. 8: (T/2)·η·(SNR(t) − SNR(t−1)), one weight per block.
         denoiseWeights = Enumerable.Range(1, T).Select(t => T / 2.0 * config.Eta * (Schedule.Snr(t) - Schedule.Snr(t - 1))).ToArray();
         coefficients = Enumerable.Range(1, T).Select(t => Schedule.PosteriorCoefficients(t)).ToArray();
+        fused = new FusedDtBlocks(network.Blocks.ToArray());
+        parallelWeights = tensor(denoiseWeights.Select(w => (float)w).ToArray(), [T, 1], device: Device);
+        parallelSignal = tensor(Enumerable.Range(1, T).Select(t => (float)Math.Sqrt(Schedule.AlphaBar(t - 1))).ToArray(), [T, 1, 1], device: Device);
+        parallelNoise = tensor(Enumerable.Range(1, T).Select(t => (float)Math.Sqrt(1 - Schedule.AlphaBar(t - 1))).ToArray(), [T, 1, 1], device: Device);
     }
 
     public ModelConfig Config { get; }
@@ -60,8 +75,12 @@ public sealed class NoPropDt : INoPropMethod
     public nn.Module Network => network;
     public NoProp.Embeddings.LabelEmbedding Embedding => network.Embedding;
     public IReadOnlyList<OptimizerHelper> Optimizers => allOptimizers;
-    public int StagesPerEpoch => Config.Blocks;
-    public string DescribeStage(int stage) => $"block {stage + 1}/{Config.Blocks}";
+    /// <summary>The T blocks as one computation (parameters shared with <see cref="DtNetwork"/>'s blocks).</summary>
+    public FusedDtBlocks FusedBlocks => fused;
+    public int StagesPerEpoch => Config.BlockSchedule == BlockSchedule.Parallel ? 1 : Config.Blocks;
+    public string DescribeStage(int stage) => Config.BlockSchedule == BlockSchedule.Parallel
+        ? $"all {Config.Blocks} blocks in parallel"
+        : $"block {stage + 1}/{Config.Blocks}";
     public IReadOnlyList<string> LossNames { get; } = ["cross_entropy", "kl", "denoise", "total"];
 
     /// <summary>The weight (T/2)·η·(SNR(t) − SNR(t−1)) of block t's denoising term (t = 1..T).</summary>
@@ -69,6 +88,11 @@ public sealed class NoPropDt : INoPropMethod
 
     public Tensor TrainStep(int stage, Tensor x, Tensor y)
     {
+        if (Config.BlockSchedule == BlockSchedule.Parallel)
+        {
+            if (stage != 0) throw new ArgumentOutOfRangeException(nameof(stage), "the parallel schedule has one stage");
+            return TrainAllBlocks(x, y);
+        }
         int t = stage + 1;
         var block = network.Blocks[stage];
         var optimizer = blockOptimizers[stage];
@@ -93,8 +117,89 @@ public sealed class NoPropDt : INoPropMethod
         return stack([crossEntropy, kl, denoise, total]).detach().MoveToOuterDisposeScope();
     }
 
-    public Tensor PredictProbabilities(Tensor x, InferenceOptions options) =>
-        nn.functional.softmax(network.OutputHead.forward(RunChain(x, options, null)), 1);
+    /// <summary>
+    /// One step of every block on the same minibatch (<see cref="BlockSchedule.Parallel"/>). Returns the loss components
+    /// with the denoising term averaged over the blocks, so that epoch means compare with the sequential schedule's.
+    /// </summary>
+    private Tensor TrainAllBlocks(Tensor x, Tensor y)
+    {
+        using var scope = NewDisposeScope();
+        int T = Config.Blocks;
+        var u = network.Embedding.Lookup(y);                                      // [B, d]
+        var noise = randn(T, u.shape[0], u.shape[1], device: u.device);
+        var zPrevious = u.unsqueeze(0) * parallelSignal + noise * parallelNoise;    // [T, B, d]: z_{t−1} ~ q(z_{t−1}|y), own draw per block
+        var logits = fused.Logits(x, zPrevious);                                  // [T, B, m]
+        var uHat = nn.functional.softmax(logits, 2).matmul(network.Embedding.Weight);
+        var perBlock = (uHat - u.unsqueeze(0)).square().sum(2).mean([1], keepdim: true) * parallelWeights;   // [T, 1]
+        var denoise = perBlock.sum();
+
+        var zT = VariancePreserving.SampleMarginal(u, Schedule.AlphaBar(T));
+        var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(zT), y);
+        var kl = NoPropLosses.KlToStandardNormal(u, Schedule.AlphaBar(0));
+        var total = crossEntropy + kl + denoise;
+
+        foreach (var o in allOptimizers) o.zero_grad();
+        total.backward();
+        foreach (var o in allOptimizers) o.step();
+
+        // Algorithm 1 steps the output head with every block step, T times per minibatch; so does this schedule,
+        // each further step on CE + KL with a fresh z_T (the head is a d×m linear layer: these steps cost little).
+        for (int k = 1; k < T; k++)
+        {
+            using var stepScope = NewDisposeScope();
+            var uk = network.Embedding.Lookup(y);
+            var ce = nn.functional.cross_entropy(network.OutputHead.forward(VariancePreserving.SampleMarginal(uk, Schedule.AlphaBar(T))), y);
+            var headLoss = ce + NoPropLosses.KlToStandardNormal(uk, Schedule.AlphaBar(0));
+            headOptimizer.zero_grad();
+            headLoss.backward();
+            headOptimizer.step();
+        }
+
+        var meanDenoise = denoise.detach() / T;
+        return stack([crossEntropy.detach(), kl.detach(), meanDenoise, crossEntropy.detach() + kl.detach() + meanDenoise]).MoveToOuterDisposeScope();
+    }
+
+    public Tensor PredictProbabilities(Tensor x, InferenceOptions options)
+    {
+        using var scope = NewDisposeScope();
+        using var features = ImageFeatures(x);
+        return PredictFromImageFeatures(features, options, null).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Every block's image features [T, B, 256] for images x [B, C, H, W]: the fused image paths, in chunks of
+    /// <see cref="ImageChunk"/> images so that the convolutions' activations stay small. In eval mode they do not
+    /// depend on the inference noise, so one computation serves every run, diagnostic and block of a batch.
+    /// </summary>
+    public Tensor ImageFeatures(Tensor x)
+    {
+        long n = x.shape[0];
+        if (n <= ImageChunk) return fused.ImageFeatures(x);
+        var parts = new List<Tensor>();
+        try
+        {
+            for (long start = 0; start < n; start += ImageChunk)
+                parts.Add(fused.ImageFeatures(x.narrow(0, start, Math.Min(ImageChunk, n - start))));
+            return cat(parts, 1);
+        }
+        finally
+        {
+            foreach (var p in parts) p.Dispose();
+        }
+    }
+
+    /// <summary>Images per fused image-path computation (measured: see BENCHMARKS.md, "Inference batch size").</summary>
+    public int ImageChunk { get; set; } = DefaultImageChunk;
+
+    /// <summary>Measured on 2 cores (bench/NoProp.Bench dt-fused): 64 images keep the fused convolutions' activations in cache.</summary>
+    public const int DefaultImageChunk = 64;
+
+    /// <summary>Class probabilities [B, m] from precomputed <see cref="ImageFeatures"/>; per-block probabilities as in <see cref="RunChain"/>.</summary>
+    public Tensor PredictFromImageFeatures(Tensor imageFeatures, InferenceOptions options, List<Tensor>? perBlockProbabilities)
+    {
+        using var zT = RunChainFromImageFeatures(imageFeatures, options, perBlockProbabilities);
+        return nn.functional.softmax(network.OutputHead.forward(zT), 1);
+    }
 
     /// <summary>
     /// Runs Eq. 3 through all T blocks and returns z_T. When <paramref name="perBlockProbabilities"/> is given,
@@ -102,19 +207,27 @@ public sealed class NoPropDt : INoPropMethod
     /// </summary>
     public Tensor RunChain(Tensor x, InferenceOptions options, List<Tensor>? perBlockProbabilities)
     {
-        long batch = x.shape[0];
+        using var features = ImageFeatures(x);
+        return RunChainFromImageFeatures(features, options, perBlockProbabilities);
+    }
+
+    /// <summary><see cref="RunChain"/> from precomputed image features [T, B, 256].</summary>
+    public Tensor RunChainFromImageFeatures(Tensor imageFeatures, InferenceOptions options, List<Tensor>? perBlockProbabilities)
+    {
+        long batch = imageFeatures.shape[1];
+        var device = imageFeatures.device;
         var z = options.ZeroInitialState
-            ? zeros(batch, Config.EmbeddingDimension, device: x.device)
-            : options.Noise([batch, Config.EmbeddingDimension], x.device);
+            ? zeros(batch, Config.EmbeddingDimension, device: device)
+            : options.Noise([batch, Config.EmbeddingDimension], device);
         var embedding = network.Embedding.Weight;
         for (int t = 1; t <= Config.Blocks; t++)
         {
             using var scope = NewDisposeScope();
             var (a, b, c) = coefficients[t - 1];
-            var uHat = EmbeddingReadout.ConvexCombination(network.Blocks[t - 1].forward(x, z), embedding);
+            var uHat = EmbeddingReadout.ConvexCombination(network.Blocks[t - 1].Logits(imageFeatures[t - 1], z), embedding);
             var next = uHat * a + z * b;
             if (!options.Deterministic && c > 0)
-                next.add_(options.Noise(next.shape, x.device), alpha: Math.Sqrt(c));
+                next.add_(options.Noise(next.shape, device), alpha: Math.Sqrt(c));
             z.Dispose();
             z = next.MoveToOuterDisposeScope();
             if (perBlockProbabilities is not null)
@@ -126,6 +239,7 @@ public sealed class NoPropDt : INoPropMethod
     public void Dispose()
     {
         foreach (var o in allOptimizers) (o as IDisposable)?.Dispose();
+        parallelWeights.Dispose(); parallelSignal.Dispose(); parallelNoise.Dispose();
         network.Dispose();
     }
 }

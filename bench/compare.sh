@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# NoProp.NET against its PyTorch replica on this machine, side by side (issue 12).
+#
+#   bench/compare.sh [--quick | --full] [--rounds N] [--threads N] [--train-size N] [--test-size N] [--skip-fm] [--keep DIR]
+#
+# Runs our CLI and the PyTorch replica (bench/pytorch/) alternately, --rounds times each (default 2), and prints per
+# figure both sides' values and the ratio ours/PyTorch of the medians (below 1: we are faster/smaller):
+#   - NoProp-DT, 1 training epoch, sequential schedule (Algorithm 1) and parallel schedule (fused blocks)
+#   - NoProp-DT inference over the test images (stochastic Eq. 3, batches of 1000, after the sequential run)
+#   - NoProp-FM, Heun with 40 steps, inference over the test images (image features cached on both sides)
+#   - peak resident set of the whole process (GNU time's maximum RSS), for the DT runs
+#   - CPU seconds (user + system) of each whole DT process (data loading, the epoch, validation, test inference):
+#     on a busy machine wall-clock times include waiting for a core, CPU time much less so
+# Both sides: the same configuration (paper block, T = 10, one-hot, batch 128, AdamW 1e-3/1e-3, eta 0.1), the same
+# data (MNIST, our split sizes), the same intra-op thread count, one OpenBLAS thread, the same glibc malloc
+# thresholds (ours sets them with mallopt at start-up; PyTorch gets them through MALLOC_*_ environment variables).
+# The replica mirrors our fused blocks for the parallel schedule and our fused, chunked image features for
+# inference, so each figure compares the same algorithm. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (set by this
+# machine's environment for other purposes) are unset for the PyTorch commands only, so OpenBLAS picks its own
+# kernel for the CPU; the script prints which BLAS, core and oneDNN PyTorch then runs.
+#
+#   --quick: 2,000 training, 500 validation, 2,000 test images (about 5-8 minutes on 2 idle cores)
+#   --full:  10,000 training, 1,000 validation, 10,000 test images (the issue's configuration; ~25-35 minutes)
+#   --train-size / --test-size override the mode's image counts.
+# Needs: a .NET 10 SDK, and for the replica `apt-get install -y python3-torch python3-torchvision
+# libopenblas0-pthread` (PyTorch 1.13 for /usr/bin/python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+mode=quick rounds=2 threads=2 skip_fm=0 keep="" train_override="" test_override=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) mode=quick ;;
+    --full) mode=full ;;
+    --rounds) rounds="$2"; shift ;;
+    --threads) threads="$2"; shift ;;
+    --train-size) train_override="$2"; shift ;;
+    --test-size) test_override="$2"; shift ;;
+    --skip-fm) skip_fm=1 ;;
+    --keep) keep="$2"; shift ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+case "$rounds" in ''|*[!0-9]*) echo "compare.sh: --rounds must be a positive number" >&2; exit 2 ;; esac
+[ "$rounds" -ge 1 ] || { echo "compare.sh: --rounds must be at least 1" >&2; exit 2; }
+if [ "$mode" = quick ]; then train=2000 valid=500 test=2000; else train=10000 valid=1000 test=10000; fi
+train=${train_override:-$train} test=${test_override:-$test}
+
+py=/usr/bin/python3
+if ! "$py" -c 'import torch' 2>/dev/null; then
+  echo "compare.sh: PyTorch is missing for $py; install it with:" >&2
+  echo "  apt-get install -y python3-torch python3-torchvision libopenblas0-pthread" >&2
+  exit 1
+fi
+[ -x /usr/bin/time ] || { echo "compare.sh: GNU time (/usr/bin/time) is needed for peak RSS: apt-get install -y time" >&2; exit 1; }
+
+work=${keep:-$(mktemp -d)}
+mkdir -p "$work"
+[ -n "$keep" ] || trap 'rm -rf "$work"' EXIT
+
+echo "== machine"
+echo "CPU: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores visible; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "mode: $mode ($train training, $valid validation, $test test images), $rounds round(s), $threads intra-op threads"
+
+echo "== building NoProp.NET (Release)"
+dotnet build src/NoProp.Cli/NoProp.Cli.csproj -c Release --nologo -v q -clp:ErrorsOnly >/dev/null
+cli=(dotnet "$root/src/NoProp.Cli/bin/Release/net10.0/NoProp.Cli.dll")
+touch "$root/src/NoProp.Cli/bin/Release/.built"
+
+# The replica's environment: the same malloc thresholds as ours, one BLAS thread, the CPU's own OpenBLAS kernel.
+pyenv=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS="$threads"
+       MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 NOPROP_THREADS="$threads")
+echo "== PyTorch replica backend"
+"${pyenv[@]}" "$py" bench/pytorch/backend_info.py
+echo "== NoProp.NET backend"
+echo "TorchSharp $(sed -n 's/.*<TorchSharpVersion>\(.*\)<.*/\1/p' Directory.Build.props), libtorch $(sed -n 's/.*<LibTorchVersion>\(.*\)<.*/\1/p' Directory.Build.props) (CPU), $(dotnet --version | sed 's/^/.NET SDK /'), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)} (libtorch does not use OpenBLAS)"
+
+# A field of a JSON file (metrics.json) or of the last JSON line of a log (the replica's output).
+json() { "$py" -c '
+import json, sys
+text = open(sys.argv[1]).read()
+try:
+    d = json.loads(text)
+except ValueError:
+    d = json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
+print(d[sys.argv[2]])' "$1" "$2"; }
+declare -A values
+add() { values[$1]="${values[$1]:-} $2"; }
+
+run_ours_dt() {   # $1 schedule, $2 round
+  local out="$work/ours-dt-$1-$2"
+  rm -rf "$out"
+  /usr/bin/time -f '%M %U %S' -o "$out.rss" "${cli[@]}" train --method dt --schedule "$1" --epochs 1 --train-size "$train" \
+    --validation-size "$valid" --test-size "$test" --threads "$threads" --seed 1 --output "$out" >"$out.log" 2>&1 \
+    || { echo "our DT run failed: see $out.log" >&2; tail -5 "$out.log" >&2; exit 1; }
+  add "dt-$1-train-ours" "$(json "$out/metrics.json" train_seconds)"
+  add "dt-$1-valid-ours" "$(json "$out/metrics.json" validation_accuracy)"
+  add "dt-$1-test-ours" "$(json "$out/metrics.json" test_accuracy)"
+  add "dt-$1-infer-ours" "$(json "$out/metrics.json" test_inference_seconds)"
+  add "dt-$1-rss-ours" "$(awk 'END { print int($1 / 1024) }' "$out.rss")"
+  add "dt-$1-cpu-ours" "$(awk 'END { print $2 + $3 }' "$out.rss")"
+}
+run_torch_dt() {
+  local out="$work/torch-dt-$1-$2"
+  /usr/bin/time -f '%M %U %S' -o "$out.rss" "${pyenv[@]}" "$py" bench/pytorch/noprop_dt.py --schedule "$1" --epochs 1 \
+    --train-size "$train" --validation-size "$valid" --test-size "$test" --threads "$threads" --seed 1 --quiet >"$out.log" 2>&1 \
+    || { echo "the PyTorch DT run failed: see $out.log" >&2; tail -5 "$out.log" >&2; exit 1; }
+  add "dt-$1-train-torch" "$(json "$out.log" train_seconds)"
+  add "dt-$1-valid-torch" "$(json "$out.log" validation_accuracy)"
+  add "dt-$1-test-torch" "$(json "$out.log" test_accuracy)"
+  add "dt-$1-infer-torch" "$(json "$out.log" test_inference_seconds)"
+  add "dt-$1-rss-torch" "$(awk 'END { print int($1 / 1024) }' "$out.rss")"
+  add "dt-$1-cpu-torch" "$(awk 'END { print $2 + $3 }' "$out.rss")"
+}
+run_ours_fm() {
+  local out="$work/ours-fm-$1"
+  "${cli[@]}" eval --model "$work/fm-model" --test-size "$test" --threads "$threads" >"$out.log" 2>&1 \
+    || { echo "our FM evaluation failed: see $out.log" >&2; exit 1; }
+  add "fm-infer-ours" "$(sed -n 's/.*inference, \([0-9.]*\) s).*/\1/p' "$out.log")"
+}
+run_torch_fm() {
+  local out="$work/torch-fm-$1"
+  "${pyenv[@]}" "$py" bench/pytorch/noprop_fm_infer.py --test-size "$test" --steps 40 --threads "$threads" >"$out.log" 2>&1 \
+    || { echo "the PyTorch FM run failed: see $out.log" >&2; exit 1; }
+  add "fm-infer-torch" "$(json "$out.log" inference_seconds)"
+}
+
+if [ "$skip_fm" = 0 ]; then
+  echo "== setup: a NoProp-FM model to evaluate (1 epoch on 500 images; inference cost does not depend on the weights)"
+  "${cli[@]}" train --method fm --epochs 1 --train-size 500 --validation-size 0 --test-size 10 --threads "$threads" \
+    --output "$work/fm-model" >"$work/fm-train.log" 2>&1 || { echo "FM setup failed: see $work/fm-train.log" >&2; exit 1; }
+fi
+
+for r in $(seq 1 "$rounds"); do
+  for schedule in sequential parallel; do
+    echo "== round $r/$rounds: DT $schedule, NoProp.NET then PyTorch ($(date +%T), load $(cut -d' ' -f1 /proc/loadavg))"
+    if [ $((r % 2)) = 1 ]; then run_ours_dt "$schedule" "$r"; run_torch_dt "$schedule" "$r"
+    else run_torch_dt "$schedule" "$r"; run_ours_dt "$schedule" "$r"; fi
+  done
+  if [ "$skip_fm" = 0 ]; then
+    echo "== round $r/$rounds: FM Heun-40 inference"
+    if [ $((r % 2)) = 1 ]; then run_ours_fm "$r"; run_torch_fm "$r"; else run_torch_fm "$r"; run_ours_fm "$r"; fi
+  fi
+done
+
+echo
+echo "== results (ratio = median ours / median PyTorch; below 1 is better for us)"
+"$py" - "$mode" "$train" "$test" <<EOF
+import statistics, sys
+mode, train, test = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+v = {$(for k in "${!values[@]}"; do printf '"%s": [%s], ' "$k" "$(echo ${values[$k]} | tr ' ' ',')"; done)}
+rows = [
+    ("DT training epoch, sequential (s)", "dt-sequential-train"),
+    ("DT training epoch, parallel (s)", "dt-parallel-train"),
+    (f"DT inference, {test} test images (s)", "dt-sequential-infer"),
+    (f"FM Heun-40 inference, {test} test images (s)", "fm-infer"),
+    ("CPU seconds, whole DT sequential process", "dt-sequential-cpu"),
+    ("CPU seconds, whole DT parallel process", "dt-parallel-cpu"),
+    ("peak RSS, DT sequential run (MB)", "dt-sequential-rss"),
+    ("peak RSS, DT parallel run (MB)", "dt-parallel-rss"),
+    ("validation accuracy, sequential", "dt-sequential-valid"),
+    ("validation accuracy, parallel", "dt-parallel-valid"),
+    ("test accuracy, sequential", "dt-sequential-test"),
+    ("test accuracy, parallel", "dt-parallel-test"),
+]
+print(f"| figure ({mode}: {train} training images) | NoProp.NET | PyTorch replica | ratio |")
+print("|---|---|---|---|")
+for name, key in rows:
+    ours, torch_ = v.get(key + "-ours"), v.get(key + "-torch")
+    if not ours or not torch_:
+        continue
+    fmt = (lambda x: f"{x:.4f}") if "accuracy" in name else (lambda x: f"{x:.1f}" if x < 1000 else f"{x:,.0f}")
+    ratio = statistics.median(ours) / statistics.median(torch_)
+    print(f"| {name} | {', '.join(fmt(x) for x in ours)} | {', '.join(fmt(x) for x in torch_)} | {ratio:.2f} |")
+EOF
+echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); logs in $work$([ -n "$keep" ] || echo ', removed on exit: use --keep DIR to keep them'))"

@@ -1,0 +1,191 @@
+using NoProp.Runtime;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace NoProp.Models;
+
+/// <summary>
+/// The T blocks of a NoProp-DT model computed as one: every block reads the same image x, so their image paths
+/// become one convolution with T×32 output channels followed by convolutions grouped T ways, and their fully
+/// connected layers (image, label and head) become one batched matrix product each (<c>bmm</c> over [T, B, ·]).
+/// BatchNorm over T×F channels keeps each block's own statistics, since batch norm works channel by channel.
+/// <para>
+/// The parameters stay in the blocks: each call gathers them into stacked tensors with differentiable
+/// <c>cat</c>/<c>stack</c>, so block t's gradient reaches block t's own parameters and nothing else, every block
+/// keeps its own optimiser, and a saved model has the same format whichever form computed it. In training mode the
+/// blocks' running statistics are updated exactly as their own BatchNorm modules would.
+/// </para>
+/// </summary>
+public sealed class FusedDtBlocks
+{
+    private readonly IReadOnlyList<DtBlock> blocks;
+
+    public FusedDtBlocks(IReadOnlyList<DtBlock> blocks)
+    {
+        if (blocks.Count < 1) throw new NoPropException("fused DT blocks need at least one block");
+        this.blocks = blocks;
+    }
+
+    public int Count => blocks.Count;
+
+    /// <summary>Image features [T, B, 256] of all T blocks for images x [B, C, H, W] (block t's are row t − 1).</summary>
+    public Tensor ImageFeatures(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        return Encode(blocks.Select(b => b.ImagePath).ToArray(), x, sharedInput: true).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Class logits [T, B, m] of every block t for the same images x [B, C, H, W] and the block's own noisy labels
+    /// z [T, B, d] (block t reads z[t − 1]).
+    /// </summary>
+    public Tensor Logits(Tensor x, Tensor z)
+    {
+        if (z.dim() != 3 || z.shape[0] != Count || z.shape[1] != x.shape[0])
+            throw new ArgumentException($"z must be [T = {Count}, B = {x.shape[0]}, d], got [{string.Join(", ", z.shape)}]", nameof(z));
+        using var scope = NewDisposeScope();
+        var image = Encode(blocks.Select(b => b.ImagePath).ToArray(), x, sharedInput: true);
+        var label = LabelFeatures(z, x);
+        var heads = blocks.Select(b => b.Head).ToArray();
+        return Sequence(heads, cat([image, label], 2)).MoveToOuterDisposeScope();
+    }
+
+    private Tensor LabelFeatures(Tensor z, Tensor x)
+    {
+        switch (blocks[0].LabelPath)
+        {
+            case ResidualLabelMlp:
+            {
+                var mlps = blocks.Select(b => (ResidualLabelMlp)b.LabelPath).ToArray();
+                var h = Sequence(mlps.Select(m => m.Input).ToArray(), z);
+                return h + Sequence(mlps.Select(m => m.Residual).ToArray(), h);
+            }
+            case ConvImageEncoder:
+            {
+                // Prototype embeddings: z_t is an image; the T label images become T×C input channels of grouped convolutions.
+                long T = Count, B = z.shape[1];
+                var shape = x.shape;
+                var images = z.transpose(0, 1).reshape(B, T * shape[1], shape[2], shape[3]);
+                return Encode(blocks.Select(b => (ConvImageEncoder)b.LabelPath).ToArray(), images, sharedInput: false);
+            }
+            default:
+                throw new NotSupportedException($"no fused form of the label path {blocks[0].LabelPath.GetType().Name}");
+        }
+    }
+
+    /// <summary>
+    /// T conv encoders at once. <paramref name="sharedInput"/>: x [B, C, H, W] is read by all (the first convolution
+    /// has T×32 output channels); otherwise x is [B, T×C, H, W], encoder t reading channels tC..(t+1)C − 1.
+    /// Returns [T, B, 256].
+    /// </summary>
+    private static Tensor Encode(ConvImageEncoder[] encoders, Tensor x, bool sharedInput)
+    {
+        int T = encoders.Length;
+        long B = x.shape[0];
+        // The convolutions run on chunks of images whose largest activation (T×32 channels after the first
+        // convolution) stays below ActivationBytes: larger buffers are above glibc's largest mmap threshold (32 MB),
+        // so every step would map and fault them in afresh. BatchNorm needs the whole batch: FC and BN run after.
+        long perImage = (long)T * encoders[0].Conv1.weight.shape[0] * (x.shape[2] - 2) * (x.shape[3] - 2) * sizeof(float);
+        long chunk = Math.Max(1, ActivationBytes / perImage);
+        Tensor h;
+        if (B <= chunk)
+        {
+            h = ConvStack(encoders, x, sharedInput);
+        }
+        else
+        {
+            var parts = new List<Tensor>();
+            for (long start = 0; start < B; start += chunk)
+                parts.Add(ConvStack(encoders, x.narrow(0, start, Math.Min(chunk, B - start)), sharedInput));
+            h = cat(parts, 0);
+        }
+        var flat = h.reshape(B, T, -1).transpose(0, 1);   // [T, B, 128·h·w], each block's channels in its own order
+        var features = Linear(encoders.Select(e => e.Fc).ToArray(), flat);
+        return encoders[0].Finish switch
+        {
+            TorchSharp.Modules.BatchNorm1d => BatchNorm(encoders.Select(e => (BatchNorm1d)e.Finish).ToArray(), features),
+            _ => functional.relu(features),
+        };
+    }
+
+    /// <summary>The largest convolution activation of one chunk of images (see <see cref="Encode"/>); tests lower it.</summary>
+    internal static long ActivationBytes { get; set; } = 24L << 20;
+
+    /// <summary>The three convolutions (with ReLU, pooling and dropout) of T encoders: [B, T×128, h, w].</summary>
+    private static Tensor ConvStack(ConvImageEncoder[] encoders, Tensor x, bool sharedInput)
+    {
+        int T = encoders.Length;
+        bool training = encoders[0].training;
+        double p = encoders[0].DropoutRate;
+        var h = Convolve(encoders.Select(e => e.Conv1).ToArray(), x, sharedInput ? 1 : T);
+        h = functional.dropout(functional.max_pool2d(functional.relu(h), 2), p, training);
+        h = functional.dropout(functional.relu(Convolve(encoders.Select(e => e.Conv2).ToArray(), h, T)), p, training);
+        return functional.dropout(functional.max_pool2d(functional.relu(Convolve(encoders.Select(e => e.Conv3).ToArray(), h, T)), 2), p, training);
+    }
+
+    private static Tensor Convolve(Conv2d[] convs, Tensor x, long groups)
+    {
+        var weight = cat(convs.Select(c => (Tensor)c.weight).ToArray(), 0);
+        var bias = cat(convs.Select(c => (Tensor)c.bias!).ToArray(), 0);
+        return functional.conv2d(x, weight, bias, groups: groups);
+    }
+
+    /// <summary>T linear layers on x [T, B, in]: one batched matrix product, [T, B, out].</summary>
+    private static Tensor Linear(Linear[] layers, Tensor x)
+    {
+        var weight = stack(layers.Select(l => (Tensor)l.weight).ToArray(), 0);            // [T, out, in]
+        var bias = stack(layers.Select(l => (Tensor)l.bias!).ToArray(), 0).unsqueeze(1);   // [T, 1, out]
+        return x.bmm(weight.transpose(1, 2)).add_(bias);
+    }
+
+    /// <summary>
+    /// T BatchNorm1d layers on x [T, B, F] as one batch norm over T×F channels. In training mode the batch statistics
+    /// normalise and each block's running mean and variance are updated as its own module would (momentum, unbiased
+    /// variance, num_batches_tracked); in eval mode the running statistics normalise.
+    /// </summary>
+    private static Tensor BatchNorm(BatchNorm1d[] norms, Tensor x)
+    {
+        long T = x.shape[0], B = x.shape[1], F = x.shape[2];
+        var first = norms[0];
+        bool training = first.training;
+        var flat = x.transpose(0, 1).reshape(B, T * F);
+        var weight = cat(norms.Select(n => (Tensor)n.weight).ToArray(), 0);
+        var bias = cat(norms.Select(n => (Tensor)n.bias!).ToArray(), 0);
+        using var runningMean = cat(norms.Select(n => n.running_mean!).ToArray(), 0);
+        using var runningVar = cat(norms.Select(n => n.running_var!).ToArray(), 0);
+        double momentum = first.momentum ?? 0.1;
+        if (training && momentum == 0) momentum = 1.0 / (first.num_batches_tracked!.item<long>() + 1);   // TorchSharp's cumulative average
+        var y = functional.batch_norm(flat, runningMean, runningVar, weight, bias, training, momentum, first.eps);
+        if (training)
+        {
+            using var _ = no_grad();
+            for (int t = 0; t < T; t++)
+            {
+                norms[t].running_mean!.copy_(runningMean.narrow(0, t * F, F));
+                norms[t].running_var!.copy_(runningVar.narrow(0, t * F, F));
+                norms[t].num_batches_tracked!.add_(1);
+            }
+        }
+        return y.view(B, T, F).transpose(0, 1);
+    }
+
+    /// <summary>T identical Sequentials of Linear, BatchNorm1d and ReLU layers on x [T, B, in].</summary>
+    private static Tensor Sequence(Sequential[] sequences, Tensor x)
+    {
+        var layers = sequences.Select(s => s.children().ToArray()).ToArray();
+        var h = x;
+        for (int i = 0; i < layers[0].Length; i++)
+        {
+            h = layers[0][i] switch
+            {
+                TorchSharp.Modules.Linear => Linear(layers.Select(l => (TorchSharp.Modules.Linear)l[i]).ToArray(), h),
+                TorchSharp.Modules.BatchNorm1d => BatchNorm(layers.Select(l => (BatchNorm1d)l[i]).ToArray(), h),
+                TorchSharp.Modules.ReLU => functional.relu(h),
+                var other => throw new NotSupportedException($"no fused form of {other.GetType().Name}"),
+            };
+        }
+        return h;
+    }
+}
