@@ -36,7 +36,9 @@ public sealed class TrainerTests
         Assert.IsTrue(accuracy > 0.6, $"test accuracy {accuracy:P1} after one epoch on 1,000 images (chance is 10 %)");
         Assert.IsNotNull(result.BestValidationAccuracy);
         Assert.AreEqual(1, result.History.Count);
-        Assert.IsTrue(result.History[0].Losses["total"] > 0);
+        var losses = result.History[0].Losses;
+        Assert.AreEqual(losses["cross_entropy"] + losses["kl"] + losses["denoise"], losses["total"], 1e-6 * losses["total"], "the total is the sum of the terms (float32 per step)");
+        Assert.AreEqual(0.0, losses["kl"], "ᾱ_0 = 0: the KL term vanishes");
     }
 
     [TestMethod]
