@@ -145,8 +145,9 @@ class NoPropDtNetwork(nn.Module):
 
 class FusedDtBlocks:
     """Mirror of Models/FusedDtBlocks.cs: all T blocks as one computation over their own parameters (gathered with
-    differentiable cat/stack each call): conv1 with T*32 output channels, conv2/conv3 grouped T ways, linear layers as
-    one bmm each, BatchNorm over T*F channels with each block's running statistics copied back in training mode."""
+    differentiable cat/stack each call): conv1 with T*32 output channels, conv2/conv3 grouped T ways, run on chunks
+    of images whose largest activation stays under 24 MB, linear layers as one bmm each, BatchNorm over T*F channels
+    with each block's running statistics copied back in training mode."""
 
     def __init__(self, blocks):
         self.blocks = list(blocks)
@@ -161,16 +162,25 @@ class FusedDtBlocks:
         label = h + self._sequence([m.residual for m in mlps], h)
         return self._sequence([b.head for b in self.blocks], torch.cat([image, label], 2))
 
+    ACTIVATION_BYTES = 24 << 20   # as FusedDtBlocks.ActivationBytes: conv chunks below glibc's largest mmap threshold
+
     def _encode(self, encoders, x):
+        T = len(encoders)
+        per_image = T * encoders[0].conv1.out_channels * (x.shape[2] - 2) * (x.shape[3] - 2) * 4
+        chunk = max(1, self.ACTIVATION_BYTES // per_image)
+        h = torch.cat([self._conv_stack(encoders, x[i:i + chunk]) for i in range(0, x.shape[0], chunk)]) \
+            if x.shape[0] > chunk else self._conv_stack(encoders, x)
+        flat = h.reshape(h.shape[0], T, -1).transpose(0, 1)
+        return self._batch_norm([e.finish for e in encoders], self._linear([e.fc for e in encoders], flat))
+
+    def _conv_stack(self, encoders, x):
         T = len(encoders)
         training = encoders[0].training
         p = encoders[0].dropout1.p
         h = self._conv([e.conv1 for e in encoders], x, 1)
         h = F.dropout(F.max_pool2d(F.relu(h), 2), p, training)
         h = F.dropout(F.relu(self._conv([e.conv2 for e in encoders], h, T)), p, training)
-        h = F.dropout(F.max_pool2d(F.relu(self._conv([e.conv3 for e in encoders], h, T)), 2), p, training)
-        flat = h.reshape(h.shape[0], T, -1).transpose(0, 1)
-        return self._batch_norm([e.finish for e in encoders], self._linear([e.fc for e in encoders], flat))
+        return F.dropout(F.max_pool2d(F.relu(self._conv([e.conv3 for e in encoders], h, T)), 2), p, training)
 
     @staticmethod
     def _conv(convs, x, groups):
