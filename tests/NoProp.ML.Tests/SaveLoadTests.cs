@@ -125,7 +125,8 @@ public sealed class SaveLoadTests
             Assert.AreEqual(10, reader.ReadInt32());
             for (int i = 0; i < 20; i++)
                 for (int k = 0; k < 10; k++)
-                    Assert.AreEqual(reader.ReadSingle(), scores[i][k], $"row {i}, class {k}");
+                    // Float rounding only: inference now runs the blocks' image paths fused (other summation order).
+                    Assert.AreEqual(reader.ReadSingle(), scores[i][k], 1e-6f, $"row {i}, class {k}");
         }
     }
 }
