@@ -75,6 +75,8 @@ public sealed class BaselineMethodsTests
             var (x, y) = Batch(8);
             method.Network.train();
             method.TrainStep(0, x, y).Dispose();   // optimizer state is created lazily
+            GC.Collect();                          // earlier tests' garbage must not be finalised inside the window
+            GC.WaitForPendingFinalizers();
             long before = Tensor.TotalCount;
             for (int i = 0; i < 3; i++) method.TrainStep(0, x, y).Dispose();
             Assert.AreEqual(before, Tensor.TotalCount, $"{config.Method}: tensors left alive by training steps");
