@@ -119,7 +119,7 @@ run_ours_fm() {
   local out="$work/ours-fm-$1"
   "${cli[@]}" eval --model "$work/fm-model" --test-size "$test" --threads "$threads" >"$out.log" 2>&1 \
     || { echo "our FM evaluation failed: see $out.log" >&2; exit 1; }
-  add "fm-infer-ours" "$(sed -n 's/.*inference, \([0-9.]*\) s).*/\1/p' "$out.log")"
+  add "fm-infer-ours" "$(sed -n 's/^test accuracy:.* \([0-9.]*\) s)$/\1/p' "$out.log")"
 }
 run_torch_fm() {
   local out="$work/torch-fm-$1"
