@@ -29,6 +29,7 @@ public sealed class LargeDataTests
         images.Seal();
         Assert.AreEqual(2 * 3, images.Chunks[2].Length, "sealed: the last chunk holds its two images only");
         Assert.AreEqual(30L, images.AllocatedValues);
+        Assert.ThrowsExactly<InvalidOperationException>(() => images.Append(), "a sealed buffer takes no more images");
         for (int i = 0; i < 10; i++) CollectionAssert.AreEqual(new float[] { i * 10, i * 10 + 1, i * 10 + 2 }, images.Image(i).ToArray(), $"image {i}");
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => images.Image(10));
         Assert.AreEqual(ChunkedImages.DefaultChunkValues / 784, new ChunkedImages(784).ImagesPerChunk, "64 MiB chunks by default");

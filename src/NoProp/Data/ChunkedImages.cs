@@ -29,6 +29,9 @@ public sealed class ChunkedImages
     public int ImagesPerChunk { get; }
     public int Count { get; private set; }
 
+    /// <summary>True once <see cref="Seal"/> was called: the images are final.</summary>
+    public bool IsSealed { get; private set; }
+
     /// <summary>The chunks (all full but the last, which is trimmed to its images by <see cref="Seal"/>).</summary>
     public IReadOnlyList<float[]> Chunks => chunks;
 
@@ -38,6 +41,7 @@ public sealed class ChunkedImages
     /// <summary>Room for one more image, to be written by the caller; a new chunk is allocated when the last one is full.</summary>
     public Span<float> Append()
     {
+        if (IsSealed) throw new InvalidOperationException("the buffer is sealed: no image can be appended");
         int slot = Count % ImagesPerChunk;
         if (slot == 0)
         {
@@ -48,9 +52,10 @@ public sealed class ChunkedImages
         return chunks[^1].AsSpan(slot * ImageSize, ImageSize);
     }
 
-    /// <summary>Shrinks the last chunk to the images it holds, so that no memory is held for images never appended.</summary>
+    /// <summary>Ends appending: shrinks the last chunk to the images it holds, so that no memory is held for images never appended.</summary>
     public ChunkedImages Seal()
     {
+        IsSealed = true;
         int used = Count % ImagesPerChunk;
         if (used != 0 && chunks[^1].Length != used * ImageSize)
         {
