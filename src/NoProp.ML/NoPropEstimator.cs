@@ -18,7 +18,7 @@ namespace NoProp.ML;
 /// <summary>
 /// Trains a NoProp model (Li, Teh &amp; Pascanu, arXiv 2503.24322) in an ML.NET pipeline. The label must be a key
 /// column (<c>MapValueToKey</c>), the features a known-size vector of Single holding one image per row (C × H × W,
-/// channel-major, as <c>ExtractPixels</c> writes it). Fit reads the rows once, holds out
+/// channel-major, as <c>ExtractPixels</c> writes it). Fit reads the rows once, into a chunked buffer (no array size limit), holds out
 /// <see cref="NoPropOptions.ValidationFraction"/> of them to pick the best epoch, and trains with the library's own
 /// training loop; the result scores with <see cref="NoPropTransformer"/>. Put <c>AppendCacheCheckpoint</c> before it
 /// only when other trainers share the data: NoProp materialises its rows itself.
@@ -42,6 +42,9 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         // Drawn once, here, so that fitting this estimator twice gives the same model.
         seed = this.options.Seed ?? host.Rand.Next();
     }
+
+    /// <summary>Images per chunk of the buffer the rows are read into (null: 64 MiB chunks); small values let tests cross chunk boundaries.</summary>
+    internal int? ImagesPerChunk { get; init; }
 
     /// <summary>The MLContext's cancellation flag (MLContext.CancelExecution reaches every host registered on it).</summary>
     private bool IsCanceled => host is ICancelable { IsCanceled: true };
@@ -84,7 +87,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
 
         using var channel = host.Start("Training");
         host.CheckAlive();
-        var rows = TrainingRows.Read(input, schema[options.FeatureColumnName], labelColumn, image);
+        var rows = TrainingRows.Read(input, schema[options.FeatureColumnName], labelColumn, image, ImagesPerChunk);
         if (rows.Count == 0)
             throw new InvalidOperationException(rows.SkippedRows == 0
                 ? "NoProp: the training set is empty (no rows)"
@@ -97,7 +100,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         if (options.EarlyStoppingPatience is not null && validationRows is null && options.ValidationFraction == 0)
             throw new ArgumentOutOfRangeException(nameof(options),
                 "NoPropOptions.EarlyStoppingPatience needs validation rows: give validation data or a ValidationFraction above 0");
-        var (train, validation) = Split(rows, validationRows, image, classNames);   // copies: the full arrays are garbage from here on
+        var (train, validation) = Split(rows, validationRows, image, classNames);   // views over the rows' buffer, not copies
         var config = BuildConfig(image, classNames, train.Normalization);
         TorchRuntime.Initialize();
         var device = DeviceSelection.For(environment);
@@ -160,29 +163,27 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
 
     /// <summary>
     /// A seeded split into training and validation rows (the training side keeps at least two rows, for BatchNorm),
-    /// normalised with statistics of the training rows only.
+    /// normalised with statistics of the training rows only. Both sides are index views over the one buffer the rows
+    /// were read into: the split copies no image (the trainer copies each side once, into its tensor).
     /// </summary>
-    private (ImageDataset Train, ImageDataset Validation) Split(TrainingRows rows, TrainingRows? validationRows, ImageShape image, string[] classNames)
+    internal (ImageDataset Train, ImageDataset Validation) Split(TrainingRows rows, TrainingRows? validationRows, ImageShape image, string[] classNames)
     {
         if (validationRows is not null)
         {
             if (rows.Count < 2) throw new InvalidOperationException($"NoProp: the training set has {rows.Count} labelled row; training needs at least 2");
-            var statistics = ChooseNormalization(rows.Features, image);
-            return (
-                ImageDataset.FromIntensities("training rows", rows.Features, rows.Labels, image.Channels, image.Height, image.Width, classNames, statistics),
-                ImageDataset.FromIntensities("validation rows", validationRows.Features, validationRows.Labels, image.Channels, image.Height, image.Width, classNames, statistics));
+            var all = Enumerable.Range(0, rows.Count).ToArray();
+            var statistics = ChooseNormalization(rows.Images, all, image);
+            return (rows.View("training rows", all, image, classNames, statistics), validationRows.All("validation rows", image, classNames, statistics));
         }
         int validationCount = Math.Clamp((int)Math.Floor(rows.Count * options.ValidationFraction), 0, Math.Max(0, rows.Count - 2));
         if (rows.Count - validationCount < 2)
             throw new InvalidOperationException($"NoProp: the training set has {rows.Count} labelled row; training needs at least 2");
         var order = Enumerable.Range(0, rows.Count).ToArray();
         SeedStreams.Random(seed, SeedPurpose.EstimatorSplit).Shuffle(order);
-        var (trainFeatures, trainLabels) = Gather(rows, order[validationCount..], image.Size);
-        var (validationFeatures, validationLabels) = Gather(rows, order[..validationCount], image.Size);
-        var normalization = ChooseNormalization(trainFeatures, image);
-        return (
-            ImageDataset.FromIntensities("training rows", trainFeatures, trainLabels, image.Channels, image.Height, image.Width, classNames, normalization),
-            ImageDataset.FromIntensities("validation rows", validationFeatures, validationLabels, image.Channels, image.Height, image.Width, classNames, normalization));
+        var trainIndices = order[validationCount..];
+        var normalization = ChooseNormalization(rows.Images, trainIndices, image);
+        return (rows.View("training rows", trainIndices, image, classNames, normalization),
+            rows.View("validation rows", order[..validationCount], image, classNames, normalization));
     }
 
     /// <summary>The validation rows: the training data's columns, a label with the same keys (and key values).</summary>
@@ -204,7 +205,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
                 $"validation data: label column '{options.LabelColumnName}' must have the training label's keys ({trainLabel.Count} keys" +
                 $"{(trainValues is null ? "" : ": " + string.Join(", ", trainValues.Names.Take(10)))}), got {label.Count}" +
                 $"{(values is null ? "" : ": " + string.Join(", ", values.Names.Take(10)))}; map it with the MapValueToKey fitted on the training data");
-        var rows = TrainingRows.Read(data, schema[options.FeatureColumnName], schema[options.LabelColumnName], image);
+        var rows = TrainingRows.Read(data, schema[options.FeatureColumnName], schema[options.LabelColumnName], image, ImagesPerChunk);
         if (rows.Count == 0) throw new InvalidOperationException($"NoProp: the validation data has no labelled rows");
         return rows;
     }
@@ -229,24 +230,12 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         }
     }
 
-    private static (float[] Features, int[] Labels) Gather(TrainingRows rows, int[] indices, int size)
-    {
-        var features = new float[(long)indices.Length * size];
-        var labels = new int[indices.Length];
-        for (int i = 0; i < indices.Length; i++)
-        {
-            Array.Copy(rows.Features, (long)indices[i] * size, features, (long)i * size, size);
-            labels[i] = rows.Labels[indices[i]];
-        }
-        return (features, labels);
-    }
-
-    private Normalization ChooseNormalization(float[] trainFeatures, ImageShape image)
+    private Normalization ChooseNormalization(ChunkedImages images, int[] trainIndices, ImageShape image)
     {
         switch (options.Normalization)
         {
             case FeatureNormalization.TrainingStatistics:
-                return Normalization.Estimate(trainFeatures, image.Channels, image.Height * image.Width);
+                return Normalization.Estimate(images, trainIndices, image.Channels, image.Height * image.Width);
             case FeatureNormalization.Explicit:
                 var (mean, std) = (options.NormalizationMean!, options.NormalizationStd!);
                 if (mean.Length != image.Channels || std.Length != image.Channels)

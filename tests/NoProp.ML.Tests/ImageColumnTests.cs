@@ -104,9 +104,34 @@ public sealed class ImageColumnTests
         var rows = Training.TrainingRows.Read(keyedImages, keyedImages.Schema["Image"], keyedImages.Schema["Label"], noProp.ImageShape);
         var digits = MlTestSupport.Digits(train: true, 160);
         Assert.AreEqual(160, rows.Count);
-        for (int i = 0; i < 160 * 784; i += 97) Assert.AreEqual(digits[i / 784].Features[i % 784], rows.Features[i], 1e-6, $"value {i}");
+        for (int i = 0; i < 160 * 784; i += 97) Assert.AreEqual(digits[i / 784].Features[i % 784], rows.Images.Image(i / 784)[i % 784], 1e-6, $"value {i}");
         var testFiles = ml.Data.LoadFromEnumerable(test);
         var scores = MlTestSupport.Scores(model.Transform(testFiles));
+
+        // Scoring decodes each image once (LoadImages reads a row's path once per decode), in one cursor, even with the
+        // image column itself read downstream too; and scores as the plain Transform did.
+        var counted = new CountingDataView(testFiles);
+        var scored = model.Transform(counted);
+        var scoredSchema = scored.Schema;
+        using (var cursor = scored.GetRowCursor([scoredSchema["Image"], scoredSchema["Score"], scoredSchema["PredictedLabel"]]))
+        {
+            var getImage = cursor.GetGetter<MLImage>(scoredSchema["Image"]);
+            var getScore = cursor.GetGetter<VBuffer<float>>(scoredSchema["Score"]);
+            MLImage? image = null;
+            VBuffer<float> score = default;
+            int row = 0;
+            while (cursor.MoveNext())
+            {
+                getImage(ref image);
+                getScore(ref score);
+                Assert.AreEqual(28, image!.Width, $"row {row}: the image passes through");
+                CollectionAssert.AreEqual(scores[row], score.DenseValues().ToArray(), $"row {row}");
+                row++;
+            }
+            Assert.AreEqual(test.Count, row);
+        }
+        Assert.AreEqual(1, counted.CursorsOpened, "one cursor over the input");
+        Assert.AreEqual(test.Count, counted.Reads("Path"), "one decode per image");
         Assert.AreEqual(10, ml.MulticlassClassification.Evaluate(model.Transform(testFiles)).ConfusionMatrix.NumberOfClasses);
 
         var path = Path.Combine(dir, "images.zip");

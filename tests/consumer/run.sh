@@ -9,7 +9,10 @@
 #     score the project app's zip identically too);
 #     The package app is also published and run from its publish folder, and an MSTest project referencing the
 #     packages loads the saved model under `dotnet test` (VSTest's test host) and must score identically;
-#  3. installs the tool with `dotnet tool install --tool-path` from the folder and runs `noprop train` (tiny sizes).
+#  3. installs the tool with `dotnet tool install --tool-path` from the folder and runs `noprop train` (tiny sizes);
+#  4. exports 400 MNIST PNGs with the tool, and an app referencing only NoProp.ML and ML.NET (tests/consumer/mlnet) trains
+#     on them as issue 11 asks (uint labels, LoadImages' MLImage column, Fit(train, validation), early stopping, a
+#     cancellation mid-training, MapKeyToValue, LastTransformer.Model) and must score identically in a fresh process.
 # About 3.5 minutes of CPU time (2 cores). Nothing is patched, copied or preloaded by hand: on Debian 12 the libraries fix TorchSharp's native library
 # themselves (docs/torchsharp-on-debian12.md). The user's NuGet cache is read, never written (the temporary
 # packages folder takes this build's packages). Set NOPROP_CONSUMER_KEEP=1 to keep the temporary folder.
@@ -117,6 +120,22 @@ step "dotnet tool install"
 "$work/tool/noprop" train --method dt --epochs 1 --blocks 2 --train-size 256 --validation-size 64 --test-size 128 --output "$work/run" \
   || fail "noprop train (installed tool) failed"
 grep -q '"test_accuracy"' "$work/run/metrics.json" || fail "noprop train wrote no test accuracy"
+
+step "an ML.NET app with only NoProp.ML (issue 11)"
+# PNG digits from the installed tool, one folder per class; an app that references NoProp.ML and ML.NET only (no
+# NoProp.Data.Mnist) trains on them through LoadImages with uint labels, validation data, early stopping and a cancelled
+# run, and checks itself (tests/consumer/mlnet/Program.cs); the model it saves must score the same in a fresh process.
+"$work/tool/noprop" export-images --split train --limit 300 --output "$work/png/train" >/dev/null || fail "noprop export-images failed"
+"$work/tool/noprop" export-images --split test --limit 100 --output "$work/png/test" >/dev/null || fail "noprop export-images failed"
+make_app "$work/mlnet-app" "    <PackageReference Include=\"NoProp.ML\" Version=\"$version\" />" mlnet
+rm "$work/mlnet-app/ConsumerData.cs"   # the other apps' MNIST rows: this one reads PNG files
+cp "$work/NuGet.config" "$work/mlnet-app/"
+build "$work/mlnet-app" "the ML.NET app"
+mlnet_app="$work/mlnet-app/bin/Release/net10.0/Consumer.dll"
+dotnet "$mlnet_app" train "$work/png" "$work/mlnet.zip" "$work/mlnet-trained.txt" || fail "the ML.NET app: training failed"
+dotnet "$mlnet_app" score "$work/png" "$work/mlnet.zip" "$work/mlnet-loaded.txt" || fail "the ML.NET app: loading and scoring failed"
+[ "$(wc -l < "$work/mlnet-loaded.txt")" -eq 100 ] || fail "the ML.NET app: expected 100 scored rows"
+cmp -s "$work/mlnet-trained.txt" "$work/mlnet-loaded.txt" || fail "the ML.NET app: the model loaded in a fresh process scores differently ($(diff "$work/mlnet-trained.txt" "$work/mlnet-loaded.txt" | head -3))"
 
 if [ -n "$(find "$XDG_CACHE_HOME" -name libLibTorchSharp.so 2>/dev/null)" ]; then
   echo "consumer: TorchSharp's native library was patched at run time (this system's libstdc++ lacks GLIBCXX_3.4.32)"

@@ -17,27 +17,31 @@ internal static class FeatureReaders
 {
     public static bool IsImage(DataViewType type) => type is ImageDataViewType;
 
-    public static FeatureReader Create(DataViewRow row, DataViewSchema.Column column, ImageShape image)
+    public static FeatureReader Create(DataViewRow row, DataViewSchema.Column column, ImageShape image) =>
+        Create(column, image, IsImage(column.Type) ? row.GetGetter<MLImage>(column) : row.GetGetter<VBuffer<float>>(column), () => row.Position);
+
+    /// <summary>A reader over <paramref name="getter"/> (a <c>ValueGetter&lt;MLImage&gt;</c> or <c>ValueGetter&lt;VBuffer&lt;float&gt;&gt;</c> of <paramref name="column"/>).</summary>
+    public static FeatureReader Create(DataViewSchema.Column column, ImageShape image, Delegate getter, Func<long> position)
     {
-        if (IsImage(column.Type))
+        if (getter is ValueGetter<MLImage> getImage)
         {
-            var getImage = row.GetGetter<MLImage>(column);
             MLImage? current = null;   // the getter disposes the previous row's image when it fills this one
             return destination =>
             {
                 getImage(ref current);
                 if (current is null)
-                    throw new InvalidOperationException($"image column '{column.Name}' has no image in row {row.Position} (an empty path?)");
+                    throw new InvalidOperationException($"image column '{column.Name}' has no image in row {position()} (an empty path?)");
                 ImagePixels.Extract(current, image, destination);
             };
         }
-        var getVector = row.GetGetter<VBuffer<float>>(column);
+        var getVector = getter as ValueGetter<VBuffer<float>>
+            ?? throw new InvalidOperationException($"feature column '{column.Name}' is {column.Type}, neither an image nor a vector of Single");
         VBuffer<float> buffer = default;
         return destination =>
         {
             getVector(ref buffer);
             if (buffer.Length != destination.Length)
-                throw new InvalidOperationException($"feature column '{column.Name}' held {buffer.Length} values in row {row.Position}, the model expects {destination.Length}");
+                throw new InvalidOperationException($"feature column '{column.Name}' held {buffer.Length} values in row {position()}, the model expects {destination.Length}");
             buffer.CopyTo(destination);   // densifies sparse rows
         };
     }

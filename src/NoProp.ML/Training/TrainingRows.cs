@@ -1,24 +1,28 @@
 using Microsoft.ML;
-using Microsoft.ML.Data;
+using NoProp.Data;
 using NoProp.ML.Features;
 using NoProp.Models;
 
 namespace NoProp.ML.Training;
 
-/// <summary>The labelled rows of a training data view, materialised once (NoProp trains several passes over them).</summary>
-internal sealed record TrainingRows(float[] Features, int[] Labels, int SkippedRows)
+/// <summary>
+/// The labelled rows of a training data view, materialised once (NoProp trains several passes over them) in a chunked
+/// buffer: no single array limits their number, and growing never copies the rows already read.
+/// </summary>
+internal sealed record TrainingRows(ChunkedImages Images, int[] Labels, int SkippedRows)
 {
     public int Count => Labels.Length;
 
     /// <summary>
-    /// Reads every row with a label: features into one channel-major float array, labels as 0-based classes (key − 1).
-    /// Rows whose label is missing (key 0, e.g. a value MapValueToKey did not know) are skipped and counted.
+    /// Reads every row with a label in one cursor: features (channel-major) into <see cref="ChunkedImages"/> of
+    /// <paramref name="imagesPerChunk"/> images (null: 64 MiB chunks), labels as 0-based classes (key − 1). Rows whose
+    /// label is missing (key 0, e.g. a value MapValueToKey did not know) are skipped, without reading their features, and counted.
     /// </summary>
-    public static TrainingRows Read(IDataView data, DataViewSchema.Column featureColumn, DataViewSchema.Column labelColumn, ImageShape image)
+    public static TrainingRows Read(IDataView data, DataViewSchema.Column featureColumn, DataViewSchema.Column labelColumn, ImageShape image,
+        int? imagesPerChunk = null)
     {
-        int featureSize = image.Size;
+        var images = new ChunkedImages(image.Size, imagesPerChunk);
         long? known = data.GetRowCount();
-        var features = new float[(known is long n && n > 0 && n * featureSize < Array.MaxLength ? n : 1024) * featureSize];
         var labels = new List<int>(known is long m && m < int.MaxValue ? (int)m : 1024);
         int skipped = 0;
         using var cursor = data.GetRowCursor([featureColumn, labelColumn]);
@@ -29,18 +33,21 @@ internal sealed record TrainingRows(float[] Features, int[] Labels, int SkippedR
         {
             readLabel(ref key);
             if (key == 0) { skipped++; continue; }
-            long offset = (long)labels.Count * featureSize;
-            if (offset + featureSize > features.LongLength)
-            {
-                long grown = Math.Min(Math.Max(features.LongLength * 2, offset + featureSize), Array.MaxLength);
-                if (grown < offset + featureSize)
-                    throw new InvalidOperationException($"too many training rows for one array ({labels.Count} rows of {featureSize} values)");
-                Array.Resize(ref features, (int)grown);
-            }
-            readFeatures(features.AsSpan((int)offset, featureSize));
+            readFeatures(images.Append());
             labels.Add((int)key - 1);
         }
-        if (features.LongLength != (long)labels.Count * featureSize) Array.Resize(ref features, labels.Count * featureSize);
-        return new TrainingRows(features, labels.ToArray(), skipped);
+        return new TrainingRows(images.Seal(), labels.ToArray(), skipped);
+    }
+
+    /// <summary>All rows, in reading order, as a data set viewing the buffer.</summary>
+    public ImageDataset All(string name, ImageShape image, IReadOnlyList<string> classNames, Normalization normalization) =>
+        View(name, Enumerable.Range(0, Count).ToArray(), image, classNames, normalization);
+
+    /// <summary>The rows <paramref name="indices"/>, in that order, as a data set viewing the buffer (no copy).</summary>
+    public ImageDataset View(string name, int[] indices, ImageShape image, IReadOnlyList<string> classNames, Normalization normalization)
+    {
+        var labels = new int[indices.Length];
+        for (int i = 0; i < indices.Length; i++) labels[i] = Labels[indices[i]];
+        return ImageDataset.FromChunks(name, Images, indices, labels, image.Channels, image.Height, image.Width, classNames, normalization);
     }
 }

@@ -33,7 +33,41 @@ public sealed record Normalization(float[] Mean, float[] Std)
         long imageSize = (long)channels * pixelsPerChannel;
         if (images.Length == 0 || images.Length % imageSize != 0)
             throw new ArgumentException($"{images.Length} values do not make whole images of {channels}×{pixelsPerChannel}", nameof(images));
-        long count = images.Length / imageSize;
+        return Estimate(new SpanImages(images, (int)imageSize), images.Length / imageSize, channels, pixelsPerChannel);
+    }
+
+    /// <summary>
+    /// <see cref="Estimate(ReadOnlySpan{float}, int, int)"/> of the images <paramref name="indices"/> of a chunked buffer, in
+    /// that order (the same sums, so the same statistics as for those images copied into one array).
+    /// </summary>
+    public static Normalization Estimate(ChunkedImages images, IReadOnlyList<int> indices, int channels, int pixelsPerChannel)
+    {
+        if (channels < 1 || pixelsPerChannel < 1) throw new ArgumentOutOfRangeException(nameof(channels));
+        if ((long)channels * pixelsPerChannel != images.ImageSize)
+            throw new ArgumentException($"images of {images.ImageSize} values are not {channels}×{pixelsPerChannel}", nameof(images));
+        if (indices.Count == 0) throw new ArgumentException("no images to estimate the normalisation from", nameof(indices));
+        return Estimate(new ChunkView(images, indices), indices.Count, channels, pixelsPerChannel);
+    }
+
+    private interface IImageSequence
+    {
+        ReadOnlySpan<float> Image(long index);
+    }
+
+    private readonly ref struct SpanImages(ReadOnlySpan<float> values, int imageSize) : IImageSequence
+    {
+        private readonly ReadOnlySpan<float> values = values;
+        public ReadOnlySpan<float> Image(long index) => values.Slice((int)(index * imageSize), imageSize);
+    }
+
+    private readonly struct ChunkView(ChunkedImages images, IReadOnlyList<int> indices) : IImageSequence
+    {
+        public ReadOnlySpan<float> Image(long index) => images.Image(indices[(int)index]);
+    }
+
+    private static Normalization Estimate<TImages>(TImages images, long count, int channels, int pixelsPerChannel)
+        where TImages : IImageSequence, allows ref struct
+    {
         var mean = new float[channels];
         var std = new float[channels];
         for (int c = 0; c < channels; c++)
@@ -41,11 +75,11 @@ public sealed record Normalization(float[] Mean, float[] Std)
             // Two passes in double: a one-pass sum of squares loses the variance of pixels far from zero.
             double sum = 0;
             for (long i = 0; i < count; i++)
-                foreach (var v in images.Slice((int)(i * imageSize + c * pixelsPerChannel), pixelsPerChannel)) sum += v;
+                foreach (var v in images.Image(i).Slice(c * pixelsPerChannel, pixelsPerChannel)) sum += v;
             double m = sum / (count * pixelsPerChannel);
             double squares = 0;
             for (long i = 0; i < count; i++)
-                foreach (var v in images.Slice((int)(i * imageSize + c * pixelsPerChannel), pixelsPerChannel)) squares += (v - m) * (v - m);
+                foreach (var v in images.Image(i).Slice(c * pixelsPerChannel, pixelsPerChannel)) squares += (v - m) * (v - m);
             double s = Math.Sqrt(squares / (count * pixelsPerChannel));
             mean[c] = (float)m;
             std[c] = s > 1e-12 ? (float)s : 1f;
@@ -75,9 +109,12 @@ public sealed record Normalization(float[] Mean, float[] Std)
 /// </summary>
 public sealed class ImageDataset
 {
-    // Exactly one of the two is set: bytes scaled by 1/255, or intensities used as they are.
+    // Exactly one of the three is set: bytes scaled by 1/255, intensities used as they are, or a view (image indices)
+    // of intensities in a chunked buffer shared with other views.
     private readonly byte[]? pixels;
     private readonly float[]? intensities;
+    private readonly ChunkedImages? chunks;
+    private readonly int[]? chunkIndices;
 
     public ImageDataset(string name, byte[] pixels, int[] labels, int channels, int height, int width,
         IReadOnlyList<string> classNames, Normalization normalization)
@@ -93,8 +130,28 @@ public sealed class ImageDataset
         IReadOnlyList<string> classNames, Normalization normalization) =>
         new(name, null, intensities, intensities.LongLength, "intensities", labels, channels, height, width, classNames, normalization);
 
+    /// <summary>
+    /// The images <paramref name="indices"/> of a chunked buffer of float intensities, in that order, with their
+    /// <paramref name="labels"/>: a view, not a copy (several views, a training and a validation split say, share the
+    /// buffer). <see cref="ToTensors"/> copies the viewed images into one tensor, which has no array size limit.
+    /// </summary>
+    public static ImageDataset FromChunks(string name, ChunkedImages images, int[] indices, int[] labels, int channels, int height, int width,
+        IReadOnlyList<string> classNames, Normalization normalization)
+    {
+        if (images.ImageSize != (long)channels * height * width)
+            throw new NoPropException($"{name}: images of {images.ImageSize} values are not {channels}×{height}×{width}");
+        if (indices.Length != labels.Length)
+            throw new NoPropException($"{name}: {indices.Length} images but {labels.Length} labels");
+        foreach (var index in indices)
+            if ((uint)index >= (uint)images.Count)
+                throw new NoPropException($"{name}: image {index} is outside the buffer of {images.Count} images");
+        return new(name, null, null, (long)indices.Length * images.ImageSize, "intensities", labels, channels, height, width, classNames, normalization,
+            images, indices);
+    }
+
     private ImageDataset(string name, byte[]? pixels, float[]? intensities, long valueCount, string valueName, int[] labels,
-        int channels, int height, int width, IReadOnlyList<string> classNames, Normalization normalization)
+        int channels, int height, int width, IReadOnlyList<string> classNames, Normalization normalization,
+        ChunkedImages? chunks = null, int[]? chunkIndices = null)
     {
         long imageSize = (long)channels * height * width;
         if (imageSize <= 0) throw new NoPropException($"{name}: invalid image shape {channels}×{height}×{width}");
@@ -105,7 +162,7 @@ public sealed class ImageDataset
         foreach (var label in labels)
             if (label < 0 || label >= classNames.Count)
                 throw new NoPropException($"{name}: label {label} is outside 0..{classNames.Count - 1}");
-        Name = name; this.pixels = pixels; this.intensities = intensities; Labels = labels; Channels = channels; Height = height; Width = width;
+        Name = name; this.pixels = pixels; this.intensities = intensities; this.chunks = chunks; this.chunkIndices = chunkIndices; Labels = labels; Channels = channels; Height = height; Width = width;
         ClassNames = classNames; Normalization = normalization;
     }
 
@@ -116,6 +173,12 @@ public sealed class ImageDataset
 
     /// <summary>True when the images are bytes (<see cref="Pixels"/>), false when they are float intensities.</summary>
     public bool HoldsBytes => pixels is not null;
+
+    /// <summary>The chunked buffer this data set views (<see cref="FromChunks"/>), else null.</summary>
+    public ChunkedImages? Chunks => chunks;
+
+    /// <summary>The buffer images this data set views, in its order (<see cref="FromChunks"/>), else null.</summary>
+    public IReadOnlyList<int>? ChunkIndices => chunkIndices;
     public int[] Labels { get; }
     public int Channels { get; }
     public int Height { get; }
@@ -132,6 +195,12 @@ public sealed class ImageDataset
         int size = ImageSize;
         var labels = new int[indices.Count];
         for (int i = 0; i < indices.Count; i++) labels[i] = Labels[indices[i]];
+        if (chunks is not null)
+        {
+            var view = new int[indices.Count];
+            for (int i = 0; i < indices.Count; i++) view[i] = chunkIndices![indices[i]];
+            return FromChunks(name ?? Name, chunks, view, labels, Channels, Height, Width, ClassNames, Normalization);
+        }
         if (intensities is not null)
         {
             var selected = new float[(long)indices.Count * size];
@@ -160,11 +229,23 @@ public sealed class ImageDataset
         using var scope = NewDisposeScope();
         var floats = pixels is not null
             ? tensor(pixels, [Count, Channels, Height, Width], ScalarType.Byte).to_type(ScalarType.Float32).div_(255f)
+            : chunks is not null ? GatherChunks()
             : tensor(intensities!, [Count, Channels, Height, Width], ScalarType.Float32);
         Normalization.ApplyInPlace(floats);
         var labels = tensor(Labels.Select(l => (long)l).ToArray(), ScalarType.Int64);
         var x = floats.to(device);
         var y = labels.to(device);
         return (x.MoveToOuterDisposeScope(), y.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The viewed images of the chunked buffer, in view order, as one [N, C, H, W] tensor (copied image by image).</summary>
+    private Tensor GatherChunks()
+    {
+        var floats = empty([Count, Channels, Height, Width], ScalarType.Float32);
+        using var values = floats.data<float>();
+        long size = ImageSize;
+        for (int i = 0; i < chunkIndices!.Length; i++)
+            values.CopyFrom(chunks!.Image(chunkIndices[i]), 0, i * size);
+        return floats;
     }
 }
