@@ -90,7 +90,7 @@ if [ -z "$only" ] || [ "$only" = schedule ]; then
   echo "| run | validation | ODE (z_0 = 0) | image only | γ(0) / γ(0.5) / γ(1) | ᾱ(0.5) / ᾱ(0.75) / ᾱ(1) | training |"
   for n in ct-joint-decay-s1 ct-joint-decay-s2 ct-detached-decay-s1 ct-joint-s1 ct-s1 ct-s2 ct-frozen-s1; do row $n; done
   row ct-paper-s1 --prediction head
-  row ct-paper-s1
+  row ct-paper-s1 --prediction nearest
 fi
 
 if [ -z "$only" ] || [ "$only" = sweeps ]; then
