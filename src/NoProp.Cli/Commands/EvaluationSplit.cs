@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Text.Json;
+using NoProp.Cli.CommandLine;
 using NoProp.Data;
 using NoProp.Methods;
 using NoProp.Runtime;
@@ -21,11 +23,15 @@ internal sealed record EvaluationSplit(string Name, ImageDataset Images, long De
     /// <summary>"sweep-heun" for the test split (the names existing folders hold), "sweep-heun-validation" otherwise.</summary>
     public string FileSuffix => Name == Test ? "" : "-" + Name;
 
+    public static Option<string?> CreateOption() => CliOptions.Choice("--split",
+        "the test set, for final figures, or the validation split the training run held out (rebuilt from its run.json), " +
+        "for choosing settings without looking at the test set  [test]", Names);
+
     /// <summary>Reads <c>--split</c> and refuses <c>--test-size</c> with the validation split.</summary>
-    public static string ReadName(ArgumentReader reader)
+    public static string ReadName(ParseResult result, Option<string?> split, Option<int?> testSize)
     {
-        string name = reader.Has("split") ? reader.Choice("split", Test, Names) : Test;
-        if (name != Test && reader.Has("test-size"))
+        string name = result.GetValue(split) ?? Test;
+        if (name != Test && result.Given(testSize))
             throw new UsageException("--test-size applies to --split test (the validation split is the one the run held out, whole)");
         return name;
     }

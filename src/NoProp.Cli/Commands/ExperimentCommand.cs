@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Diagnostics;
+using NoProp.Cli.CommandLine;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using NoProp.Cli.Experiments;
@@ -17,34 +19,35 @@ namespace NoProp.Cli.Commands;
 /// cell is done when its evaluation.json exists; a cell with a checkpoint but no result continues from the
 /// checkpoint, so running the same command again resumes a half-finished grid.
 /// </summary>
-public static class ExperimentCommand
+internal sealed class ExperimentCommand : Command
 {
-    public const string Help = """
-        noprop experiment: train and evaluate a grid of models, tabulated like the paper's Table 1
-
-          --config FILE.json   the grid: methods × embeddings × data sets × seeds (see configs/)  [required]
-          --output DIR         where cells and results go                          [the config's "output"]
-          --cell NAME          train and evaluate only this cell, in this process (what the grid runs
-                               for each cell in a child process; cell names are listed by --list)
-          --list               print the grid's cells and their state, and stop
-
-        Writes OUTPUT/results.md and results.csv (mean ± standard error over seeds × inference runs, train
-        and test, peak memory), cells.csv (one line per model), runs.csv (every inference run),
-        accuracy-vs-time-<dataset>.png, and each model's run folder under OUTPUT/cells/. Running the same
-        command again skips finished cells and resumes interrupted ones from their checkpoints.
+    private const string Summary = """
+        train and evaluate a grid of models, tabulated like the paper's Table 1. Writes OUTPUT/results.md and
+        results.csv (mean ± standard error over seeds × inference runs, train and test, peak memory), cells.csv (one
+        line per model), runs.csv (every inference run), accuracy-vs-time-<dataset>.png, and each model's run folder
+        under OUTPUT/cells/. Running the same command again skips finished cells and resumes interrupted ones from
+        their checkpoints.
         """;
 
     private const string CellSettingsFile = "cell.json";
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    private readonly Option<string?> configOption = CliOptions.Text("--config", "the grid: methods × embeddings × data sets × seeds (see configs/)  [required]", "FILE.json");
+    private readonly Option<string?> outputOption = CliOptions.Text("--output", "where cells and results go  [the config's \"output\"]", "DIR");
+    private readonly Option<string?> cellOption = CliOptions.Text("--cell", "train and evaluate only this cell, in this process (what the grid runs for each cell in a child process; cell names are listed by --list)", "NAME");
+    private readonly Option<bool?> listOption = CliOptions.Flag("--list", "print the grid's cells and their state, and stop");
+
+    public ExperimentCommand() : base("experiment", Summary)
     {
-        if (args.Contains("--help")) { stdout.Write(Help); return 0; }
-        var reader = new ArgumentReader(args, new HashSet<string> { "list" });
-        var configPath = reader.String("config") ?? throw new UsageException("--config is required (a grid such as configs/quick-cpu.json)");
-        var outputOption = reader.String("output");
-        var cellName = reader.String("cell");
-        bool list = reader.Flag("list");
-        reader.EnsureAllConsumed("experiment");
+        foreach (var option in new Option[] { configOption, outputOption, cellOption, listOption }) Options.Add(option);
+        SetAction(r => Run(r, r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
+    }
+
+    private int Run(ParseResult r, TextWriter stdout, TextWriter stderr)
+    {
+        var configPath = r.GetValue(configOption) ?? throw new UsageException("--config is required (a grid such as configs/quick-cpu.json)");
+        var outputOption = r.GetValue(this.outputOption);
+        var cellName = r.GetValue(cellOption);
+        bool list = r.GetValue(listOption) ?? false;
         if (list && cellName is not null) throw new UsageException("--list and --cell cannot be combined");
 
         var config = ExperimentConfig.Load(configPath);
@@ -225,7 +228,7 @@ public static class ExperimentCommand
         if (!File.Exists(Path.Combine(dir, "metrics.json")))
         {
             string[] trainArgs = Checkpoint.Exists(dir) ? ["--resume", dir] : [.. cell.TrainArguments, "--output", dir];
-            int code = TrainCommand.Run(trainArgs, stdout, stderr);
+            int code = Program.Run(["train", .. trainArgs], stdout, stderr);
             if (code != 0) return code;
         }
         Evaluate(config, cell, dir, stderr).Save(dir);

@@ -1,6 +1,8 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using NoProp.Cli.CommandLine;
 using NoProp.Data;
 using NoProp.Embeddings;
 using NoProp.Methods;
@@ -12,85 +14,80 @@ using NoProp.Training;
 namespace NoProp.Cli.Commands;
 
 /// <summary><c>noprop train</c>: trains a model, evaluates it on the test split and writes metrics.</summary>
-public static class TrainCommand
+internal sealed class TrainCommand : Command, ITailoredHelp
 {
-    public const string Help = """
-        noprop train: train a NoProp model
+    private const string Summary = "train a NoProp model: NoProp-DT (§2.3), NoProp-CT (§2.4), NoProp-FM (§2.5), or a baseline " +
+        "(backprop: the DT blocks trained end to end, Eqs. 17–19; adjoint: the CT network as a neural ODE trained by the adjoint method). " +
+        "`noprop train --method M --help` lists the options of method M only.";
 
-          --method dt|ct|fm           NoProp-DT (§2.3), NoProp-CT (§2.4), NoProp-FM (§2.5)  [required]
-                   |backprop|adjoint  baselines: the DT blocks trained end to end (Eqs. 17–19),
-                                      the CT network as a neural ODE trained by the adjoint method
-          --dataset NAME              mnist | fashion-mnist | cifar10 | cifar100 | folder:PATH   [mnist, embedded]
-          --data-dir DIR              folder holding the data set's files               [per-user cache; MNIST: embedded]
-          --download                  download the data set first if it is missing (fashion-mnist, cifar10, cifar100)
-          --label fine|coarse         cifar100: fine (100) or coarse (20) labels         [fine]
-          --image-size N|HxW          folder: size images are resized to                [28]
-          --channels 1|3              folder: grayscale or RGB                          [1]
-          --augment                   random crop (padding --crop-padding, 4) and horizontal flip of training images
-          --epochs N                  training epochs                                   [100, the paper's]
-          --batch-size B              minibatch size                                    [128]
-          --embedding KIND            onehot | learned | prototype                      [onehot]
-          --embedding-dim K           dimension of a learned embedding                  [20]
-          --eta X                     weight η of the denoising loss (dt, ct)           [dt 0.1, ct 1]
-          --lr X / --weight-decay X   optimiser (dt, backprop, adjoint: AdamW; ct/fm: Adam)  [0.001 / 0.001]
-          --train-size N              training images actually trained on               [all but the validation split]
-          --validation-size N         validation split carved from the training set     [5000]
-          --test-size N               evaluate on the first N test images               [all]
-          --eval-every K              validate every K epochs (and after the last)      [1]
-          --early-stopping-patience P stop after P validations without a gain in validation accuracy
-                                      (the model keeps the best epoch)                  [off]
-          --early-stopping-min-delta X  the accuracy gain that counts (0.001 = 0.1 point) [0]
-          --seed S                    seed for data order, initialisation and noise     [1]
-          --threads N                 intra-op threads                                  [TorchSharp's default]
-          --device cpu|cuda           where to train                                    [cpu]
-          --output DIR                where the model, checkpoint and metrics go        [runs/<method>-<dataset>-<time>]
-          --resume DIR                continue the run in DIR from its checkpoint (options given again override)
-          --track-test                also evaluate the test split after every epoch into test-curve.csv
-                                      (for accuracy-against-time charts; never used to select the model)
-          --inference-batch-size N    images per inference batch (validation, test)     [1000]
-          --lr-schedule NAME          constant (the paper's) | cosine (to 0) | one-cycle (peak --lr,
-                                      from lr/25, down to lr/(25·10⁴))                   [constant]
-          --warmup-epochs X           linear (one-cycle: cosine) warm-up, in epochs     [0; one-cycle 30 %]
-        NoProp-DT and backprop:
-          --blocks T                  DT blocks                                         [10]
-          --schedule ORDER            dt: sequential (Algorithm 1: block 1 on every minibatch, then
-                                      block 2, ...) | parallel (every block steps on each minibatch,
-                                      all T computed as one fused computation)          [sequential]
-        NoProp-CT, NoProp-FM and adjoint:
-          --backbone NAME             paper | resnet18 | resnet50 | resnet152           [paper]
-          --solver NAME               euler | heun | midpoint | rk4 | dopri5            [heun]
-          --steps N                   solver steps over t in [0, 1] (adjoint: training too)  [40]
-          --prediction RULE           head | nearest (class from the final z)           [nearest; adjoint: head]
-          --weighting W               ct: constant | snr-derivative (Eq. 9)             [constant]
-          --gamma-max X / --gamma-min X   ct: initial γ(0), γ(1) of the schedule        [5 / -5]
-          --schedule-training MODE    ct: what trains the schedule: joint (the whole loss, the paper) |
-                                      detached (the CE and KL terms only) | frozen
-                                      [constant weighting: detached; snr-derivative: joint]
-          --schedule-weight-decay X   ct: weight decay of the schedule's parameters     [0]
-          --flow-sigma X              fm: σ of the probability path (Eq. 10)            [0]
-        """;
+    private readonly Option<string?> method = CliOptions.Choice("--method", "dt | ct | fm | backprop | adjoint  [required]", MethodKinds.CliNames);
+    private readonly Option<string?> dataset = CliOptions.Text("--dataset", "mnist | fashion-mnist | cifar10 | cifar100 | folder:PATH  [mnist, embedded]", "NAME");
+    private readonly Option<string?> dataDir = CliOptions.Text("--data-dir", "folder holding the data set's files  [per-user cache; MNIST: embedded]", "DIR");
+    private readonly Option<bool?> download = CliOptions.Flag("--download", "download the data set first if it is missing (fashion-mnist, cifar10, cifar100)");
+    private readonly Option<string?> label = CliOptions.Choice("--label", "cifar100: fine (100) or coarse (20) labels  [fine]", ["fine", "coarse"]);
+    private readonly Option<string?> imageSize = CliOptions.Text("--image-size", "folder: size images are resized to, N or HxW  [28]", "N|HxW");
+    private readonly Option<int?> channels = CliOptions.Int("--channels", "folder: 1 (grayscale) or 3 (RGB)  [1]", 1, 3);
+    private readonly Option<bool?> augment = CliOptions.Flag("--augment", "random crop (padding --crop-padding) and horizontal flip of training images");
+    private readonly Option<int?> cropPadding = CliOptions.Int("--crop-padding", "padding of the random crop, with --augment  [4]", 0, 64);
+    private readonly Option<int?> epochs = CliOptions.Int("--epochs", "training epochs  [100, the paper's]", 1);
+    private readonly Option<int?> batchSize = CliOptions.Int("--batch-size", "minibatch size  [128]", 2, valueName: "B");
+    private readonly Option<string?> embedding = CliOptions.Choice("--embedding", "label embedding  [onehot]", ["onehot", "learned", "prototype"]);
+    private readonly Option<int?> embeddingDim = CliOptions.Int("--embedding-dim", "dimension of a learned embedding  [20]", 1, valueName: "K");
+    private readonly Option<double?> eta = CliOptions.Double("--eta", "weight η of the denoising loss  [dt 0.1, ct 1]", 0);
+    private readonly Option<double?> lr = CliOptions.Double("--lr", "learning rate (dt, backprop, adjoint: AdamW; ct, fm: Adam)  [0.001]", 0);
+    private readonly Option<double?> weightDecay = CliOptions.Double("--weight-decay", "weight decay  [0.001]", -1e-300);
+    private readonly Option<int?> trainSize = CliOptions.Int("--train-size", "training images actually trained on  [all but the validation split]", 2);
+    private readonly Option<int?> validationSize = CliOptions.Int("--validation-size", "validation split carved from the training set  [5000]", 0);
+    private readonly Option<int?> testSize = CliOptions.Int("--test-size", "evaluate on the first N test images  [all]", 1);
+    private readonly Option<int?> evalEvery = CliOptions.Int("--eval-every", "validate every K epochs (and after the last)  [1]", 1, valueName: "K");
+    private readonly Option<int?> patience = CliOptions.Int("--early-stopping-patience", "stop after P validations without a gain in validation accuracy (the model keeps the best epoch)  [off]", 1, valueName: "P");
+    private readonly Option<double?> minDelta = CliOptions.Double("--early-stopping-min-delta", "the accuracy gain that counts (0.001 = 0.1 point)  [0]", -1e-300);
+    private readonly Option<long?> seed = CliOptions.Long("--seed", "seed for data order, initialisation and noise  [1]", "S");
+    private readonly Option<int?> threads = CliOptions.Int("--threads", "intra-op threads  [TorchSharp's default]", 1, 1024);
+    private readonly Option<string?> device = CliOptions.Text("--device", "cpu | cuda: where to train  [cpu]", "cpu|cuda");
+    private readonly Option<string?> output = CliOptions.Text("--output", "where the model, checkpoint and metrics go  [runs/<method>-<dataset>-<time>]", "DIR");
+    private readonly Option<string?> resume = CliOptions.Text("--resume", "continue the run in DIR from its checkpoint (options given again override its run.json)", "DIR");
+    private readonly Option<bool?> trackTest = CliOptions.Flag("--track-test", "also evaluate the test split after every epoch into test-curve.csv (for accuracy-against-time charts; never used to select the model)");
+    private readonly Option<int?> inferenceBatchSize = CliOptions.Int("--inference-batch-size", "images per inference batch (validation, test)  [1000]", 1);
+    private readonly Option<string?> lrSchedule = CliOptions.Choice("--lr-schedule", "constant (the paper's) | cosine (to 0) | one-cycle (peak --lr, from lr/25, down to lr/(25·10⁴))  [constant]", LearningRateSchedule.CliNames);
+    private readonly Option<double?> warmupEpochs = CliOptions.Double("--warmup-epochs", "linear (one-cycle: cosine) warm-up, in epochs  [0; one-cycle 30 %]", -1e-300);
+    private readonly Option<int?> blocks = CliOptions.Int("--blocks", "DT blocks T  [10]", 1, 1000, "T");
+    private readonly Option<string?> schedule = CliOptions.Choice("--schedule", "sequential (Algorithm 1: block 1 on every minibatch, then block 2, ...) | parallel (every block steps on each minibatch, all T fused)  [sequential]", ["sequential", "parallel"]);
+    private readonly Option<string?> backbone = CliOptions.Choice("--backbone", "image backbone  [paper]", Backbones.CliNames);
+    private readonly Option<string?> solver = CliOptions.Choice("--solver", "ODE solver  [heun]", OdeSolvers.Names.ToArray());
+    private readonly Option<int?> steps = CliOptions.Int("--steps", "solver steps over t in [0, 1] (adjoint: training too)  [40]", 1, 1_000_000);
+    private readonly Option<string?> prediction = CliOptions.Choice("--prediction", "class from the final z: head | nearest  [nearest; adjoint: head]", ["head", "nearest"]);
+    private readonly Option<string?> weighting = CliOptions.Choice("--weighting", "constant | snr-derivative (Eq. 9)  [constant]", ["constant", "snr-derivative"]);
+    private readonly Option<double?> gammaMax = CliOptions.Double("--gamma-max", "initial γ(0) of the noise schedule  [5]");
+    private readonly Option<double?> gammaMin = CliOptions.Double("--gamma-min", "initial γ(1) of the noise schedule  [-5]");
+    private readonly Option<string?> scheduleTraining = CliOptions.Choice("--schedule-training", "what trains the schedule: joint (the whole loss, the paper) | detached (the CE and KL terms only) | frozen  [constant weighting: detached; snr-derivative: joint]", CtScheduleTrainings.CliNames);
+    private readonly Option<double?> scheduleWeightDecay = CliOptions.Double("--schedule-weight-decay", "weight decay of the schedule's parameters  [0]", -1e-300);
+    private readonly Option<double?> flowSigma = CliOptions.Double("--flow-sigma", "σ of the probability path (Eq. 10)  [0]", -1e-300, "σ");
 
-
-    /// <summary>Options that only make sense for other methods are usage errors, not silently ignored flags.</summary>
-    private static void RejectOptionsOfOtherMethods(ArgumentReader reader, string method)
+    public TrainCommand() : base("train", Summary)
     {
-        string[] dtOnly = ["blocks"];
-        string[] continuousOnly = ["backbone", "solver", "steps", "prediction"];
-        bool chain = method is "dt" or "backprop", continuous = method is "ct" or "fm" or "adjoint";
-        string[] ctOnly = ["weighting", "gamma-max", "gamma-min", "schedule-training", "schedule-weight-decay"];
-        string[] fmOnly = ["flow-sigma"];
-        string[] notFm = ["eta"];
-        if (reader.Has("schedule") && method != "dt") throw new UsageException($"--schedule applies to --method dt, not --method {method}");
-        void Reject(string[] names, bool applies, string which)
+        foreach (var option in new Option[]
+                 {
+                     method, dataset, dataDir, download, label, imageSize, channels, augment, cropPadding, epochs, batchSize, embedding, embeddingDim,
+                     eta, lr, weightDecay, trainSize, validationSize, testSize, evalEvery, patience, minDelta, seed, threads, device, output, resume,
+                     trackTest, inferenceBatchSize, lrSchedule, warmupEpochs, blocks, schedule, backbone, solver, steps, prediction, weighting,
+                     gammaMax, gammaMin, scheduleTraining, scheduleWeightDecay, flowSigma,
+                 })
         {
-            foreach (var name in names)
-                if (!applies && reader.Has(name)) throw new UsageException($"--{name} applies to {which}, not --method {method}");
+            if (MethodOptions.MethodsOf(option.Name) is { } methods) option.Description += $" ({Describe(methods)})";
+            Options.Add(option);
         }
-        Reject(dtOnly, chain, "--method dt and backprop");
-        Reject(continuousOnly, continuous, "--method ct, fm and adjoint");
-        Reject(ctOnly, method == "ct", "--method ct");
-        Reject(fmOnly, method == "fm", "--method fm");
-        Reject(notFm, method is "dt" or "ct", "--method dt and ct");
+        SetAction(result => Run(result, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error));
+    }
+
+    private static string Describe(IReadOnlyList<string> methods) => methods.Count == 1 ? methods[0] : string.Join(", ", methods);
+
+    /// <summary><c>--method M --help</c>: only the options that apply to M.</summary>
+    public void BeforeHelp(ParseResult result)
+    {
+        if (result.GetValue(method) is not string chosen) return;
+        foreach (var option in Options) option.Hidden = !MethodOptions.AppliesTo(option.Name, chosen);
+        Description = $"train a {MethodKinds.Parse(chosen).DisplayName()} model (the options of --method {chosen}; `noprop train --help` lists every method's)";
     }
 
     /// <summary>"32" or "32x48" (height × width).</summary>
@@ -102,84 +99,90 @@ public static class TrainCommand
         throw new UsageException($"--image-size: '{value}' is not N or HxW with sides from 14 to 1024");
     }
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    /// <summary>The run's settings: run.json's with --resume, the defaults otherwise, then every option given on the command line.</summary>
+    private RunSettings ReadSettings(ParseResult r, string? resumeDir)
     {
-        if (args.Contains("--help")) { stdout.Write(Help); return 0; }
-        var reader = new ArgumentReader(args, new HashSet<string> { "download", "augment", "track-test" });
-
-        var resumeDir = reader.String("resume");
         var settings = resumeDir is not null ? RunSettings.Load(resumeDir) : new RunSettings();
-        if (resumeDir is null && !reader.Has("method")) throw new UsageException("--method is required (dt, ct, fm, backprop or adjoint)");
-        if (reader.Has("method")) settings.Method = reader.Choice("method", "dt", MethodKinds.CliNames);
-        if (reader.Has("dataset"))
+        if (resumeDir is null && !r.Given(method)) throw new UsageException("--method is required (dt, ct, fm, backprop or adjoint)");
+        settings.Method = r.GetValue(method) ?? settings.Method;
+        if (r.GetValue(dataset) is string datasetName)
         {
-            settings.Dataset = reader.String("dataset")!;
-            try { DatasetSpec.Parse(settings.Dataset); }
+            try { DatasetSpec.Parse(datasetName); }
             catch (NoPropException e) { throw new UsageException("--dataset: " + e.Message); }
+            settings.Dataset = datasetName;
         }
-        if (reader.Has("data-dir")) settings.DataDir = reader.String("data-dir");
-        if (reader.Has("label")) settings.Label = reader.Choice("label", "fine", "fine", "coarse");
-        if (reader.Has("image-size")) (settings.ImageHeight, settings.ImageWidth) = ParseImageSize(reader.String("image-size")!);
-        settings.Channels = reader.Int("channels", 1, 3) ?? settings.Channels;
+        if (r.Given(dataDir)) settings.DataDir = r.GetValue(dataDir);
+        settings.Label = r.GetValue(label) ?? settings.Label;
+        if (r.GetValue(imageSize) is string size) (settings.ImageHeight, settings.ImageWidth) = ParseImageSize(size);
+        settings.Channels = r.GetValue(channels) ?? settings.Channels;
         if (settings.Channels == 2) throw new UsageException("--channels: must be 1 (grayscale) or 3 (RGB)");
-        settings.Download = reader.Flag("download") || settings.Download;
-        settings.Augment = reader.Flag("augment") || settings.Augment;
-        settings.CropPadding = reader.Int("crop-padding", 0, 64) ?? settings.CropPadding;
+        settings.Download = (r.GetValue(download) ?? false) || settings.Download;
+        settings.Augment = (r.GetValue(augment) ?? false) || settings.Augment;
+        settings.CropPadding = r.GetValue(cropPadding) ?? settings.CropPadding;
         var datasetKind = DatasetSpec.Parse(settings.Dataset).Kind;
-        if (reader.Has("label") && datasetKind != "cifar100") throw new UsageException("--label applies to --dataset cifar100");
-        if ((reader.Has("image-size") || reader.Has("channels")) && datasetKind != "folder")
+        if (r.Given(label) && datasetKind != "cifar100") throw new UsageException("--label applies to --dataset cifar100");
+        if ((r.Given(imageSize) || r.Given(channels)) && datasetKind != "folder")
             throw new UsageException("--image-size and --channels apply to --dataset folder:PATH (other data sets have a fixed size)");
-        if (reader.Has("crop-padding") && !settings.Augment) throw new UsageException("--crop-padding applies with --augment");
+        if (r.Given(cropPadding) && !settings.Augment) throw new UsageException("--crop-padding applies with --augment");
         if (settings.Download && datasetKind is "mnist" or "folder")
             throw new UsageException($"--download applies to fashion-mnist, cifar10 and cifar100, not {datasetKind}");
-        if (reader.Has("embedding")) settings.Embedding = reader.Choice("embedding", "onehot", "onehot", "learned", "prototype");
-        settings.EmbeddingDim = reader.Int("embedding-dim", 1) ?? settings.EmbeddingDim;
-        settings.Blocks = reader.Int("blocks", 1, 1000) ?? settings.Blocks;
-        settings.Epochs = reader.Int("epochs", 1) ?? settings.Epochs;
-        settings.BatchSize = reader.Int("batch-size", 2) ?? settings.BatchSize;
-        settings.TrainSize = reader.Int("train-size", 2) ?? settings.TrainSize;
-        settings.ValidationSize = reader.Int("validation-size", 0) ?? settings.ValidationSize;
-        settings.TestSize = reader.Int("test-size", 1) ?? settings.TestSize;
-        settings.EvalEvery = reader.Int("eval-every", 1) ?? settings.EvalEvery;
-        settings.EarlyStoppingPatience = reader.Int("early-stopping-patience", 1) ?? settings.EarlyStoppingPatience;
-        settings.EarlyStoppingMinDelta = reader.Double("early-stopping-min-delta", -1e-300) ?? settings.EarlyStoppingMinDelta;
+        settings.Embedding = r.GetValue(embedding) ?? settings.Embedding;
+        settings.EmbeddingDim = r.GetValue(embeddingDim) ?? settings.EmbeddingDim;
+        settings.Blocks = r.GetValue(blocks) ?? settings.Blocks;
+        settings.Epochs = r.GetValue(epochs) ?? settings.Epochs;
+        settings.BatchSize = r.GetValue(batchSize) ?? settings.BatchSize;
+        settings.TrainSize = r.GetValue(trainSize) ?? settings.TrainSize;
+        settings.ValidationSize = r.GetValue(validationSize) ?? settings.ValidationSize;
+        settings.TestSize = r.GetValue(testSize) ?? settings.TestSize;
+        settings.EvalEvery = r.GetValue(evalEvery) ?? settings.EvalEvery;
+        settings.EarlyStoppingPatience = r.GetValue(patience) ?? settings.EarlyStoppingPatience;
+        settings.EarlyStoppingMinDelta = r.GetValue(minDelta) ?? settings.EarlyStoppingMinDelta;
         if (settings.EarlyStoppingMinDelta >= 1)
             throw new UsageException($"--early-stopping-min-delta: an accuracy gain below 1, got {settings.EarlyStoppingMinDelta.ToString(CultureInfo.InvariantCulture)}");
-        if (reader.Has("early-stopping-min-delta") && settings.EarlyStoppingPatience is null)
+        if (r.Given(minDelta) && settings.EarlyStoppingPatience is null)
             throw new UsageException("--early-stopping-min-delta applies with --early-stopping-patience");
         if (settings.EarlyStoppingPatience is not null && settings.ValidationSize == 0)
             throw new UsageException("--early-stopping-patience needs a validation split (--validation-size > 0)");
-        settings.Seed = reader.Long("seed") ?? settings.Seed;
-        settings.Threads = reader.Int("threads", 1, 1024) ?? settings.Threads;
-        if (reader.Has("device")) settings.Device = reader.String("device")!;
-        settings.LearningRate = reader.Double("lr", 0) ?? settings.LearningRate;
-        settings.WeightDecay = reader.Double("weight-decay", -1e-300) ?? settings.WeightDecay;
-        settings.Eta = reader.Double("eta", 0) ?? settings.Eta;
-        if (reader.Has("backbone")) settings.Backbone = reader.Choice("backbone", "paper", Backbones.CliNames);
-        if (reader.Has("solver")) settings.Solver = reader.Choice("solver", "heun", OdeSolvers.Names.ToArray());
-        settings.Steps = reader.Int("steps", 1, 1_000_000) ?? settings.Steps;
-        if (reader.Has("weighting")) settings.Weighting = reader.Choice("weighting", "constant", "constant", "snr-derivative");
-        if (reader.Has("prediction")) settings.Prediction = reader.Choice("prediction", "head", "head", "nearest");
-        if (reader.Has("schedule-training")) settings.ScheduleTraining = reader.Choice("schedule-training", "joint", CtScheduleTrainings.CliNames);
-        settings.ScheduleWeightDecay = reader.Double("schedule-weight-decay", -1e-300) ?? settings.ScheduleWeightDecay;
-        settings.GammaMax = reader.Double("gamma-max") ?? settings.GammaMax;
-        settings.GammaMin = reader.Double("gamma-min") ?? settings.GammaMin;
-        settings.FlowSigma = reader.Double("flow-sigma", -1e-300) ?? settings.FlowSigma;
-        if (reader.Has("track-test")) settings.TrackTest = reader.Flag("track-test");
-        if (reader.Has("schedule")) settings.Schedule = reader.Choice("schedule", "sequential", "sequential", "parallel");
-        settings.InferenceBatchSize = reader.Int("inference-batch-size", 1) ?? settings.InferenceBatchSize;
-        if (reader.Has("lr-schedule")) settings.LrSchedule = reader.Choice("lr-schedule", "constant", LearningRateSchedule.CliNames);
-        settings.WarmupEpochs = reader.Double("warmup-epochs", -1e-300) ?? settings.WarmupEpochs;
+        settings.Seed = r.GetValue(seed) ?? settings.Seed;
+        settings.Threads = r.GetValue(threads) ?? settings.Threads;
+        settings.Device = r.GetValue(device) ?? settings.Device;
+        settings.LearningRate = r.GetValue(lr) ?? settings.LearningRate;
+        settings.WeightDecay = r.GetValue(weightDecay) ?? settings.WeightDecay;
+        settings.Eta = r.GetValue(eta) ?? settings.Eta;
+        settings.Backbone = r.GetValue(backbone) ?? settings.Backbone;
+        settings.Solver = r.GetValue(solver) ?? settings.Solver;
+        settings.Steps = r.GetValue(steps) ?? settings.Steps;
+        settings.Weighting = r.GetValue(weighting) ?? settings.Weighting;
+        settings.Prediction = r.GetValue(prediction) ?? settings.Prediction;
+        settings.ScheduleTraining = r.GetValue(scheduleTraining) ?? settings.ScheduleTraining;
+        settings.ScheduleWeightDecay = r.GetValue(scheduleWeightDecay) ?? settings.ScheduleWeightDecay;
+        settings.GammaMax = r.GetValue(gammaMax) ?? settings.GammaMax;
+        settings.GammaMin = r.GetValue(gammaMin) ?? settings.GammaMin;
+        settings.FlowSigma = r.GetValue(flowSigma) ?? settings.FlowSigma;
+        settings.TrackTest = r.GetValue(trackTest) ?? settings.TrackTest;
+        settings.Schedule = r.GetValue(schedule) ?? settings.Schedule;
+        settings.InferenceBatchSize = r.GetValue(inferenceBatchSize) ?? settings.InferenceBatchSize;
+        settings.LrSchedule = r.GetValue(lrSchedule) ?? settings.LrSchedule;
+        settings.WarmupEpochs = r.GetValue(warmupEpochs) ?? settings.WarmupEpochs;
         if (settings.WarmupEpochs is double warmup && warmup >= settings.Epochs)
             throw new UsageException($"--warmup-epochs {warmup}: must be shorter than the run (--epochs {settings.Epochs})");
-        var output = resumeDir ?? reader.String("output")
-            ?? Path.Combine("runs", $"{settings.Method}-{settings.Dataset}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}");
-        if (resumeDir is not null && reader.Has("output") && Path.GetFullPath(reader.String("output")!) != Path.GetFullPath(resumeDir))
-            throw new UsageException("--output cannot differ from --resume (a resumed run continues in its own folder)");
         if (settings.EmbeddingDim is not null && settings.Embedding != "learned")
             throw new UsageException($"--embedding-dim applies to --embedding learned only (a {settings.Embedding} embedding's dimension is fixed)");
-        RejectOptionsOfOtherMethods(reader, settings.Method);
-        reader.EnsureAllConsumed("train");
+        // Options that only make sense for other methods are usage errors, not silently ignored flags.
+        foreach (var option in Options)
+            if (r.Given(option) && MethodOptions.Misapplied(option.Name, settings.Method) is string misapplied)
+                throw new UsageException(misapplied);
+        return settings;
+    }
+
+    private int Run(ParseResult r, TextWriter stdout, TextWriter stderr)
+    {
+        var resumeDir = r.GetValue(resume);
+        var settings = ReadSettings(r, resumeDir);
+        var output = resumeDir ?? r.GetValue(this.output)
+            ?? Path.Combine("runs", $"{settings.Method}-{settings.Dataset}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}");
+        if (resumeDir is not null && r.GetValue(this.output) is string given && Path.GetFullPath(given) != Path.GetFullPath(resumeDir))
+            throw new UsageException("--output cannot differ from --resume (a resumed run continues in its own folder)");
 
         TorchRuntime.Initialize(settings.Threads);
         var device = TorchRuntime.ResolveDevice(settings.Device);
