@@ -1,10 +1,10 @@
 using System.CommandLine;
-using System.Text.Json;
 using NoProp.Cli.CommandLine;
 using NoProp.Data;
 using NoProp.Methods;
 using NoProp.Runtime;
 using NoProp.Training;
+using NoProp.Training.Runs;
 
 namespace NoProp.Cli.Commands;
 
@@ -41,31 +41,23 @@ internal sealed record EvaluationSplit(string Name, ImageDataset Images, long De
         if (name == Test)
             return new EvaluationSplit(Test, Datasets.Load(config.DatasetSpec(dataDir)).Test.Take(testSize), 1, null);
 
-        if (!File.Exists(Path.Combine(modelDir, RunSettings.FileName)))
-            throw new NoPropException($"--split validation: {Path.Combine(modelDir, RunSettings.FileName)} not found; the validation split is rebuilt " +
+        if (!File.Exists(Path.Combine(modelDir, RunFile.FileName)))
+            throw new NoPropException($"--split validation: {Path.Combine(modelDir, RunFile.FileName)} not found; the validation split is rebuilt " +
                                       "from the settings 'noprop train' saves there (a model folder without them can only be evaluated on the test split)");
-        var run = RunSettings.Load(modelDir);
-        var data = Datasets.Load(config.DatasetSpec(dataDir ?? run.DataDir));
-        var splits = DataSplits.Create(data, run.TrainSize, run.ValidationSize, null, run.Seed);
+        var run = RunFile.Load(modelDir);
+        var data = Datasets.Load(config.DatasetSpec(dataDir ?? run.Data.DataDir));
+        var splits = (run.Splits with { TestSize = null }).Create(data, run.Training.Seed);
         if (splits.Validation.Count == 0)
-            throw new NoPropException($"--split validation: the run in {modelDir} held out no validation images (--validation-size {run.ValidationSize}" +
-                                      (run.TrainSize is int t ? $", --train-size {t} of {data.Train.Count}" : "") + ")");
+            throw new NoPropException($"--split validation: the run in {modelDir} held out no validation images (--validation-size {run.Splits.ValidationSize?.ToString() ?? "default"}" +
+                                      (run.Splits.TrainSize is int t ? $", --train-size {t} of {data.Train.Count}" : "") + ")");
 
         // Default noise: the seed with which training validated the kept epoch, so one run reproduces its figure.
         long seed = 1;
         string? recorded = null;
-        var metricsPath = Path.Combine(modelDir, "metrics.json");
-        if (File.Exists(metricsPath))
+        if (RunMetrics.TryLoad(modelDir) is { BestEpoch: > 0 and int epoch, ValidationAccuracy: double v })
         {
-            using var metrics = JsonDocument.Parse(File.ReadAllText(metricsPath));
-            var m = metrics.RootElement;
-            if (m.TryGetProperty("best_epoch", out var e) && e.ValueKind == JsonValueKind.Number
-                && m.TryGetProperty("validation_accuracy", out var v) && v.ValueKind == JsonValueKind.Number)
-            {
-                int epoch = e.GetInt32();
-                seed = Evaluator.ValidationNoiseSeed(run.Seed, epoch);
-                recorded = $"noprop train recorded {v.GetDouble() * 100:F2} % for the kept epoch {epoch} (stochastic inference with the model's settings, noise seed {seed})";
-            }
+            seed = Evaluator.ValidationNoiseSeed(run.Training.Seed, epoch);
+            recorded = $"noprop train recorded {v * 100:F2} % for the kept epoch {epoch} (stochastic inference with the model's settings, noise seed {seed})";
         }
         return new EvaluationSplit(Validation, splits.Validation, seed, recorded);
     }

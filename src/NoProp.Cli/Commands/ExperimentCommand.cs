@@ -9,6 +9,7 @@ using NoProp.Methods;
 using NoProp.Plots;
 using NoProp.Runtime;
 using NoProp.Training;
+using NoProp.Training.Runs;
 
 namespace NoProp.Cli.Commands;
 
@@ -239,12 +240,12 @@ internal sealed class ExperimentCommand : Command
     /// <summary>R stochastic runs on the training and test images, plus the configured diagnostics.</summary>
     internal static CellResult Evaluate(ExperimentConfig config, ExperimentCell cell, string dir, TextWriter stderr)
     {
-        var run = RunSettings.Load(dir);
+        var run = RunFile.Load(dir);
         TorchRuntime.Initialize(run.Threads);
         var device = TorchRuntime.ResolveDevice(run.Device);
         using var method = ModelStore.Load(dir, device);
-        var data = Datasets.Load(run.Dataset, run.DataDir);
-        var splits = DataSplits.Create(data, run.TrainSize, run.ValidationSize, run.TestSize, run.Seed);
+        var data = Datasets.Load(run.Data.Dataset, run.Data.DataDir);
+        var splits = run.Splits.Create(data, run.Training.Seed);
         var train = splits.Train.Take(config.TrainEvalSize);
         var (trainX, trainY) = train.ToTensors(device);
         var (testX, testY) = splits.Test.ToTensors(device);
@@ -273,24 +274,21 @@ internal sealed class ExperimentCommand : Command
                 };
             }
 
-            using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
-            var m = metrics.RootElement;
-            double? Optional(string name) => m.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
-            string? Text(string name) => m.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+            var m = RunMetrics.TryLoad(dir) ?? throw new NoPropException($"{Path.Combine(dir, RunMetrics.FileName)}: file not found");
             return new CellResult
             {
                 Cell = cell.Name, Dataset = cell.Dataset, Method = cell.Method.ToCliName(), Embedding = cell.Embedding,
                 EmbeddingDim = method.Config.EmbeddingDimension, Seed = cell.Seed,
-                MethodVariant = cell.MethodVariant, Weighting = Text("weighting"), ScheduleTraining = Text("schedule_training"), Prediction = Text("prediction"), TrainImages = train.Count, TestImages = splits.Test.Count,
+                MethodVariant = cell.MethodVariant, Weighting = m.Weighting, ScheduleTraining = m.ScheduleTraining, Prediction = m.Prediction, TrainImages = train.Count, TestImages = splits.Test.Count,
                 Stochastic = new SplitAccuracies { Train = onTrain.Accuracies, Test = onTest.Accuracies },
                 Deterministic = deterministic,
                 ImageOnly = imageOnly ? new SplitAccuracies { Train = [onTrain.ImageOnly!.Value], Test = [onTest.ImageOnly!.Value] } : null,
                 PerBlockTest = onTest.PerBlock,
-                Epochs = m.GetProperty("epochs").GetInt32(),
-                TrainSeconds = m.GetProperty("train_seconds").GetDouble(),
-                ValidationAccuracy = Optional("validation_accuracy"),
-                PeakMemoryMb = m.GetProperty("peak_memory_mb").GetDouble(),
-                PeakCudaMemoryMb = Optional("peak_cuda_memory_mb"),
+                Epochs = m.Epochs,
+                TrainSeconds = m.TrainSeconds,
+                ValidationAccuracy = m.ValidationAccuracy,
+                PeakMemoryMb = m.PeakMemoryMb,
+                PeakCudaMemoryMb = m.PeakCudaMemoryMb,
                 InferenceSecondsPerRun = onTest.SecondsPerRun,
             };
         }

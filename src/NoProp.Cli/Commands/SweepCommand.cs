@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using System.CommandLine;
 using NoProp.Cli.CommandLine;
 using NoProp.Data;
@@ -9,6 +7,7 @@ using NoProp.Methods;
 using NoProp.Runtime;
 using NoProp.Solvers;
 using NoProp.Training;
+using NoProp.Training.Runs;
 
 namespace NoProp.Cli.Commands;
 
@@ -67,7 +66,7 @@ internal sealed class SweepCommand : Command
         var test = split.Images;
         var (x, y) = test.ToTensors(device);
 
-        var rows = new List<Dictionary<string, object>>();
+        var rows = new List<SweepPoint>();
         stdout.WriteLine($"{OdeSolvers.ToCliName(solver)}, {test.Count} {split.Name} images, noise seed {seed}, image features {(noCache ? "recomputed at every evaluation" : "cached")}");
         stdout.WriteLine("steps  accuracy  seconds  evaluations/batch");
         foreach (int n in steps)
@@ -83,25 +82,21 @@ internal sealed class SweepCommand : Command
             double seconds = clock.Elapsed.TotalSeconds;
             double nfe = statistics.FunctionEvaluations / (double)Math.Max(1, statistics.Batches);
             stdout.WriteLine($"{n,5}  {accuracy * 100,7:F2}%  {seconds,7:F2}  {nfe,8:F0}");
-            rows.Add(new Dictionary<string, object>
-            {
-                ["steps"] = n, ["accuracy"] = accuracy, ["inference_seconds"] = Math.Round(seconds, 3), ["function_evaluations_per_batch"] = nfe,
-            });
+            rows.Add(new SweepPoint { Steps = n, Accuracy = accuracy, InferenceSeconds = Math.Round(seconds, 3), FunctionEvaluationsPerBatch = nfe });
         }
         x.Dispose(); y.Dispose();
 
         Directory.CreateDirectory(output);
         string stem = Path.Combine(output, $"sweep-{OdeSolvers.ToCliName(solver)}{(noCache ? "-uncached" : "")}{split.FileSuffix}");
-        var csv = new StringBuilder("steps,accuracy,inference_seconds,function_evaluations_per_batch\n");
-        foreach (var r in rows)
-            csv.Append(string.Join(",", new[] { r["steps"], r["accuracy"], r["inference_seconds"], r["function_evaluations_per_batch"] }
-                .Select(v => Convert.ToString(v, CultureInfo.InvariantCulture)))).Append('\n');
-        File.WriteAllText(stem + ".csv", csv.ToString());
-        File.WriteAllText(stem + ".json", JsonSerializer.Serialize(new Dictionary<string, object>
+        CsvTable.Write(stem + ".csv", ["steps", "accuracy", "inference_seconds", "function_evaluations_per_batch"],
+            rows.Select(r => new[] { r.Steps.ToString(CultureInfo.InvariantCulture), CsvTable.Number(r.Accuracy), CsvTable.Number(r.InferenceSeconds), CsvTable.Number(r.FunctionEvaluationsPerBatch) }));
+        var result = new SweepResult
         {
-            ["model"] = Path.GetFullPath(modelDir), ["method"] = method.Config.Method.ToCliName(), ["solver"] = OdeSolvers.ToCliName(solver),
-            ["split"] = split.Name, [split.Name == EvaluationSplit.Test ? "test_size" : "validation_size"] = test.Count, ["cached_image_features"] = !noCache, ["seed"] = seed, ["results"] = rows,
-        }, new JsonSerializerOptions { WriteIndented = true }));
+            Model = Path.GetFullPath(modelDir), Method = method.Config.Method.ToCliName(), Solver = OdeSolvers.ToCliName(solver), Split = split.Name,
+            TestSize = split.Name == EvaluationSplit.Test ? test.Count : null, ValidationSize = split.Name == EvaluationSplit.Test ? null : test.Count,
+            CachedImageFeatures = !noCache, Seed = seed, Results = rows,
+        };
+        AtomicFile.WriteAllText(stem + ".json", result.ToJson());
         stdout.WriteLine($"written: {stem}.csv, {stem}.json");
         return 0;
     }

@@ -1,15 +1,13 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
 using NoProp.Cli.CommandLine;
 using NoProp.Data;
-using NoProp.Embeddings;
 using NoProp.Methods;
 using NoProp.Models;
 using NoProp.Runtime;
 using NoProp.Solvers;
 using NoProp.Training;
+using NoProp.Training.Runs;
 
 namespace NoProp.Cli.Commands;
 
@@ -99,193 +97,153 @@ internal sealed class TrainCommand : Command, ITailoredHelp
         throw new UsageException($"--image-size: '{value}' is not N or HxW with sides from 14 to 1024");
     }
 
-    /// <summary>The run's settings: run.json's with --resume, the defaults otherwise, then every option given on the command line.</summary>
-    private RunSettings ReadSettings(ParseResult r, string? resumeDir)
+    /// <summary>
+    /// The run's request: run.json's with --resume (options given again override it), the defaults otherwise, then
+    /// every option given on the command line; every usage error is found here, before any work starts.
+    /// </summary>
+    internal TrainRequest ReadRequest(ParseResult r)
     {
-        var settings = resumeDir is not null ? RunSettings.Load(resumeDir) : new RunSettings();
+        var resumeDir = r.GetValue(resume);
+        var request = resumeDir is not null ? RunFile.Load(resumeDir) : new TrainRequest();
         if (resumeDir is null && !r.Given(method)) throw new UsageException("--method is required (dt, ct, fm, backprop or adjoint)");
-        settings.Method = r.GetValue(method) ?? settings.Method;
+        string methodName = r.GetValue(method) ?? request.Method;
+
+        var data = request.Data;
         if (r.GetValue(dataset) is string datasetName)
         {
             try { DatasetSpec.Parse(datasetName); }
             catch (NoPropException e) { throw new UsageException("--dataset: " + e.Message); }
-            settings.Dataset = datasetName;
+            data = data with { Dataset = datasetName };
         }
-        if (r.Given(dataDir)) settings.DataDir = r.GetValue(dataDir);
-        settings.Label = r.GetValue(label) ?? settings.Label;
-        if (r.GetValue(imageSize) is string size) (settings.ImageHeight, settings.ImageWidth) = ParseImageSize(size);
-        settings.Channels = r.GetValue(channels) ?? settings.Channels;
-        if (settings.Channels == 2) throw new UsageException("--channels: must be 1 (grayscale) or 3 (RGB)");
-        settings.Download = (r.GetValue(download) ?? false) || settings.Download;
-        settings.Augment = (r.GetValue(augment) ?? false) || settings.Augment;
-        settings.CropPadding = r.GetValue(cropPadding) ?? settings.CropPadding;
-        var datasetKind = DatasetSpec.Parse(settings.Dataset).Kind;
+        if (r.Given(dataDir)) data = data with { DataDir = r.GetValue(dataDir) };
+        if (r.GetValue(imageSize) is string size)
+        {
+            var (height, width) = ParseImageSize(size);
+            data = data with { ImageHeight = height, ImageWidth = width };
+        }
+        data = data with
+        {
+            Label = r.GetValue(label) ?? data.Label,
+            Channels = r.GetValue(channels) ?? data.Channels,
+            Download = (r.GetValue(download) ?? false) || data.Download,
+            Augment = (r.GetValue(augment) ?? false) || data.Augment,
+            CropPadding = r.GetValue(cropPadding) ?? data.CropPadding,
+        };
+        if (data.Channels == 2) throw new UsageException("--channels: must be 1 (grayscale) or 3 (RGB)");
+        var datasetKind = DatasetSpec.Parse(data.Dataset).Kind;
         if (r.Given(label) && datasetKind != "cifar100") throw new UsageException("--label applies to --dataset cifar100");
         if ((r.Given(imageSize) || r.Given(channels)) && datasetKind != "folder")
             throw new UsageException("--image-size and --channels apply to --dataset folder:PATH (other data sets have a fixed size)");
-        if (r.Given(cropPadding) && !settings.Augment) throw new UsageException("--crop-padding applies with --augment");
-        if (settings.Download && datasetKind is "mnist" or "folder")
+        if (r.Given(cropPadding) && !data.Augment) throw new UsageException("--crop-padding applies with --augment");
+        if (data.Download && datasetKind is "mnist" or "folder")
             throw new UsageException($"--download applies to fashion-mnist, cifar10 and cifar100, not {datasetKind}");
-        settings.Embedding = r.GetValue(embedding) ?? settings.Embedding;
-        settings.EmbeddingDim = r.GetValue(embeddingDim) ?? settings.EmbeddingDim;
-        settings.Blocks = r.GetValue(blocks) ?? settings.Blocks;
-        settings.Epochs = r.GetValue(epochs) ?? settings.Epochs;
-        settings.BatchSize = r.GetValue(batchSize) ?? settings.BatchSize;
-        settings.TrainSize = r.GetValue(trainSize) ?? settings.TrainSize;
-        settings.ValidationSize = r.GetValue(validationSize) ?? settings.ValidationSize;
-        settings.TestSize = r.GetValue(testSize) ?? settings.TestSize;
-        settings.EvalEvery = r.GetValue(evalEvery) ?? settings.EvalEvery;
-        settings.EarlyStoppingPatience = r.GetValue(patience) ?? settings.EarlyStoppingPatience;
-        settings.EarlyStoppingMinDelta = r.GetValue(minDelta) ?? settings.EarlyStoppingMinDelta;
-        if (settings.EarlyStoppingMinDelta >= 1)
-            throw new UsageException($"--early-stopping-min-delta: an accuracy gain below 1, got {settings.EarlyStoppingMinDelta.ToString(CultureInfo.InvariantCulture)}");
-        if (r.Given(minDelta) && settings.EarlyStoppingPatience is null)
+
+        var model = request.Model with
+        {
+            Embedding = r.GetValue(embedding) ?? request.Model.Embedding,
+            EmbeddingDim = r.GetValue(embeddingDim) ?? request.Model.EmbeddingDim,
+            Blocks = r.GetValue(blocks) ?? request.Model.Blocks,
+            LearningRate = r.GetValue(lr) ?? request.Model.LearningRate,
+            WeightDecay = r.GetValue(weightDecay) ?? request.Model.WeightDecay,
+            Eta = r.GetValue(eta) ?? request.Model.Eta,
+            Backbone = r.GetValue(backbone) ?? request.Model.Backbone,
+            Solver = r.GetValue(solver) ?? request.Model.Solver,
+            Steps = r.GetValue(steps) ?? request.Model.Steps,
+            Weighting = r.GetValue(weighting) ?? request.Model.Weighting,
+            Prediction = r.GetValue(prediction) ?? request.Model.Prediction,
+            ScheduleTraining = r.GetValue(scheduleTraining) ?? request.Model.ScheduleTraining,
+            ScheduleWeightDecay = r.GetValue(scheduleWeightDecay) ?? request.Model.ScheduleWeightDecay,
+            GammaMax = r.GetValue(gammaMax) ?? request.Model.GammaMax,
+            GammaMin = r.GetValue(gammaMin) ?? request.Model.GammaMin,
+            FlowSigma = r.GetValue(flowSigma) ?? request.Model.FlowSigma,
+            Schedule = r.GetValue(schedule) ?? request.Model.Schedule,
+        };
+        var splits = request.Splits with
+        {
+            TrainSize = r.GetValue(trainSize) ?? request.Splits.TrainSize,
+            ValidationSize = r.GetValue(validationSize) ?? request.Splits.ValidationSize,
+            TestSize = r.GetValue(testSize) ?? request.Splits.TestSize,
+        };
+        var training = request.Training with
+        {
+            Epochs = r.GetValue(epochs) ?? request.Training.Epochs,
+            BatchSize = r.GetValue(batchSize) ?? request.Training.BatchSize,
+            EvalEvery = r.GetValue(evalEvery) ?? request.Training.EvalEvery,
+            EarlyStoppingPatience = r.GetValue(patience) ?? request.Training.EarlyStoppingPatience,
+            EarlyStoppingMinDelta = r.GetValue(minDelta) ?? request.Training.EarlyStoppingMinDelta,
+            Seed = r.GetValue(seed) ?? request.Training.Seed,
+            TrackTest = r.GetValue(trackTest) ?? request.Training.TrackTest,
+            InferenceBatchSize = r.GetValue(inferenceBatchSize) ?? request.Training.InferenceBatchSize,
+            LrSchedule = r.GetValue(lrSchedule) ?? request.Training.LrSchedule,
+            WarmupEpochs = r.GetValue(warmupEpochs) ?? request.Training.WarmupEpochs,
+        };
+        if (training.EarlyStoppingMinDelta >= 1)
+            throw new UsageException($"--early-stopping-min-delta: an accuracy gain below 1, got {training.EarlyStoppingMinDelta.ToString(CultureInfo.InvariantCulture)}");
+        if (r.Given(minDelta) && training.EarlyStoppingPatience is null)
             throw new UsageException("--early-stopping-min-delta applies with --early-stopping-patience");
-        if (settings.EarlyStoppingPatience is not null && settings.ValidationSize == 0)
+        if (training.EarlyStoppingPatience is not null && splits.ValidationSize == 0)
             throw new UsageException("--early-stopping-patience needs a validation split (--validation-size > 0)");
-        settings.Seed = r.GetValue(seed) ?? settings.Seed;
-        settings.Threads = r.GetValue(threads) ?? settings.Threads;
-        settings.Device = r.GetValue(device) ?? settings.Device;
-        settings.LearningRate = r.GetValue(lr) ?? settings.LearningRate;
-        settings.WeightDecay = r.GetValue(weightDecay) ?? settings.WeightDecay;
-        settings.Eta = r.GetValue(eta) ?? settings.Eta;
-        settings.Backbone = r.GetValue(backbone) ?? settings.Backbone;
-        settings.Solver = r.GetValue(solver) ?? settings.Solver;
-        settings.Steps = r.GetValue(steps) ?? settings.Steps;
-        settings.Weighting = r.GetValue(weighting) ?? settings.Weighting;
-        settings.Prediction = r.GetValue(prediction) ?? settings.Prediction;
-        settings.ScheduleTraining = r.GetValue(scheduleTraining) ?? settings.ScheduleTraining;
-        settings.ScheduleWeightDecay = r.GetValue(scheduleWeightDecay) ?? settings.ScheduleWeightDecay;
-        settings.GammaMax = r.GetValue(gammaMax) ?? settings.GammaMax;
-        settings.GammaMin = r.GetValue(gammaMin) ?? settings.GammaMin;
-        settings.FlowSigma = r.GetValue(flowSigma) ?? settings.FlowSigma;
-        settings.TrackTest = r.GetValue(trackTest) ?? settings.TrackTest;
-        settings.Schedule = r.GetValue(schedule) ?? settings.Schedule;
-        settings.InferenceBatchSize = r.GetValue(inferenceBatchSize) ?? settings.InferenceBatchSize;
-        settings.LrSchedule = r.GetValue(lrSchedule) ?? settings.LrSchedule;
-        settings.WarmupEpochs = r.GetValue(warmupEpochs) ?? settings.WarmupEpochs;
-        if (settings.WarmupEpochs is double warmup && warmup >= settings.Epochs)
-            throw new UsageException($"--warmup-epochs {warmup}: must be shorter than the run (--epochs {settings.Epochs})");
-        if (settings.EmbeddingDim is not null && settings.Embedding != "learned")
-            throw new UsageException($"--embedding-dim applies to --embedding learned only (a {settings.Embedding} embedding's dimension is fixed)");
+        if (training.WarmupEpochs is double warmup && warmup >= training.Epochs)
+            throw new UsageException($"--warmup-epochs {warmup}: must be shorter than the run (--epochs {training.Epochs})");
+        if (model.EmbeddingDim is not null && model.Embedding != "learned")
+            throw new UsageException($"--embedding-dim applies to --embedding learned only (a {model.Embedding} embedding's dimension is fixed)");
         // Options that only make sense for other methods are usage errors, not silently ignored flags.
         foreach (var option in Options)
-            if (r.Given(option) && MethodOptions.Misapplied(option.Name, settings.Method) is string misapplied)
+            if (r.Given(option) && MethodOptions.Misapplied(option.Name, methodName) is string misapplied)
                 throw new UsageException(misapplied);
-        return settings;
+
+        var output = resumeDir ?? r.GetValue(this.output)
+            ?? Path.Combine("runs", $"{methodName}-{data.Dataset}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}");
+        if (resumeDir is not null && r.GetValue(this.output) is string given && Path.GetFullPath(given) != Path.GetFullPath(resumeDir))
+            throw new UsageException("--output cannot differ from --resume (a resumed run continues in its own folder)");
+        return request with
+        {
+            Method = methodName, Data = data, Splits = splits, Model = model, Training = training,
+            Threads = r.GetValue(threads) ?? request.Threads, Device = r.GetValue(device) ?? request.Device, Output = output,
+        };
+    }
+
+    /// <summary>Parses <c>noprop train</c> arguments into a request (the experiment grid's cells are written as such arguments).</summary>
+    internal static TrainRequest ParseRequest(IReadOnlyList<string> args)
+    {
+        var command = new TrainCommand();
+        var result = command.Parse(args);
+        if (result.Errors.Count > 0) throw new UsageException(UsageErrors.Describe(result, args));
+        return command.ReadRequest(result);
     }
 
     private int Run(ParseResult r, TextWriter stdout, TextWriter stderr)
     {
-        var resumeDir = r.GetValue(resume);
-        var settings = ReadSettings(r, resumeDir);
-        var output = resumeDir ?? r.GetValue(this.output)
-            ?? Path.Combine("runs", $"{settings.Method}-{settings.Dataset}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}");
-        if (resumeDir is not null && r.GetValue(this.output) is string given && Path.GetFullPath(given) != Path.GetFullPath(resumeDir))
-            throw new UsageException("--output cannot differ from --resume (a resumed run continues in its own folder)");
+        var request = ReadRequest(r);
+        bool resuming = r.Given(resume);
+        return Train(request, resuming, stdout, stderr);
+    }
 
-        TorchRuntime.Initialize(settings.Threads);
-        var device = TorchRuntime.ResolveDevice(settings.Device);
-        if (resumeDir is null && Checkpoint.Exists(output))
-            throw new NoPropException($"--output {output} already holds a run; continue it with --resume {output} or choose another folder");
-        Directory.CreateDirectory(output);
-        settings.Save(output);
-
-        var progress = new ConsoleProgress();
-        var spec = DatasetSpec.Parse(settings.Dataset, settings.DataDir) with
+    /// <summary>Runs a request as <c>noprop train</c> does: progress and charts on stderr, the figures on stdout; 130 when interrupted.</summary>
+    internal static int Train(TrainRequest request, bool resuming, TextWriter stdout, TextWriter stderr)
+    {
+        var output = request.Output!;
+        using var extras = new ExtrasObserver(stderr);
+        var run = new TrainingRun(request)
         {
-            CifarLabels = settings.Label == "coarse" ? Cifar100Labels.Coarse : Cifar100Labels.Fine,
-            FolderChannels = settings.Channels,
-            FolderHeight = settings.ImageHeight,
-            FolderWidth = settings.ImageWidth,
+            Resume = resuming,
+            Progress = new ConsoleProgress(),
+            LoadData = spec => DownloadCommand.LoadOrDownload(spec, request.Data.Download, request.Training.Seed, stderr),
+            Observers = [extras],
         };
-        var data = DownloadCommand.LoadOrDownload(spec, settings.Download, settings.Seed, stderr);
-        var splits = DataSplits.Create(data, settings.TrainSize, settings.ValidationSize, settings.TestSize, settings.Seed);
-        if (splits.Notice is not null) progress.Message(splits.Notice);
-
-        var embedding = LabelEmbeddingKinds.Parse(settings.Embedding);
-        var methodKind = MethodKinds.Parse(settings.Method);
-        var image = new ImageShape(data.Train.Channels, data.Train.Height, data.Train.Width);
-        ModelConfig config;
-        if (resumeDir is not null)
-        {
-            config = Checkpoint.ReadConfig(resumeDir);
-        }
-        else
-        {
-            config = new ModelConfig
-            {
-                Method = methodKind,
-                Dataset = spec.Name,
-                DatasetLabels = spec.CifarLabels,
-                Image = image,
-                ClassNames = data.Train.ClassNames.ToArray(),
-                NormalizationMean = data.Train.Normalization.Mean,
-                NormalizationStd = data.Train.Normalization.Std,
-                Embedding = embedding,
-                EmbeddingDimension = ModelConfig.DefaultEmbeddingDimension(embedding, data.Train.ClassCount, image, settings.EmbeddingDim),
-                Blocks = settings.Blocks,
-                Eta = settings.Eta ?? (methodKind == MethodKind.DiscreteTime ? 0.1 : 1.0),
-                LearningRate = settings.LearningRate,
-                WeightDecay = settings.WeightDecay,
-                Backbone = Backbones.Parse(settings.Backbone),
-                Solver = OdeSolvers.Parse(settings.Solver),
-                InferenceSteps = settings.Steps,
-                Weighting = settings.Weighting == "snr-derivative" ? CtWeighting.SnrDerivative : CtWeighting.Constant,
-                Prediction = settings.Prediction switch
-                {
-                    "head" => PredictionRule.OutputHead,
-                    "nearest" => PredictionRule.NearestEmbedding,
-                    _ => ModelConfig.DefaultPrediction(methodKind),
-                },
-                ScheduleTraining = settings.ScheduleTraining is string schedule ? CtScheduleTrainings.Parse(schedule)
-                    : ModelConfig.DefaultScheduleTraining(settings.Weighting == "snr-derivative" ? CtWeighting.SnrDerivative : CtWeighting.Constant),
-                ScheduleWeightDecay = settings.ScheduleWeightDecay ?? ModelConfig.DefaultScheduleWeightDecay,
-                InitialGammaMax = settings.GammaMax ?? 5.0,
-                InitialGammaMin = settings.GammaMin ?? -5.0,
-                FlowSigma = settings.FlowSigma,
-                BlockSchedule = settings.Schedule == "parallel" ? BlockSchedule.Parallel : BlockSchedule.Sequential,
-            };
-        }
-        TorchRuntime.Seed(settings.Seed);   // initialisation is part of the seeded run
-        using var method = MethodFactory.Create(config, device);
-        if (resumeDir is null && config.Embedding == LabelEmbeddingKind.Prototype)
-            PrototypeInitialisation.Apply(method, splits.Train, settings.Seed);
-
-        string shape = config.Method.IsBlockChain()
-            ? $"T = {config.Blocks}"
-            : $"{config.Backbone.ToCliName()} backbone, {OdeSolvers.ToCliName(config.Solver)} × {config.InferenceSteps} steps";
-        progress.Message($"training {config.Method.DisplayName()} on {settings.Dataset}: {splits.Train.Count} training, {splits.Validation.Count} validation, {splits.Test.Count} test images; " +
-                         $"{config.Embedding.ToCliName()} embedding (d = {config.EmbeddingDimension}), {shape}, {settings.Epochs} epochs, batch {settings.BatchSize}, {TorchSharp.torch.get_num_threads()} threads; output in {output}");
-
-        var options = new TrainingOptions
-        {
-            Epochs = settings.Epochs,
-            BatchSize = settings.BatchSize,
-            Seed = settings.Seed,
-            EvaluateEvery = settings.EvalEvery,
-            EarlyStopping = settings.EarlyStoppingPatience is int patience ? new EarlyStopping(patience, settings.EarlyStoppingMinDelta) : null,
-            OutputDirectory = output,
-            Augmentation = settings.Augment ? new AugmentationOptions { CropPadding = settings.CropPadding } : null,
-            InferenceBatchSize = settings.InferenceBatchSize,
-            LearningRateSchedule = settings.LrSchedule == "constant" && settings.WarmupEpochs is null ? null
-                : new LearningRateSchedule { Kind = LearningRateSchedule.Parse(settings.LrSchedule), WarmupEpochs = settings.WarmupEpochs },
-        };
-        var trainer = new Trainer(method, splits, options, progress);
-        using var extras = TrainExtras.Attach(trainer, method, output, settings.TrackTest, splits, device, settings.Seed, progress);
         using var cancellation = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
             if (cancellation.IsCancellationRequested) return;   // a second Ctrl+C ends the process at once
             e.Cancel = true;
             cancellation.Cancel();
-            progress.Message("stopping after the current step and saving a checkpoint (Ctrl+C again to abort)...");
+            run.Progress.Message("stopping after the current step and saving a checkpoint (Ctrl+C again to abort)...");
         };
         Console.CancelKeyPress += onCancel;
-        TrainingResult result;
+        RunOutcome outcome;
         try
         {
-            result = trainer.Run(resumeDir is not null, cancellation.Token);
+            outcome = run.Run(cancellation.Token);
         }
         catch (OperationCanceledException)
         {
@@ -296,67 +254,33 @@ internal sealed class TrainCommand : Command, ITailoredHelp
         {
             Console.CancelKeyPress -= onCancel;
         }
+        extras.Extras?.WriteCharts(stderr);
 
-        // Final test pass with the selected model (stochastic inference, seeded).
-        var (testX, testY) = splits.Test.ToTensors(device);
-        var clock = Stopwatch.StartNew();
-        var inference = new InferenceOptions { Generator = Evaluator.InferenceGenerator(settings.Seed, device), BatchSize = settings.InferenceBatchSize };
-        double testAccuracy = Evaluator.Accuracy(method, testX, testY, inference);
-        double testSeconds = clock.Elapsed.TotalSeconds;
-        testX.Dispose(); testY.Dispose();
-
-        var metrics = new Dictionary<string, object?>
-        {
-            ["method"] = settings.Method,
-            ["dataset"] = spec.Name,
-            ["augmentation"] = settings.Augment ? $"crop (padding {settings.CropPadding}) + horizontal flip" : null,
-            ["embedding"] = config.Embedding.ToCliName(),
-            ["embedding_dim"] = config.EmbeddingDimension,
-            ["blocks"] = config.Method.IsBlockChain() ? config.Blocks : null,
-            ["lr_schedule"] = settings.LrSchedule,
-            ["warmup_epochs"] = settings.WarmupEpochs,
-            ["schedule"] = config.Method == MethodKind.DiscreteTime ? (config.BlockSchedule == BlockSchedule.Parallel ? "parallel" : "sequential") : null,
-            ["backbone"] = config.Method.IsBlockChain() ? null : config.Backbone.ToCliName(),
-            ["solver"] = config.Method.IsBlockChain() ? null : OdeSolvers.ToCliName(config.Solver),
-            ["steps"] = config.Method.IsBlockChain() ? null : config.InferenceSteps,
-            ["prediction"] = config.Method.IsBlockChain() ? null : (config.Prediction == PredictionRule.OutputHead ? "head" : "nearest"),
-            ["weighting"] = config.Method == MethodKind.ContinuousTime ? (config.Weighting == CtWeighting.Constant ? "constant" : "snr-derivative") : null,
-            ["schedule_training"] = config.Method == MethodKind.ContinuousTime ? config.ScheduleTrainingOrDefault.ToCliName() : null,
-            ["schedule_weight_decay"] = config.Method == MethodKind.ContinuousTime ? config.ScheduleWeightDecay : null,
-            ["eta"] = config.Method is MethodKind.DiscreteTime or MethodKind.ContinuousTime ? config.Eta : null,
-            ["epochs"] = settings.Epochs,
-            ["best_epoch"] = result.BestEpoch,
-            ["epochs_trained"] = result.History.Count,
-            ["stopped_early"] = result.StoppedEarly,
-            ["batch_size"] = settings.BatchSize,
-            ["seed"] = settings.Seed,
-            ["threads"] = TorchSharp.torch.get_num_threads(),
-            ["device"] = settings.Device,
-            ["train_size"] = splits.Train.Count,
-            ["validation_size"] = splits.Validation.Count,
-            ["test_size"] = splits.Test.Count,
-            ["train_seconds"] = Math.Round(result.TrainSeconds, 3),
-            ["seconds_per_epoch"] = Math.Round(result.TrainSeconds / Math.Max(1, result.History.Count), 3),
-            ["validation_accuracy"] = result.BestValidationAccuracy,
-            ["test_accuracy"] = testAccuracy,
-            ["test_inference_seconds"] = Math.Round(testSeconds, 3),
-            ["peak_memory_mb"] = Math.Round(TorchRuntime.PeakMemoryMb(), 1),
-            ["history"] = result.History.Select(h => new Dictionary<string, object?>
-            {
-                ["epoch"] = h.Epoch, ["train_seconds"] = Math.Round(h.TrainSeconds, 3),
-                ["losses"] = h.Losses, ["validation_accuracy"] = h.ValidationAccuracy,
-            }).ToList(),
-        };
-        extras.AddMetrics(metrics);
-        File.WriteAllText(Path.Combine(output, "metrics.json"),
-            JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
-        extras.WriteCharts(stderr);
-
+        var (metrics, result) = outcome;
         string validation = result.BestValidationAccuracy is double v ? $"{v * 100:F2} % (epoch {result.BestEpoch})" : "n/a";
-        stdout.WriteLine($"test accuracy: {testAccuracy * 100:F2} % ({splits.Test.Count} images, {testSeconds:F1} s inference)");
+        stdout.WriteLine($"test accuracy: {metrics.TestAccuracy * 100:F2} % ({metrics.TestSize} images, {metrics.TestInferenceSeconds:F1} s inference)");
         stdout.WriteLine($"validation accuracy: {validation}");
         stdout.WriteLine($"training: {result.TrainSeconds:F1} s for {result.History.Count} epoch(s); peak memory {TorchRuntime.PeakMemoryMb():F0} MB");
         stdout.WriteLine($"model and metrics: {output}");
         return 0;
+    }
+
+    /// <summary>The CLI's additions around the core run (<see cref="TrainExtras"/>): test curve, CUDA memory, method details, charts.</summary>
+    private sealed class ExtrasObserver(TextWriter stderr) : IRunObserver, IDisposable
+    {
+        public TrainExtras? Extras { get; private set; }
+
+        public void Started(RunContext context) =>
+            Extras = TrainExtras.Attach(context.Trainer, context.Method, context.Output!, context.Request.Training.TrackTest, context.Splits,
+                context.Device, context.Request.Training.Seed, context.Progress);
+
+        public RunMetrics Finished(RunContext context, RunMetrics metrics)
+        {
+            var fields = new Dictionary<string, object?>();
+            Extras!.AddMetrics(fields);
+            return metrics.With(fields);
+        }
+
+        public void Dispose() => Extras?.Dispose();
     }
 }
