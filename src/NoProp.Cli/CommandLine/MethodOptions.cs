@@ -1,43 +1,42 @@
+using System.CommandLine;
 using NoProp.Methods;
 
 namespace NoProp.Cli.CommandLine;
 
 /// <summary>
-/// Which <c>noprop train</c> options belong to which methods: the source of both the usage error for an option given
-/// to a method it does not apply to and of <c>noprop train --method M --help</c>, which lists only M's options.
+/// The CLI's view of the method registry's options (<see cref="MethodRegistry"/>, <see cref="MethodOption"/>): the
+/// help text of an option that only some methods take, the methods it applies to, and the usage error for an option
+/// given to a method that does not take it. Nothing here lists methods: adding a method or an option is a registry edit.
 /// </summary>
 internal static class MethodOptions
 {
-    // Until the method registry answers this, the lists the CLI has always enforced.
-    private static readonly Dictionary<string, string[]> Scopes = new(StringComparer.Ordinal)
-    {
-        ["--blocks"] = ["dt", "backprop"],
-        ["--schedule"] = ["dt"],
-        ["--backbone"] = ["ct", "fm", "adjoint"],
-        ["--solver"] = ["ct", "fm", "adjoint"],
-        ["--steps"] = ["ct", "fm", "adjoint"],
-        ["--prediction"] = ["ct", "fm", "adjoint"],
-        ["--weighting"] = ["ct"],
-        ["--gamma-max"] = ["ct"],
-        ["--gamma-min"] = ["ct"],
-        ["--schedule-training"] = ["ct"],
-        ["--schedule-weight-decay"] = ["ct"],
-        ["--flow-sigma"] = ["fm"],
-        ["--eta"] = ["dt", "ct"],
-    };
-
     /// <summary>The methods (CLI names) an option applies to; null for an option of every method.</summary>
-    public static IReadOnlyList<string>? MethodsOf(string option) => Scopes.GetValueOrDefault(option);
+    public static IReadOnlyList<string>? MethodsOf(string option) =>
+        MethodRegistry.FindOption(option) is { } methodOption ? MethodRegistry.Accepting(methodOption).Select(d => d.CliName).ToList() : null;
 
-    public static bool AppliesTo(string option, string method) => MethodsOf(option) is not { } methods || methods.Contains(method);
-
-    /// <summary>"--method dt and backprop", "--method ct, fm and adjoint".</summary>
-    public static string Describe(IReadOnlyList<string> methods) =>
-        "--method " + (methods.Count == 1 ? methods[0] : string.Join(", ", methods.SkipLast(1)) + " and " + methods[^1]);
+    public static bool AppliesTo(string option, string method) =>
+        MethodRegistry.FindOption(option) is not { } methodOption || MethodRegistry.Parse(method).Accepts(methodOption);
 
     /// <summary>The usage error for <paramref name="option"/> given to <paramref name="method"/>, or null when it applies.</summary>
     public static string? Misapplied(string option, string method) =>
-        AppliesTo(option, method) ? null : $"{option} applies to {Describe(MethodsOf(option)!)}, not --method {method}";
+        MethodRegistry.FindOption(option) is { } methodOption ? MethodRegistry.NotApplicable(methodOption, MethodRegistry.Parse(method)) : null;
 
-    public static IReadOnlyList<string> Methods => MethodKinds.CliNames;
+    /// <summary>Help of a method option across methods: its text, each method's default, the methods that take it.</summary>
+    public static string Describe(MethodOption option)
+    {
+        var uses = MethodRegistry.All.SelectMany(d => d.Options.Where(u => u.Option == option).Select(u => (Method: d.CliName, u.Default))).ToList();
+        string defaults = uses.Select(u => u.Default).Distinct().Count() == 1
+            ? uses[0].Default
+            : string.Join(", ", uses.Select(u => $"{u.Method}: {u.Default}"));
+        return $"{option.Help}  [{defaults}] ({string.Join(", ", uses.Select(u => u.Method))})";
+    }
+
+    /// <summary>Help of a method option for one method: its text, that method's default and what is particular to it.</summary>
+    public static string Describe(MethodOption option, IMethodDefinition method) =>
+        method.Options.First(u => u.Option == option) is var use && use.Note is string note
+            ? $"{option.Help} ({note})  [{use.Default}]"
+            : $"{option.Help}  [{use.Default}]";
+
+    /// <summary>A command-line option's method option, if it is one.</summary>
+    public static MethodOption? Of(Option option) => MethodRegistry.FindOption(option.Name);
 }

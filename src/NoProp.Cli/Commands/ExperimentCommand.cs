@@ -36,10 +36,15 @@ internal sealed class ExperimentCommand : Command
     private readonly Option<string?> outputOption = CliOptions.Text("--output", "where cells and results go  [the config's \"output\"]", "DIR");
     private readonly Option<string?> cellOption = CliOptions.Text("--cell", "train and evaluate only this cell, in this process (what the grid runs for each cell in a child process; cell names are listed by --list)", "NAME");
     private readonly Option<bool?> listOption = CliOptions.Flag("--list", "print the grid's cells and their state, and stop");
+    /// <summary>The grid's hand-over to a cell's child process: the cell's serialised <see cref="TrainRequest"/>.</summary>
+    private readonly Option<string?> requestOption = new("--request") { Hidden = true, Description = "with --cell: the cell's training request (written by the grid)" };
+
+    /// <summary>The serialised request a grid hands to the child process of a cell (in the cell's folder).</summary>
+    private const string RequestFile = "request.json";
 
     public ExperimentCommand() : base("experiment", Summary)
     {
-        foreach (var option in new Option[] { configOption, outputOption, cellOption, listOption }) Options.Add(option);
+        foreach (var option in new Option[] { configOption, outputOption, cellOption, listOption, requestOption }) Options.Add(option);
         SetAction(r => Run(r, r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
     }
 
@@ -49,6 +54,8 @@ internal sealed class ExperimentCommand : Command
         var outputOption = r.GetValue(this.outputOption);
         var cellName = r.GetValue(cellOption);
         bool list = r.GetValue(listOption) ?? false;
+        var requestPath = r.GetValue(requestOption);
+        if (requestPath is not null && cellName is null) throw new UsageException("--request applies with --cell");
         if (list && cellName is not null) throw new UsageException("--list and --cell cannot be combined");
 
         var config = ExperimentConfig.Load(configPath);
@@ -59,7 +66,8 @@ internal sealed class ExperimentCommand : Command
         {
             var cell = cells.FirstOrDefault(c => c.Name == cellName)
                 ?? throw new UsageException($"--cell {cellName}: no such cell in {configPath} (see --list)");
-            return RunCell(config, cell, output, stdout, stderr);
+            var request = requestPath is null ? null : TrainRequest.FromJson(File.ReadAllText(requestPath), requestPath);
+            return RunCell(config, cell, output, request, stdout, stderr);
         }
         if (list)
         {
@@ -99,7 +107,7 @@ internal sealed class ExperimentCommand : Command
                     continue;
                 }
                 stderr.WriteLine($"[{i + 1}/{cells.Count}] {cell.Name}: {(state == "to do" ? "training" : state)} ({clock.Elapsed:hh\\:mm\\:ss} elapsed)");
-                int code = RunChild(configPath, output, cell, stderr, interrupt.Token);
+                int code = RunChild(configPath, output, cell, state == "to do" ? CellRequest(cell, dir) : null, stderr, interrupt.Token);
                 if (code == 130 || interrupt.IsCancellationRequested)
                 {
                     stderr.WriteLine($"noprop: interrupted in cell {cell.Name}; run the same command again to resume");
@@ -146,10 +154,16 @@ internal sealed class ExperimentCommand : Command
     }
 
     /// <summary>Runs <c>noprop experiment --cell NAME</c> in a child process, forwarding its stderr and logging both streams.</summary>
-    private static int RunChild(string configPath, string output, ExperimentCell cell, TextWriter stderr, CancellationToken interrupt)
+    private static int RunChild(string configPath, string output, ExperimentCell cell, TrainRequest? request, TextWriter stderr, CancellationToken interrupt)
     {
         var dir = CellDirectory(output, cell);
         Directory.CreateDirectory(dir);
+        string? requestPath = null;
+        if (request is not null)
+        {
+            requestPath = Path.GetFullPath(Path.Combine(dir, RequestFile));
+            AtomicFile.WriteAllText(requestPath, request.ToJson());
+        }
         var (host, prefix) = SelfCommand();
         var start = new ProcessStartInfo(host)
         {
@@ -160,6 +174,7 @@ internal sealed class ExperimentCommand : Command
         foreach (var a in prefix) start.ArgumentList.Add(a);
         foreach (var a in new[] { "experiment", "--config", Path.GetFullPath(configPath), "--output", Path.GetFullPath(output), "--cell", cell.Name })
             start.ArgumentList.Add(a);
+        if (requestPath is not null) { start.ArgumentList.Add("--request"); start.ArgumentList.Add(requestPath); }
         using var log = new StreamWriter(Path.Combine(dir, "log.txt"), append: true) { AutoFlush = true };
         var gate = new object();
         using var process = new Process { StartInfo = start };
@@ -217,8 +232,11 @@ internal sealed class ExperimentCommand : Command
                 $"{dir} was trained with other settings ({string.Join(' ', recorded)}) than the configuration asks for now ({string.Join(' ', cell.TrainArguments)}); use another --output or delete the folder");
     }
 
-    /// <summary>Trains (or resumes) and evaluates one cell in this process.</summary>
-    private static int RunCell(ExperimentConfig config, ExperimentCell cell, string output, TextWriter stdout, TextWriter stderr)
+    /// <summary>The training request of a cell: its <c>noprop train</c> options (checked as the command checks them), into its folder.</summary>
+    internal static TrainRequest CellRequest(ExperimentCell cell, string dir) => TrainCommand.ParseRequest([.. cell.TrainArguments, "--output", dir]);
+
+    /// <summary>Trains (or resumes) and evaluates one cell in this process, from the request the grid handed over (or the cell's own).</summary>
+    private static int RunCell(ExperimentConfig config, ExperimentCell cell, string output, TrainRequest? request, TextWriter stdout, TextWriter stderr)
     {
         var dir = CellDirectory(output, cell);
         Directory.CreateDirectory(dir);
@@ -228,8 +246,9 @@ internal sealed class ExperimentCommand : Command
 
         if (!File.Exists(Path.Combine(dir, "metrics.json")))
         {
-            string[] trainArgs = Checkpoint.Exists(dir) ? ["--resume", dir] : [.. cell.TrainArguments, "--output", dir];
-            int code = Program.Run(["train", .. trainArgs], stdout, stderr);
+            bool resume = Checkpoint.Exists(dir);
+            var run = resume ? RunFile.Load(dir) : (request ?? CellRequest(cell, dir)) with { Output = dir };
+            int code = TrainCommand.Train(run, resume, stdout, stderr);
             if (code != 0) return code;
         }
         Evaluate(config, cell, dir, stderr).Save(dir);

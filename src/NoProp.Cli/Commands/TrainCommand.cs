@@ -14,11 +14,13 @@ namespace NoProp.Cli.Commands;
 /// <summary><c>noprop train</c>: trains a model, evaluates it on the test split and writes metrics.</summary>
 internal sealed class TrainCommand : Command, ITailoredHelp
 {
-    private const string Summary = "train a NoProp model: NoProp-DT (§2.3), NoProp-CT (§2.4), NoProp-FM (§2.5), or a baseline " +
-        "(backprop: the DT blocks trained end to end, Eqs. 17–19; adjoint: the CT network as a neural ODE trained by the adjoint method). " +
-        "`noprop train --method M --help` lists the options of method M only.";
+    private static string Summary =>
+        "train a model, evaluate it on the test split and write its run folder. Methods:\n" +
+        string.Join("\n", MethodRegistry.All.Select(d => $"  {d.CliName,-9} {d.Summary}")) +
+        "\n`noprop train --method M --help` lists the options of method M only.";
 
-    private readonly Option<string?> method = CliOptions.Choice("--method", "dt | ct | fm | backprop | adjoint  [required]", MethodKinds.CliNames);
+    private readonly Option<string?> method = CliOptions.Choice("--method",
+        string.Join(" | ", MethodRegistry.All.Select(d => $"{d.CliName} ({d.DisplayName})")) + "  [required]", [.. MethodRegistry.CliNames]);
     private readonly Option<string?> dataset = CliOptions.Text("--dataset", "mnist | fashion-mnist | cifar10 | cifar100 | folder:PATH  [mnist, embedded]", "NAME");
     private readonly Option<string?> dataDir = CliOptions.Text("--data-dir", "folder holding the data set's files  [per-user cache; MNIST: embedded]", "DIR");
     private readonly Option<bool?> download = CliOptions.Flag("--download", "download the data set first if it is missing (fashion-mnist, cifar10, cifar100)");
@@ -31,7 +33,6 @@ internal sealed class TrainCommand : Command, ITailoredHelp
     private readonly Option<int?> batchSize = CliOptions.Int("--batch-size", "minibatch size  [128]", 2, valueName: "B");
     private readonly Option<string?> embedding = CliOptions.Choice("--embedding", "label embedding  [onehot]", ["onehot", "learned", "prototype"]);
     private readonly Option<int?> embeddingDim = CliOptions.Int("--embedding-dim", "dimension of a learned embedding  [20]", 1, valueName: "K");
-    private readonly Option<double?> eta = CliOptions.Double("--eta", "weight η of the denoising loss  [dt 0.1, ct 1]", 0);
     private readonly Option<double?> lr = CliOptions.Double("--lr", "learning rate (dt, backprop, adjoint: AdamW; ct, fm: Adam)  [0.001]", 0);
     private readonly Option<double?> weightDecay = CliOptions.Double("--weight-decay", "weight decay  [0.001]", -1e-300);
     private readonly Option<int?> trainSize = CliOptions.Int("--train-size", "training images actually trained on  [all but the validation split]", 2);
@@ -49,18 +50,20 @@ internal sealed class TrainCommand : Command, ITailoredHelp
     private readonly Option<int?> inferenceBatchSize = CliOptions.Int("--inference-batch-size", "images per inference batch (validation, test)  [1000]", 1);
     private readonly Option<string?> lrSchedule = CliOptions.Choice("--lr-schedule", "constant (the paper's) | cosine (to 0) | one-cycle (peak --lr, from lr/25, down to lr/(25·10⁴))  [constant]", LearningRateSchedule.CliNames);
     private readonly Option<double?> warmupEpochs = CliOptions.Double("--warmup-epochs", "linear (one-cycle: cosine) warm-up, in epochs  [0; one-cycle 30 %]", -1e-300);
-    private readonly Option<int?> blocks = CliOptions.Int("--blocks", "DT blocks T  [10]", 1, 1000, "T");
-    private readonly Option<string?> schedule = CliOptions.Choice("--schedule", "sequential (Algorithm 1: block 1 on every minibatch, then block 2, ...) | parallel (every block steps on each minibatch, all T fused)  [sequential]", ["sequential", "parallel"]);
-    private readonly Option<string?> backbone = CliOptions.Choice("--backbone", "image backbone  [paper]", Backbones.CliNames);
-    private readonly Option<string?> solver = CliOptions.Choice("--solver", "ODE solver  [heun]", OdeSolvers.Names.ToArray());
-    private readonly Option<int?> steps = CliOptions.Int("--steps", "solver steps over t in [0, 1] (adjoint: training too)  [40]", 1, 1_000_000);
-    private readonly Option<string?> prediction = CliOptions.Choice("--prediction", "class from the final z: head | nearest  [nearest; adjoint: head]", ["head", "nearest"]);
-    private readonly Option<string?> weighting = CliOptions.Choice("--weighting", "constant | snr-derivative (Eq. 9)  [constant]", ["constant", "snr-derivative"]);
-    private readonly Option<double?> gammaMax = CliOptions.Double("--gamma-max", "initial γ(0) of the noise schedule  [5]");
-    private readonly Option<double?> gammaMin = CliOptions.Double("--gamma-min", "initial γ(1) of the noise schedule  [-5]");
-    private readonly Option<string?> scheduleTraining = CliOptions.Choice("--schedule-training", "what trains the schedule: joint (the whole loss, the paper) | detached (the CE and KL terms only) | frozen  [constant weighting: detached; snr-derivative: joint]", CtScheduleTrainings.CliNames);
-    private readonly Option<double?> scheduleWeightDecay = CliOptions.Double("--schedule-weight-decay", "weight decay of the schedule's parameters  [0]", -1e-300);
-    private readonly Option<double?> flowSigma = CliOptions.Double("--flow-sigma", "σ of the probability path (Eq. 10)  [0]", -1e-300, "σ");
+    // The options only some methods take: help text, defaults and applicability come from the method registry.
+    private readonly Option<int?> blocks = CliOptions.Int(MethodOption.Blocks.Flag, MethodOptions.Describe(MethodOption.Blocks), 1, 1000, MethodOption.Blocks.ValueName!);
+    private readonly Option<string?> schedule = CliOptions.Choice(MethodOption.Schedule.Flag, MethodOptions.Describe(MethodOption.Schedule), ["sequential", "parallel"]);
+    private readonly Option<string?> backbone = CliOptions.Choice(MethodOption.Backbone.Flag, MethodOptions.Describe(MethodOption.Backbone), Backbones.CliNames);
+    private readonly Option<string?> solver = CliOptions.Choice(MethodOption.Solver.Flag, MethodOptions.Describe(MethodOption.Solver), OdeSolvers.Names.ToArray());
+    private readonly Option<int?> steps = CliOptions.Int(MethodOption.Steps.Flag, MethodOptions.Describe(MethodOption.Steps), 1, 1_000_000, MethodOption.Steps.ValueName!);
+    private readonly Option<string?> prediction = CliOptions.Choice(MethodOption.Prediction.Flag, MethodOptions.Describe(MethodOption.Prediction), PredictionRules.CliNames);
+    private readonly Option<string?> weighting = CliOptions.Choice(MethodOption.Weighting.Flag, MethodOptions.Describe(MethodOption.Weighting), ["constant", "snr-derivative"]);
+    private readonly Option<double?> gammaMax = CliOptions.Double(MethodOption.GammaMax.Flag, MethodOptions.Describe(MethodOption.GammaMax));
+    private readonly Option<double?> gammaMin = CliOptions.Double(MethodOption.GammaMin.Flag, MethodOptions.Describe(MethodOption.GammaMin));
+    private readonly Option<string?> scheduleTraining = CliOptions.Choice(MethodOption.ScheduleTraining.Flag, MethodOptions.Describe(MethodOption.ScheduleTraining), CtScheduleTrainings.CliNames);
+    private readonly Option<double?> scheduleWeightDecay = CliOptions.Double(MethodOption.ScheduleWeightDecay.Flag, MethodOptions.Describe(MethodOption.ScheduleWeightDecay), -1e-300);
+    private readonly Option<double?> flowSigma = CliOptions.Double(MethodOption.FlowSigma.Flag, MethodOptions.Describe(MethodOption.FlowSigma), -1e-300, MethodOption.FlowSigma.ValueName!);
+    private readonly Option<double?> eta = CliOptions.Double(MethodOption.Eta.Flag, MethodOptions.Describe(MethodOption.Eta), 0);
 
     public TrainCommand() : base("train", Summary)
     {
@@ -71,21 +74,22 @@ internal sealed class TrainCommand : Command, ITailoredHelp
                      trackTest, inferenceBatchSize, lrSchedule, warmupEpochs, blocks, schedule, backbone, solver, steps, prediction, weighting,
                      gammaMax, gammaMin, scheduleTraining, scheduleWeightDecay, flowSigma,
                  })
-        {
-            if (MethodOptions.MethodsOf(option.Name) is { } methods) option.Description += $" ({Describe(methods)})";
             Options.Add(option);
-        }
         SetAction(result => Run(result, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error));
     }
-
-    private static string Describe(IReadOnlyList<string> methods) => methods.Count == 1 ? methods[0] : string.Join(", ", methods);
 
     /// <summary><c>--method M --help</c>: only the options that apply to M.</summary>
     public void BeforeHelp(ParseResult result)
     {
         if (result.GetValue(method) is not string chosen) return;
-        foreach (var option in Options) option.Hidden = !MethodOptions.AppliesTo(option.Name, chosen);
-        Description = $"train a {MethodKinds.Parse(chosen).DisplayName()} model (the options of --method {chosen}; `noprop train --help` lists every method's)";
+        var definition = MethodRegistry.Parse(chosen);
+        foreach (var option in Options)
+            if (MethodOptions.Of(option) is { } methodOption)
+            {
+                option.Hidden = !definition.Accepts(methodOption);
+                if (!option.Hidden) option.Description = MethodOptions.Describe(methodOption, definition);
+            }
+        Description = $"{definition.Summary}. The options of --method {chosen}; `noprop train --help` lists every method's.";
     }
 
     /// <summary>"32" or "32x48" (height × width).</summary>
@@ -105,7 +109,8 @@ internal sealed class TrainCommand : Command, ITailoredHelp
     {
         var resumeDir = r.GetValue(resume);
         var request = resumeDir is not null ? RunFile.Load(resumeDir) : new TrainRequest();
-        if (resumeDir is null && !r.Given(method)) throw new UsageException("--method is required (dt, ct, fm, backprop or adjoint)");
+        if (resumeDir is null && !r.Given(method))
+            throw new UsageException($"--method is required ({string.Join(", ", MethodRegistry.CliNames.SkipLast(1))} or {MethodRegistry.CliNames[^1]})");
         string methodName = r.GetValue(method) ?? request.Method;
 
         var data = request.Data;
@@ -254,7 +259,6 @@ internal sealed class TrainCommand : Command, ITailoredHelp
         {
             Console.CancelKeyPress -= onCancel;
         }
-        extras.Extras?.WriteCharts(stderr);
 
         var (metrics, result) = outcome;
         string validation = result.BestValidationAccuracy is double v ? $"{v * 100:F2} % (epoch {result.BestEpoch})" : "n/a";
@@ -280,6 +284,9 @@ internal sealed class TrainCommand : Command, ITailoredHelp
             Extras!.AddMetrics(fields);
             return metrics.With(fields);
         }
+
+        /// <summary>schedule.csv and the charts, from the run folder as written (a chart that fails is reported, not fatal).</summary>
+        public void Completed(RunContext context, RunMetrics metrics) => Extras!.WriteCharts(stderr);
 
         public void Dispose() => Extras?.Dispose();
     }

@@ -1,6 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using NoProp.Methods;
+using NoProp.Models;
 using NoProp.Runtime;
+using NoProp.Solvers;
 
 namespace NoProp.Training.Runs;
 
@@ -78,21 +81,27 @@ public static class RunFile
         public int InferenceBatchSize { get; set; } = NoProp.Methods.InferenceOptions.DefaultBatchSize;
         public bool TrackTest { get; set; }
 
-        public static Flat From(TrainRequest r) => new()
+        /// <summary>The file keeps every method option resolved (the method's default where the request has none), as it always has.</summary>
+        public static Flat From(TrainRequest r)
         {
+            var defaults = MethodRegistry.TryParse(r.Method, out var method) ? method.Defaults : new MethodDefaults();
+            return new Flat
+            {
             Method = r.Method, Dataset = r.Data.Dataset, DataDir = r.Data.DataDir, Label = r.Data.Label, ImageHeight = r.Data.ImageHeight,
             ImageWidth = r.Data.ImageWidth, Channels = r.Data.Channels, Download = r.Data.Download, Augment = r.Data.Augment,
-            CropPadding = r.Data.CropPadding, Embedding = r.Model.Embedding, EmbeddingDim = r.Model.EmbeddingDim, Blocks = r.Model.Blocks,
+            CropPadding = r.Data.CropPadding, Embedding = r.Model.Embedding, EmbeddingDim = r.Model.EmbeddingDim, Blocks = r.Model.Blocks ?? defaults.Blocks,
             Epochs = r.Training.Epochs, BatchSize = r.Training.BatchSize, TrainSize = r.Splits.TrainSize, ValidationSize = r.Splits.ValidationSize,
             TestSize = r.Splits.TestSize, Seed = r.Training.Seed, Threads = r.Threads, Device = r.Device, LearningRate = r.Model.LearningRate,
             WeightDecay = r.Model.WeightDecay, Eta = r.Model.Eta, EvalEvery = r.Training.EvalEvery,
             EarlyStoppingPatience = r.Training.EarlyStoppingPatience, EarlyStoppingMinDelta = r.Training.EarlyStoppingMinDelta,
-            Backbone = r.Model.Backbone, Solver = r.Model.Solver, Steps = r.Model.Steps, Weighting = r.Model.Weighting,
+            Backbone = r.Model.Backbone ?? defaults.Backbone.ToCliName(), Solver = r.Model.Solver ?? OdeSolvers.ToCliName(defaults.Solver),
+            Steps = r.Model.Steps ?? defaults.InferenceSteps, Weighting = r.Model.Weighting,
             Prediction = r.Model.Prediction, ScheduleTraining = r.Model.ScheduleTraining, ScheduleWeightDecay = r.Model.ScheduleWeightDecay,
-            GammaMax = r.Model.GammaMax, GammaMin = r.Model.GammaMin, FlowSigma = r.Model.FlowSigma, Schedule = r.Model.Schedule,
+            GammaMax = r.Model.GammaMax, GammaMin = r.Model.GammaMin, FlowSigma = r.Model.FlowSigma, Schedule = r.Model.Schedule ?? defaults.BlockSchedule.ToString().ToLowerInvariant(),
             LrSchedule = r.Training.LrSchedule, WarmupEpochs = r.Training.WarmupEpochs, InferenceBatchSize = r.Training.InferenceBatchSize,
             TrackTest = r.Training.TrackTest,
-        };
+            };
+        }
 
         public TrainRequest ToRequest() => new()
         {

@@ -22,6 +22,15 @@ public sealed record TrainRequest
     public string Device { get; init; } = "cpu";
     /// <summary>The run folder (model, checkpoint, run.json, metrics); null keeps nothing on disk but the model in memory.</summary>
     public string? Output { get; init; }
+
+    /// <summary>The request as JSON (every field written; how the experiment grid hands a cell to its child process).</summary>
+    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, RunJson.Default.TrainRequest);
+
+    public static TrainRequest FromJson(string json, string source)
+    {
+        try { return System.Text.Json.JsonSerializer.Deserialize(json, RunJson.Default.TrainRequest) ?? throw new System.Text.Json.JsonException("empty file"); }
+        catch (System.Text.Json.JsonException e) { throw new NoProp.Runtime.NoPropException($"{source}: invalid training request ({e.Message.Split('\n')[0]})", e); }
+    }
 }
 
 /// <summary>Which data set, from where, and how its images are read and augmented.</summary>
@@ -68,19 +77,22 @@ public sealed record SplitRequest
         DataSplits.Create(data, TrainSize, ValidationSize ?? DefaultValidationSize, TestSize, seed);
 }
 
-/// <summary>The model: label embedding, method options (null: the method's default) and optimiser.</summary>
+/// <summary>
+/// The model: label embedding, method options and optimiser. A null method option takes the method's default
+/// (<see cref="NoProp.Methods.MethodDefaults"/>, declared by the method's definition in the registry).
+/// </summary>
 public sealed record ModelRequest
 {
     /// <summary>onehot | learned | prototype.</summary>
     public string Embedding { get; init; } = "onehot";
     public int? EmbeddingDim { get; init; }
-    public int Blocks { get; init; } = 10;
+    public int? Blocks { get; init; }
     public double? Eta { get; init; }
     public double LearningRate { get; init; } = 1e-3;
     public double WeightDecay { get; init; } = 1e-3;
-    public string Backbone { get; init; } = "paper";
-    public string Solver { get; init; } = "heun";
-    public int Steps { get; init; } = 40;
+    public string? Backbone { get; init; }
+    public string? Solver { get; init; }
+    public int? Steps { get; init; }
     public string? Weighting { get; init; }
     public string? Prediction { get; init; }
     public string? ScheduleTraining { get; init; }
@@ -89,7 +101,7 @@ public sealed record ModelRequest
     public double? GammaMin { get; init; }
     public double FlowSigma { get; init; }
     /// <summary>dt: sequential (Algorithm 1) or parallel (all blocks step on each minibatch, fused).</summary>
-    public string Schedule { get; init; } = "sequential";
+    public string? Schedule { get; init; }
 }
 
 /// <summary>The training loop's options.</summary>

@@ -16,12 +16,14 @@ public sealed record RunContext(TrainRequest Request, string? Output, INoPropMet
 /// <summary>
 /// Watches a <see cref="TrainingRun"/>: <see cref="Started"/> once the model and trainer exist (subscribe to
 /// <see cref="Trainer.EpochCompleted"/> there for per-epoch work), <see cref="Finished"/> with the final metrics, which
-/// it may extend before they are written.
+/// it may extend before they are written, <see cref="Completed"/> once they are written (the model is still alive:
+/// charts, exports).
 /// </summary>
 public interface IRunObserver
 {
     void Started(RunContext context) { }
     RunMetrics Finished(RunContext context, RunMetrics metrics) => metrics;
+    void Completed(RunContext context, RunMetrics metrics) { }
 }
 
 /// <summary>The outcome of a run: its metrics (as written to metrics.json) and the training loop's result.</summary>
@@ -107,20 +109,22 @@ public sealed class TrainingRun(TrainRequest request)
         var metrics = Metrics(request, config, spec, splits, result, testAccuracy, testSeconds);
         foreach (var observer in Observers) metrics = observer.Finished(context, metrics);
         if (output is not null) metrics.Save(output);
+        foreach (var observer in Observers) observer.Completed(context, metrics);
         return new RunOutcome(metrics, result);
     }
 
-    /// <summary>The model of a new run: the request's options over the method's defaults, the data set's shape and classes.</summary>
+    /// <summary>The model of a new run: the request's options over the method's defaults (the registry's), the data set's shape and classes.</summary>
     public static ModelConfig ModelConfigFor(TrainRequest request, DatasetSpec spec, ImageDataset train)
     {
         var m = request.Model;
+        var definition = MethodRegistry.Parse(request.Method);
+        var defaults = definition.Defaults;
         var embedding = LabelEmbeddingKinds.Parse(m.Embedding);
-        var methodKind = MethodKinds.Parse(request.Method);
         var image = new ImageShape(train.Channels, train.Height, train.Width);
-        var weighting = m.Weighting == "snr-derivative" ? CtWeighting.SnrDerivative : CtWeighting.Constant;
+        var weighting = m.Weighting switch { "snr-derivative" => CtWeighting.SnrDerivative, "constant" => CtWeighting.Constant, _ => defaults.Weighting };
         return new ModelConfig
         {
-            Method = methodKind,
+            Method = definition.Kind,
             Dataset = spec.Name,
             DatasetLabels = spec.CifarLabels,
             Image = image,
@@ -129,26 +133,21 @@ public sealed class TrainingRun(TrainRequest request)
             NormalizationStd = train.Normalization.Std,
             Embedding = embedding,
             EmbeddingDimension = ModelConfig.DefaultEmbeddingDimension(embedding, train.ClassCount, image, m.EmbeddingDim),
-            Blocks = m.Blocks,
-            Eta = m.Eta ?? (methodKind == MethodKind.DiscreteTime ? 0.1 : 1.0),
+            Blocks = m.Blocks ?? defaults.Blocks,
+            Eta = m.Eta ?? defaults.Eta,
             LearningRate = m.LearningRate,
             WeightDecay = m.WeightDecay,
-            Backbone = Backbones.Parse(m.Backbone),
-            Solver = OdeSolvers.Parse(m.Solver),
-            InferenceSteps = m.Steps,
+            Backbone = m.Backbone is string backbone ? Backbones.Parse(backbone) : defaults.Backbone,
+            Solver = m.Solver is string solver ? OdeSolvers.Parse(solver) : defaults.Solver,
+            InferenceSteps = m.Steps ?? defaults.InferenceSteps,
             Weighting = weighting,
-            Prediction = m.Prediction switch
-            {
-                "head" => PredictionRule.OutputHead,
-                "nearest" => PredictionRule.NearestEmbedding,
-                _ => ModelConfig.DefaultPrediction(methodKind),
-            },
-            ScheduleTraining = m.ScheduleTraining is string schedule ? CtScheduleTrainings.Parse(schedule) : ModelConfig.DefaultScheduleTraining(weighting),
+            Prediction = m.Prediction is string rule ? PredictionRules.Parse(rule) : defaults.Prediction,
+            ScheduleTraining = m.ScheduleTraining is string schedule ? CtScheduleTrainings.Parse(schedule) : defaults.ScheduleTraining(weighting),
             ScheduleWeightDecay = m.ScheduleWeightDecay ?? ModelConfig.DefaultScheduleWeightDecay,
             InitialGammaMax = m.GammaMax ?? 5.0,
             InitialGammaMin = m.GammaMin ?? -5.0,
             FlowSigma = m.FlowSigma,
-            BlockSchedule = m.Schedule == "parallel" ? BlockSchedule.Parallel : BlockSchedule.Sequential,
+            BlockSchedule = m.Schedule switch { "parallel" => BlockSchedule.Parallel, "sequential" => BlockSchedule.Sequential, _ => defaults.BlockSchedule },
         };
     }
 
