@@ -33,13 +33,13 @@ internal sealed record EvaluationSplit(string Name, ImageDataset Images, long De
     public static EvaluationSplit Load(string name, string modelDir, ModelConfig config, string? dataDir, int? testSize)
     {
         if (name == Test)
-            return new EvaluationSplit(Test, Datasets.Load(config.DatasetSpec(dataDir)).Test.Take(testSize), 1, null);
+            return new EvaluationSplit(Test, SkiaImageCodec.Load(config.DatasetSpec(dataDir)).Test.Take(testSize), 1, null);
 
         if (!File.Exists(Path.Combine(modelDir, RunSettings.FileName)))
             throw new NoPropException($"--split validation: {Path.Combine(modelDir, RunSettings.FileName)} not found; the validation split is rebuilt " +
                                       "from the settings 'noprop train' saves there (a model folder without them can only be evaluated on the test split)");
         var run = RunSettings.Load(modelDir);
-        var data = Datasets.Load(config.DatasetSpec(dataDir ?? run.DataDir));
+        var data = SkiaImageCodec.Load(config.DatasetSpec(dataDir ?? run.DataDir));
         var splits = DataSplits.Create(data, run.TrainSize, run.ValidationSize, null, run.Seed);
         if (splits.Validation.Count == 0)
             throw new NoPropException($"--split validation: the run in {modelDir} held out no validation images (--validation-size {run.ValidationSize}" +

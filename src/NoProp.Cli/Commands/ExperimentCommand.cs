@@ -240,7 +240,7 @@ public static class ExperimentCommand
         TorchRuntime.Initialize(run.Threads);
         var device = TorchRuntime.ResolveDevice(run.Device);
         using var method = ModelStore.Load(dir, device);
-        var data = Datasets.Load(run.Dataset, run.DataDir);
+        var data = Datasets.Load(run.Dataset, run.DataDir, SkiaImageCodec.Decoder);
         var splits = DataSplits.Create(data, run.TrainSize, run.ValidationSize, run.TestSize, run.Seed);
         var train = splits.Train.Take(config.TrainEvalSize);
         var (trainX, trainY) = train.ToTensors(device);

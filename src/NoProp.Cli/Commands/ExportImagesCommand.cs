@@ -31,7 +31,7 @@ public static class ExportImagesCommand
         int? limit = reader.Int("limit", 1);
         reader.EnsureAllConsumed("export-images");
 
-        var data = Datasets.Load(dataset, dataDir);
+        var data = Datasets.Load(dataset, dataDir, SkiaImageCodec.Decoder);
         var images = (split == "train" ? data.Train : data.Test).Take(limit);
         if (images.Channels is not (1 or 3))
             throw new NoPropException($"{images.Name}: cannot write {images.Channels}-channel images as PNG (1 or 3 channels)");
