@@ -70,15 +70,15 @@ internal sealed class DownloadCommand : Command
     /// <summary>Loads a data set; with <paramref name="download"/>, fetches it first when its files are missing.</summary>
     public static DatasetPair LoadOrDownload(DatasetSpec spec, bool download, long seed, TextWriter stderr)
     {
-        if (!download) return Datasets.Load(spec);
+        if (!download) return SkiaImageCodec.Load(spec);
         if (spec.Kind is "mnist" or "folder") throw new UsageException($"--download applies to fashion-mnist, cifar10 and cifar100, not {spec.Kind}");
         var dataDir = spec.DataDirectory ?? DatasetSpec.DefaultCacheDirectory();
         var source = DatasetSources.For(spec.Kind);
         if (!DatasetDownloader.IsComplete(source, dataDir))
         {
-            try { return Datasets.Load(spec); }
+            try { return SkiaImageCodec.Load(spec); }
             catch (NoPropException) { Fetch(source, dataDir, stderr); }
         }
-        return Datasets.Load(spec with { DataDirectory = dataDir });
+        return SkiaImageCodec.Load(spec with { DataDirectory = dataDir });
     }
 }

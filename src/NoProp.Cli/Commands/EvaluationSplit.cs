@@ -39,13 +39,13 @@ internal sealed record EvaluationSplit(string Name, ImageDataset Images, long De
     public static EvaluationSplit Load(string name, string modelDir, ModelConfig config, string? dataDir, int? testSize)
     {
         if (name == Test)
-            return new EvaluationSplit(Test, Datasets.Load(config.DatasetSpec(dataDir)).Test.Take(testSize), 1, null);
+            return new EvaluationSplit(Test, SkiaImageCodec.Load(config.DatasetSpec(dataDir)).Test.Take(testSize), 1, null);
 
         if (!File.Exists(Path.Combine(modelDir, RunFile.FileName)))
             throw new NoPropException($"--split validation: {Path.Combine(modelDir, RunFile.FileName)} not found; the validation split is rebuilt " +
                                       "from the settings 'noprop train' saves there (a model folder without them can only be evaluated on the test split)");
         var run = RunFile.Load(modelDir);
-        var data = Datasets.Load(config.DatasetSpec(dataDir ?? run.Data.DataDir));
+        var data = SkiaImageCodec.Load(config.DatasetSpec(dataDir ?? run.Data.DataDir));
         var splits = (run.Splits with { TestSize = null }).Create(data, run.Training.Seed);
         if (splits.Validation.Count == 0)
             throw new NoPropException($"--split validation: the run in {modelDir} held out no validation images (--validation-size {run.Splits.ValidationSize?.ToString() ?? "default"}" +

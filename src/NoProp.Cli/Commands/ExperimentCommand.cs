@@ -263,7 +263,7 @@ internal sealed class ExperimentCommand : Command
         TorchRuntime.Initialize(run.Threads);
         var device = TorchRuntime.ResolveDevice(run.Device);
         using var method = ModelStore.Load(dir, device);
-        var data = Datasets.Load(run.Data.Dataset, run.Data.DataDir);
+        var data = Datasets.Load(run.Data.Dataset, run.Data.DataDir, SkiaImageCodec.Decoder);
         var splits = run.Splits.Create(data, run.Training.Seed);
         var train = splits.Train.Take(config.TrainEvalSize);
         var (trainX, trainY) = train.ToTensors(device);

@@ -32,7 +32,7 @@ internal sealed class ExportImagesCommand : Command
         var output = r.GetValue(this.output) ?? throw new UsageException("--output is required");
         int? limit = r.GetValue(this.limit);
 
-        var data = Datasets.Load(dataset, dataDir);
+        var data = Datasets.Load(dataset, dataDir, SkiaImageCodec.Decoder);
         var images = (split == "train" ? data.Train : data.Test).Take(limit);
         if (images.Channels is not (1 or 3))
             throw new NoPropException($"{images.Name}: cannot write {images.Channels}-channel images as PNG (1 or 3 channels)");

@@ -36,7 +36,7 @@ internal sealed class TrainCommand : Command, ITailoredHelp
     private readonly Option<double?> lr = CliOptions.Double("--lr", "learning rate (dt, backprop, adjoint: AdamW; ct, fm: Adam)  [0.001]", 0);
     private readonly Option<double?> weightDecay = CliOptions.Double("--weight-decay", "weight decay  [0.001]", -1e-300);
     private readonly Option<int?> trainSize = CliOptions.Int("--train-size", "training images actually trained on  [all but the validation split]", 2);
-    private readonly Option<int?> validationSize = CliOptions.Int("--validation-size", "validation split carved from the training set  [5000]", 0);
+    private readonly Option<int?> validationSize = CliOptions.Int("--validation-size", "validation split carved from the training set  [10 % of the training images, at most 5000]", 0);
     private readonly Option<int?> testSize = CliOptions.Int("--test-size", "evaluate on the first N test images  [all]", 1);
     private readonly Option<int?> evalEvery = CliOptions.Int("--eval-every", "validate every K epochs (and after the last)  [1]", 1, valueName: "K");
     private readonly Option<int?> patience = CliOptions.Int("--early-stopping-patience", "stop after P validations without a gain in validation accuracy (the model keeps the best epoch)  [off]", 1, valueName: "P");

@@ -103,8 +103,8 @@ public sealed record ModelConfig
     /// <summary>CIFAR-100 only: which labels (fine, 100 classes, or coarse, 20 classes).</summary>
     public NoProp.Data.Cifar100Labels DatasetLabels { get; init; } = NoProp.Data.Cifar100Labels.Fine;
 
-    /// <summary>The spec that reloads this model's data set (folders at the model's image size and channels).</summary>
-    public NoProp.Data.DatasetSpec DatasetSpec(string? dataDirectory) => NoProp.Data.DatasetSpec.Parse(Dataset, dataDirectory) with
+    /// <summary>The spec that reloads this model's data set (folders at the model's image size and channels, decoded by <paramref name="imageDecoder"/>).</summary>
+    public NoProp.Data.DatasetSpec DatasetSpec(string? dataDirectory, NoProp.Data.IImageDecoder? imageDecoder = null) => NoProp.Data.DatasetSpec.Parse(Dataset, dataDirectory, imageDecoder) with
     {
         CifarLabels = DatasetLabels,
         FolderChannels = Image.Channels,

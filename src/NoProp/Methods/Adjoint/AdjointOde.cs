@@ -7,27 +7,6 @@ using static TorchSharp.torch;
 
 namespace NoProp.Methods.Adjoint;
 
-/// <summary>All parameters of the adjoint baseline: the CT network as the ODE's vector field, the final linear classifier and W_Embed.</summary>
-public sealed class AdjointNetwork : nn.Module
-{
-    private readonly CtDenoiser velocity;
-    private readonly Linear outputHead;
-    private readonly LabelEmbedding embedding;
-
-    public AdjointNetwork(ModelConfig config) : base(nameof(AdjointNetwork))
-    {
-        velocity = new CtDenoiser(config.Image, config.EmbeddingDimension, config.ClassCount,
-            config.Embedding == LabelEmbeddingKind.Prototype, config.Backbone);
-        outputHead = nn.Linear(config.EmbeddingDimension, config.ClassCount);
-        embedding = new LabelEmbedding(config.Embedding, config.ClassCount, config.EmbeddingDimension);
-        RegisterComponents();
-    }
-
-    public CtDenoiser Velocity => velocity;
-    public Linear OutputHead => outputHead;
-    public LabelEmbedding Embedding => embedding;
-}
-
 /// <summary>
 /// The adjoint-sensitivity baseline of the paper's continuous-time comparison (Table 1 "Adjoint", Fig. 3): the
 /// continuous-time network (<see cref="CtDenoiser"/>, Fig. 6 right) defines a neural ODE
@@ -44,20 +23,17 @@ public sealed class AdjointNetwork : nn.Module
 /// (logits·W_Embed, no softmax), which lets it point in any direction; AdamW as in the paper's Table 3.
 /// </para>
 /// </summary>
-public sealed class AdjointOde : INoPropMethod
+public sealed class AdjointOde : NoPropMethod<ContinuousNetwork>
 {
-    private readonly AdjointNetwork network;
+    private static readonly LossLayout Layout = new("cross_entropy");
     private readonly OptimizerHelper optimizer;
     private readonly Parameter[] fieldParameters;
 
     public AdjointOde(ModelConfig config, Device? device = null)
+        : base(MethodKind.Adjoint, config, device, c => new ContinuousNetwork(c, "velocity", withSchedule: false, "AdjointNetwork"), Layout)
     {
-        config.Validate();
-        Config = config;
-        network = new AdjointNetwork(config);
-        if (device is not null && device.type != DeviceType.CPU) network.to(device);
-        optimizer = optim.AdamW(network.parameters().Where(p => p.requires_grad).ToList(), config.LearningRate, weight_decay: config.WeightDecay);
-        Optimizers = [optimizer];
+        optimizer = NewOptimizer(TrainableParameters());
+        SetOptimizers(optimizer);
         // θ of the vector field for the adjoint: everything of the network but the image path (whose gradient
         // flows through the cached features) and the output head (which acts after the ODE).
         var field = network.Velocity.named_parameters()
@@ -67,14 +43,9 @@ public sealed class AdjointOde : INoPropMethod
         fieldParameters = [.. field];
     }
 
-    public ModelConfig Config { get; }
-    public AdjointNetwork AdjointNetwork => network;
-    public nn.Module Network => network;
-    public LabelEmbedding Embedding => network.Embedding;
-    public IReadOnlyList<OptimizerHelper> Optimizers { get; }
-    public int StagesPerEpoch => 1;
-    public string DescribeStage(int stage) => "all";
-    public IReadOnlyList<string> LossNames { get; } = ["cross_entropy", "total"];
+    private ContinuousNetwork network => Net;
+    public ContinuousNetwork AdjointNetwork => Net;
+    public override LabelEmbedding Embedding => Net.Embedding;
 
     /// <summary>The parameters θ of the vector field that the adjoint solve differentiates (image path and head excluded).</summary>
     public IReadOnlyList<Parameter> FieldParameters => fieldParameters;
@@ -91,13 +62,13 @@ public sealed class AdjointOde : INoPropMethod
     public double[] TrainingGrid() =>
         Config.Solver == OdeSolverKind.Dopri5 ? [0.0, 1.0] : TimeGrid.Uniform(0.0, 1.0, Config.InferenceSteps);
 
-    public Tensor TrainStep(int stage, Tensor x, Tensor y)
+    public override StepLosses TrainStep(int stage, Tensor x, Tensor y)
     {
         using var scope = NewDisposeScope();
         var z0 = randn(x.shape[0], Config.EmbeddingDimension, device: x.device);
-        var loss = AccumulateGradients(x, y, z0);
+        var crossEntropy = AccumulateGradients(x, y, z0);
         optimizer.step();
-        return stack([loss, loss]).MoveToOuterDisposeScope();
+        return Layout.Record(total: crossEntropy, crossEntropy);
     }
 
     /// <summary>
@@ -139,18 +110,11 @@ public sealed class AdjointOde : INoPropMethod
         return l.matmul(network.Embedding.Weight);
     }
 
-    public Tensor PredictProbabilities(Tensor x, InferenceOptions options)
+    public override Tensor PredictProbabilities(Tensor x, InferenceOptions options)
     {
-        if (options.Prediction == PredictionRule.NearestEmbedding)
-            throw new NoProp.Runtime.NoPropException("--prediction nearest: the adjoint model classifies z_1 with its linear layer; use --prediction head");
+        if (options.Prediction is PredictionRule rule) Definition.ValidatePrediction(Config, rule);
         using var scope = NewDisposeScope();
         var z1 = ContinuousInference.Integrate(network.Velocity, x, Config.EmbeddingDimension, Config, options, Drift);
         return nn.functional.softmax(network.OutputHead.forward(z1), 1).MoveToOuterDisposeScope();
-    }
-
-    public void Dispose()
-    {
-        (optimizer as IDisposable)?.Dispose();
-        network.Dispose();
     }
 }

@@ -1,3 +1,4 @@
+using NoProp.Embeddings;
 using NoProp.Losses;
 using NoProp.Models;
 using NoProp.Schedules;
@@ -30,33 +31,27 @@ namespace NoProp.Methods.DiscreteTime;
 /// prediction is the argmax of softmax(θ_out(z_T)).
 /// </para>
 /// </summary>
-public sealed class NoPropDt : INoPropMethod
+public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, IImageOnlyReadout
 {
-    private readonly NoPropDtNetwork network;
+    private static readonly LossLayout Layout = new("cross_entropy", "kl", "denoise");
     private readonly OptimizerHelper[] blockOptimizers;
     private readonly OptimizerHelper headOptimizer;
-    private readonly OptimizerHelper[] allOptimizers;
     private readonly double[] denoiseWeights;
     private readonly (double A, double B, double C)[] coefficients;
     private readonly FusedDtBlocks fused;
     private readonly Tensor parallelWeights, parallelSignal, parallelNoise;   // [T, 1, 1]: weight_t, √ᾱ_{t−1}, √(1 − ᾱ_{t−1})
 
     public NoPropDt(ModelConfig config, Device? device = null)
+        : base(MethodKind.DiscreteTime, config, device, c => new NoPropDtNetwork(c), Layout)
     {
-        config.Validate();
-        Config = config;
         Schedule = new CosineSchedule(config.Blocks, config.MaxAlphaBar);
-        network = new NoPropDtNetwork(config);
-        if (device is not null && device.type != DeviceType.CPU) network.to(device);
-        Device = device ?? CPU;
+        var network = Net;
 
-        blockOptimizers = network.Blocks
-            .Select(b => (OptimizerHelper)optim.AdamW(b.parameters(), config.LearningRate, weight_decay: config.WeightDecay))
-            .ToArray();
+        blockOptimizers = network.Blocks.Select(b => NewOptimizer(b.parameters())).ToArray();
         var headParameters = network.OutputHead.parameters().ToList();
         if (network.Embedding.IsTrainable) headParameters.AddRange(network.Embedding.parameters());
-        headOptimizer = optim.AdamW(headParameters, config.LearningRate, weight_decay: config.WeightDecay);
-        allOptimizers = [.. blockOptimizers, headOptimizer];
+        headOptimizer = NewOptimizer(headParameters);
+        SetOptimizers([.. blockOptimizers, headOptimizer]);
 
         int T = config.Blocks;
         // Eq. 8: (T/2)·η·(SNR(t) − SNR(t−1)), one weight per block.
@@ -68,25 +63,22 @@ public sealed class NoPropDt : INoPropMethod
         parallelNoise = tensor(Enumerable.Range(1, T).Select(t => (float)Math.Sqrt(1 - Schedule.AlphaBar(t - 1))).ToArray(), [T, 1, 1], device: Device);
     }
 
-    public ModelConfig Config { get; }
     public CosineSchedule Schedule { get; }
-    public Device Device { get; }
-    public NoPropDtNetwork DtNetwork => network;
-    public nn.Module Network => network;
-    public NoProp.Embeddings.LabelEmbedding Embedding => network.Embedding;
-    public IReadOnlyList<OptimizerHelper> Optimizers => allOptimizers;
+    private NoPropDtNetwork network => Net;
+    public NoPropDtNetwork DtNetwork => Net;
+    public override LabelEmbedding Embedding => Net.Embedding;
+    private IReadOnlyList<OptimizerHelper> allOptimizers => Optimizers;
     /// <summary>The T blocks as one computation (parameters shared with <see cref="DtNetwork"/>'s blocks).</summary>
     public FusedDtBlocks FusedBlocks => fused;
-    public int StagesPerEpoch => Config.BlockSchedule == BlockSchedule.Parallel ? 1 : Config.Blocks;
-    public string DescribeStage(int stage) => Config.BlockSchedule == BlockSchedule.Parallel
+    public override int StagesPerEpoch => Config.BlockSchedule == BlockSchedule.Parallel ? 1 : Config.Blocks;
+    public override string DescribeStage(int stage) => Config.BlockSchedule == BlockSchedule.Parallel
         ? $"all {Config.Blocks} blocks in parallel"
         : $"block {stage + 1}/{Config.Blocks}";
-    public IReadOnlyList<string> LossNames { get; } = ["cross_entropy", "kl", "denoise", "total"];
 
     /// <summary>The weight (T/2)·η·(SNR(t) − SNR(t−1)) of block t's denoising term (t = 1..T).</summary>
     public double DenoiseWeight(int t) => denoiseWeights[t - 1];
 
-    public Tensor TrainStep(int stage, Tensor x, Tensor y)
+    public override StepLosses TrainStep(int stage, Tensor x, Tensor y)
     {
         if (Config.BlockSchedule == BlockSchedule.Parallel)
         {
@@ -114,14 +106,14 @@ public sealed class NoPropDt : INoPropMethod
         optimizer.step();
         headOptimizer.step();
 
-        return stack([crossEntropy, kl, denoise, total]).detach().MoveToOuterDisposeScope();
+        return Layout.Record(total, crossEntropy, kl, denoise);
     }
 
     /// <summary>
     /// One step of every block on the same minibatch (<see cref="BlockSchedule.Parallel"/>). Returns the loss components
     /// with the denoising term averaged over the blocks, so that epoch means compare with the sequential schedule's.
     /// </summary>
-    private Tensor TrainAllBlocks(Tensor x, Tensor y)
+    private StepLosses TrainAllBlocks(Tensor x, Tensor y)
     {
         using var scope = NewDisposeScope();
         int T = Config.Blocks;
@@ -156,14 +148,14 @@ public sealed class NoPropDt : INoPropMethod
         }
 
         var meanDenoise = denoise.detach() / T;
-        return stack([crossEntropy.detach(), kl.detach(), meanDenoise, crossEntropy.detach() + kl.detach() + meanDenoise]).MoveToOuterDisposeScope();
+        return Layout.Record(crossEntropy.detach() + kl.detach() + meanDenoise, crossEntropy.detach(), kl.detach(), meanDenoise);
     }
 
-    public Tensor PredictProbabilities(Tensor x, InferenceOptions options)
+    public override Tensor PredictProbabilities(Tensor x, InferenceOptions options)
     {
         using var scope = NewDisposeScope();
         using var features = ImageFeatures(x);
-        return PredictFromImageFeatures(features, options, null).MoveToOuterDisposeScope();
+        return PredictFromImageFeatures(features, options).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -194,25 +186,35 @@ public sealed class NoPropDt : INoPropMethod
     /// <summary>Measured on 2 cores (bench/NoProp.Bench dt-fused): 64 images keep the fused convolutions' activations in cache.</summary>
     public const int DefaultImageChunk = 64;
 
-    /// <summary>Class probabilities [B, m] from precomputed <see cref="ImageFeatures"/>; per-block probabilities as in <see cref="RunChain"/>.</summary>
-    public Tensor PredictFromImageFeatures(Tensor imageFeatures, InferenceOptions options, List<Tensor>? perBlockProbabilities)
+    /// <summary>Class probabilities [B, m] from precomputed <see cref="ImageFeatures"/>; <paramref name="callback"/> as in <see cref="RunChain"/>.</summary>
+    public Tensor PredictFromImageFeatures(Tensor imageFeatures, InferenceOptions options, ChainCallback? callback = null)
     {
-        using var zT = RunChainFromImageFeatures(imageFeatures, options, perBlockProbabilities);
-        return nn.functional.softmax(network.OutputHead.forward(zT), 1);
+        using var zT = RunChainFromImageFeatures(imageFeatures, options, callback);
+        return HeadProbabilities(zT);
     }
 
-    /// <summary>
-    /// Runs Eq. 3 through all T blocks and returns z_T. When <paramref name="perBlockProbabilities"/> is given,
-    /// the output head's class probabilities on each z_t (t = 1..T) are added to it (per-block diagnostics).
-    /// </summary>
-    public Tensor RunChain(Tensor x, InferenceOptions options, List<Tensor>? perBlockProbabilities)
+    /// <summary>Runs Eq. 3 through all T blocks and returns z_T; <paramref name="callback"/> sees z_t after every block t = 1..T.</summary>
+    public Tensor RunChain(Tensor x, InferenceOptions options, ChainCallback? callback = null)
     {
         using var features = ImageFeatures(x);
-        return RunChainFromImageFeatures(features, options, perBlockProbabilities);
+        return RunChainFromImageFeatures(features, options, callback);
+    }
+
+    public Tensor HeadProbabilities(Tensor z) => nn.functional.softmax(network.OutputHead.forward(z), 1);
+
+    /// <summary>
+    /// softmax(logits of block 1 at z_0 = 0): block 1 is trained on pure noise (ᾱ_0 = 0), so it is exactly the
+    /// classifier that predicts u_y from x alone.
+    /// </summary>
+    public Tensor ImageOnlyProbabilities(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var z = zeros(x.shape[0], Config.EmbeddingDimension, device: x.device);
+        return nn.functional.softmax(network.Blocks[0].forward(x, z), 1).MoveToOuterDisposeScope();
     }
 
     /// <summary><see cref="RunChain"/> from precomputed image features [T, B, 256].</summary>
-    public Tensor RunChainFromImageFeatures(Tensor imageFeatures, InferenceOptions options, List<Tensor>? perBlockProbabilities)
+    public Tensor RunChainFromImageFeatures(Tensor imageFeatures, InferenceOptions options, ChainCallback? callback = null)
     {
         long batch = imageFeatures.shape[1];
         var device = imageFeatures.device;
@@ -230,16 +232,13 @@ public sealed class NoPropDt : INoPropMethod
                 next.add_(options.Noise(next.shape, device), alpha: Math.Sqrt(c));
             z.Dispose();
             z = next.MoveToOuterDisposeScope();
-            if (perBlockProbabilities is not null)
-                perBlockProbabilities.Add(nn.functional.softmax(network.OutputHead.forward(z), 1).MoveToOuterDisposeScope());
+            callback?.Invoke(new ChainStep(t, Config.Blocks, t / (double)Config.Blocks, z, uHat));
         }
         return z;
     }
 
-    public void Dispose()
+    protected override void DisposeResources()
     {
-        foreach (var o in allOptimizers) (o as IDisposable)?.Dispose();
         parallelWeights.Dispose(); parallelSignal.Dispose(); parallelNoise.Dispose();
-        network.Dispose();
     }
 }

@@ -65,16 +65,12 @@ public sealed record SplitRequest
 {
     /// <summary>Training images actually trained on; null: all but the validation split.</summary>
     public int? TrainSize { get; init; }
-    /// <summary>Validation images carved from the training set; null: the default rule for the data set's size.</summary>
+    /// <summary>Validation images carved from the training set; null: the default rule for the data set's size (<see cref="DataSplits.DefaultValidationSize"/>).</summary>
     public int? ValidationSize { get; init; }
     /// <summary>The first N test images; null: all.</summary>
     public int? TestSize { get; init; }
 
-    /// <summary>The default validation split when none is asked for.</summary>
-    public const int DefaultValidationSize = 5000;
-
-    public DataSplits Create(DatasetPair data, long seed) =>
-        DataSplits.Create(data, TrainSize, ValidationSize ?? DefaultValidationSize, TestSize, seed);
+    public DataSplits Create(DatasetPair data, long seed) => DataSplits.Create(data, TrainSize, ValidationSize, TestSize, seed);
 }
 
 /// <summary>
