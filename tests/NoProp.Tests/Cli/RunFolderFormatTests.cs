@@ -170,4 +170,22 @@ public sealed class RunFolderFormatTests
         CollectionAssert.Contains(run.LossNames.ToArray(), "kl,prior");
         Assert.AreEqual(2, run.Epochs.Count);
     }
+
+    [TestMethod]
+    public void MetricsCsvLinesQuoteWhatNeedsIt()
+    {
+        string[] losses = ["cross_entropy", "kl,prior", "total"];
+        var record = new NoProp.Training.EpochRecord
+        {
+            Epoch = 3, TrainSeconds = 12.3456, EpochTrainSeconds = 4.1, ValidationAccuracy = 0.5, ImagesPerSecond = 100,
+            Losses = new() { ["cross_entropy"] = 2.5, ["kl,prior"] = 0.25, ["total"] = 2.75 },
+        };
+        Assert.AreEqual("3,12.346,4.100,2.5,0.25,2.75,0.500000,,100.0", record.ToCsv(losses), "today's numbers, unchanged");
+        var dir = TestSupport.TempDirectory();
+        File.WriteAllText(Path.Combine(dir, "metrics.csv"), NoProp.Training.EpochRecord.CsvHeader(losses) + "\n" + record.ToCsv(losses) + "\n");
+        var run = RunFolder.Load(dir);
+        CollectionAssert.AreEqual(new[] { "cross_entropy", "kl,prior", "total" }, run.LossNames.ToArray());
+        Assert.AreEqual(0.25, run.Epochs[0].Losses["kl,prior"]);
+        Assert.AreEqual(12.346, run.Epochs[0].TrainSeconds);
+    }
 }

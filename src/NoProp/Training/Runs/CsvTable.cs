@@ -28,6 +28,15 @@ public static class CsvTable
         return text.ToString();
     }
 
+    /// <summary>One CSV line without its line end (for files appended to a row at a time, such as metrics.csv).</summary>
+    public static string Row(IReadOnlyList<string> fields)
+    {
+        using var text = new StringWriter(CultureInfo.InvariantCulture);
+        using (var csv = new CsvWriter(text, Configuration)) WriteRow(csv, fields);
+        var line = text.ToString();
+        return line[..^Configuration.NewLine.Length];
+    }
+
     private static void WriteRow(CsvWriter csv, IReadOnlyList<string> fields)
     {
         foreach (var field in fields) csv.WriteField(field);
