@@ -102,7 +102,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         TorchRuntime.Initialize();
         var device = DeviceSelection.For(environment);
         TorchRuntime.Seed(seed);   // initialisation is part of the seeded run, as in the CLI
-        var method = MethodFactory.Create(config, device);
+        var method = MethodRegistry.Create(config, device);
         // Cancelled by the caller's token or by the MLContext (CancelExecution, as AutoML's time budget does): the trainer
         // checks the token before every minibatch, and the progress callback, which runs after every minibatch, turns the
         // MLContext's flag into that token.
@@ -115,7 +115,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
                 if (IsCanceled) cancellation.Cancel();
             }, options.MetricsCallback);
             progress.Message(string.Create(CultureInfo.InvariantCulture,
-                $"training NoProp-{config.Method.ToCliName().ToUpperInvariant()} on {train.Count} rows ({validation.Count} {(validationRows is null ? "held out for validation" : "validation rows given")}), " +
+                $"training {config.Method.DisplayName()} on {train.Count} rows ({validation.Count} {(validationRows is null ? "held out for validation" : "validation rows given")}), " +
                 $"{classNames.Length} classes, images {image}, {config.Embedding.ToCliName()} embedding (d = {config.EmbeddingDimension}), " +
                 $"{options.Epochs} epochs, batch {options.BatchSize}, device {device.type}"));
             var splits = new DataSplits(train, validation, validation.Take(0), Notice: null);

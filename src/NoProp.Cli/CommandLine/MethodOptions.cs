@@ -21,21 +21,11 @@ internal static class MethodOptions
     public static string? Misapplied(string option, string method) =>
         MethodRegistry.FindOption(option) is { } methodOption ? MethodRegistry.NotApplicable(methodOption, MethodRegistry.Parse(method)) : null;
 
-    /// <summary>Help of a method option across methods: its text, each method's default, the methods that take it.</summary>
-    public static string Describe(MethodOption option)
-    {
-        var uses = MethodRegistry.All.SelectMany(d => d.Options.Where(u => u.Option == option).Select(u => (Method: d.CliName, u.Default))).ToList();
-        string defaults = uses.Select(u => u.Default).Distinct().Count() == 1
-            ? uses[0].Default
-            : string.Join(", ", uses.Select(u => $"{u.Method}: {u.Default}"));
-        return $"{option.Help}  [{defaults}] ({string.Join(", ", uses.Select(u => u.Method))})";
-    }
+    /// <summary>Help of a method option across methods: its text, the methods that take it, each one's default.</summary>
+    public static string Describe(MethodOption option) => MethodRegistry.HelpForAll(option);
 
     /// <summary>Help of a method option for one method: its text, that method's default and what is particular to it.</summary>
-    public static string Describe(MethodOption option, IMethodDefinition method) =>
-        method.Options.First(u => u.Option == option) is var use && use.Note is string note
-            ? $"{option.Help} ({note})  [{use.Default}]"
-            : $"{option.Help}  [{use.Default}]";
+    public static string Describe(MethodOption option, IMethodDefinition method) => method.Options.First(u => u.Option == option).HelpText;
 
     /// <summary>A command-line option's method option, if it is one.</summary>
     public static MethodOption? Of(Option option) => MethodRegistry.FindOption(option.Name);

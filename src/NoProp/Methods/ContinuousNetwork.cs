@@ -50,6 +50,14 @@ public sealed class ContinuousNetwork : nn.Module
     /// <summary>NoProp-FM's and the adjoint's name for <see cref="Core"/>.</summary>
     public CtDenoiser Velocity => core;
 
+    /// <summary>The network's logits [B, m] for images x at the prior mean z = 0 and t = 0 (the image path alone: <c>--image-only</c>).</summary>
+    public Tensor LogitsAtOrigin(Tensor x, int embeddingDimension)
+    {
+        using var scope = NewDisposeScope();
+        long batch = x.shape[0];
+        return core.forward(x, zeros(batch, embeddingDimension, device: x.device), zeros(batch, device: x.device)).MoveToOuterDisposeScope();
+    }
+
     public Linear OutputHead => outputHead;
     public LabelEmbedding Embedding => embedding;
 

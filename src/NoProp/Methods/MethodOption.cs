@@ -41,4 +41,8 @@ public sealed record MethodOption(string CliName, string? ValueName, string Help
 /// <param name="Option">The option.</param>
 /// <param name="Default">The default as help prints it ("0.1", "heun", "constant: detached; snr-derivative: joint").</param>
 /// <param name="Note">What is particular to this method, if anything ("training too").</param>
-public sealed record MethodOptionUse(MethodOption Option, string Default, string? Note = null);
+public sealed record MethodOptionUse(MethodOption Option, string Default, string? Note = null)
+{
+    /// <summary>The help line for this method: "weight η of the denoising loss [0.1]".</summary>
+    public string HelpText => Note is null ? $"{Option.Help}  [{Default}]" : $"{Option.Help} ({Note})  [{Default}]";
+}

@@ -79,6 +79,19 @@ public static class MethodRegistry
     public static string? NotApplicable(MethodOption option, IMethodDefinition method) =>
         method.Accepts(option) ? null : $"{option.Flag} applies to {AppliesTo(option)}, not --method {method.CliName}";
 
+    /// <summary>
+    /// The help line of an option when no method is chosen: its help, the methods that take it and each one's default
+    /// ("weight η of the denoising loss (dt, ct)  [dt 0.1, ct 1]").
+    /// </summary>
+    public static string HelpForAll(MethodOption option)
+    {
+        var uses = All.SelectMany(d => d.Options.Where(o => o.Option == option).Select(o => (d.CliName, o.Default))).ToList();
+        var defaults = uses.Select(u => u.Default).Distinct().Count() == 1
+            ? uses[0].Default
+            : string.Join(", ", uses.Select(u => $"{u.CliName} {u.Default}"));
+        return $"{option.Help} ({string.Join(", ", uses.Select(u => u.CliName))})  [{defaults}]";
+    }
+
     /// <summary>The option of this CLI name ("blocks" or "--blocks"), if some method takes it.</summary>
     public static MethodOption? FindOption(string cliName)
     {

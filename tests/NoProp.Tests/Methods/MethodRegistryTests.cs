@@ -142,4 +142,15 @@ public sealed class MethodRegistryTests
             if (uses.TryGetValue(MethodOption.Blocks, out var b)) Assert.AreEqual(d.Defaults.Blocks.ToString(System.Globalization.CultureInfo.InvariantCulture), b.Default, d.CliName);
         }
     }
+
+    [TestMethod]
+    public void HelpTextComesFromTheDeclarations()
+    {
+        Assert.AreEqual("weight η of the denoising loss (dt, ct)  [dt 0.1, ct 1]", MethodRegistry.HelpForAll(MethodOption.Eta));
+        Assert.AreEqual("solver steps over t in [0, 1] (ct, fm, adjoint)  [40]", MethodRegistry.HelpForAll(MethodOption.Steps));
+        var adjointSteps = MethodRegistry.Parse("adjoint").Options.Single(o => o.Option == MethodOption.Steps);
+        Assert.AreEqual("solver steps over t in [0, 1] (training too)  [40]", adjointSteps.HelpText);
+        CollectionAssert.AreEqual(new[] { "--blocks", "--schedule", "--eta" }, MethodRegistry.Parse("dt").Options.Select(o => o.Option.Flag).ToArray(),
+            "--help for --method dt lists these method options only");
+    }
 }

@@ -36,14 +36,13 @@ public sealed class AdjointOde : NoPropMethod<ContinuousNetwork>
         SetOptimizers(optimizer);
         // θ of the vector field for the adjoint: everything of the network but the image path (whose gradient
         // flows through the cached features) and the output head (which acts after the ODE).
-        var field = network.Velocity.named_parameters()
+        var field = Net.Velocity.named_parameters()
             .Where(p => !p.name.StartsWith("imagePath.", StringComparison.Ordinal) && p.parameter.requires_grad)
             .Select(p => p.parameter).ToList();
-        if (network.Embedding.IsTrainable) field.Add((Parameter)network.Embedding.Weight);
+        if (Net.Embedding.IsTrainable) field.Add((Parameter)Net.Embedding.Weight);
         fieldParameters = [.. field];
     }
 
-    private ContinuousNetwork network => Net;
     public ContinuousNetwork AdjointNetwork => Net;
     public override LabelEmbedding Embedding => Net.Embedding;
 
@@ -55,7 +54,7 @@ public sealed class AdjointOde : NoPropMethod<ContinuousNetwork>
     {
         using var scope = NewDisposeScope();
         var time = full(z.shape[0], t, device: z.device);
-        return network.Velocity.Logits(imageFeatures, z, time).matmul(network.Embedding.Weight).MoveToOuterDisposeScope();
+        return Net.Velocity.Logits(imageFeatures, z, time).matmul(Net.Embedding.Weight).MoveToOuterDisposeScope();
     }
 
     /// <summary>The time grid of the training solves (dopri5 chooses its own steps between 0 and 1).</summary>
@@ -83,14 +82,14 @@ public sealed class AdjointOde : NoPropMethod<ContinuousNetwork>
         var solver = OdeSolvers.Create(Config.Solver);
         var grid = TrainingGrid();
 
-        var features = network.Velocity.EncodeImage(x);                 // with its graph to the image path
+        var features = Net.Velocity.EncodeImage(x);                 // with its graph to the image path
         var h = features.detach().requires_grad_(true);                 // the ODE's constant input
         AdjointSensitivity.Dynamics f = (z, t) => Velocity(h, z, t);
 
         Tensor z1;
         using (no_grad()) z1 = solver.Integrate((z, t) => f(z, t), z0, grid).Z;
         var z1Leaf = z1.detach().requires_grad_(true);
-        var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(z1Leaf), y);
+        var crossEntropy = nn.functional.cross_entropy(Net.OutputHead.forward(z1Leaf), y);
         crossEntropy.backward();                                         // the head's gradients and a(1) = ∂L/∂z_1
 
         using var adjoint = AdjointSensitivity.Backward(solver, f, [h, .. fieldParameters], z1, z1Leaf.grad!, grid);
@@ -107,14 +106,14 @@ public sealed class AdjointOde : NoPropMethod<ContinuousNetwork>
     {
         using var time = full(z.shape[0], t, device: z.device);
         using var l = logits(z, time);
-        return l.matmul(network.Embedding.Weight);
+        return l.matmul(Net.Embedding.Weight);
     }
 
     public override Tensor PredictProbabilities(Tensor x, InferenceOptions options)
     {
         if (options.Prediction is PredictionRule rule) Definition.ValidatePrediction(Config, rule);
         using var scope = NewDisposeScope();
-        var z1 = ContinuousInference.Integrate(network.Velocity, x, Config.EmbeddingDimension, Config, options, Drift);
-        return nn.functional.softmax(network.OutputHead.forward(z1), 1).MoveToOuterDisposeScope();
+        var z1 = ContinuousInference.Integrate(Net.Velocity, x, Config.EmbeddingDimension, Config, options, Drift);
+        return nn.functional.softmax(Net.OutputHead.forward(z1), 1).MoveToOuterDisposeScope();
     }
 }

@@ -60,7 +60,6 @@ public sealed class BackpropBaseline : NoPropMethod<BackpropNetwork>, IChainInfe
         SetOptimizers(optimizer);
     }
 
-    private BackpropNetwork network => Net;
     public BackpropNetwork BackpropNetwork => Net;
     public override LabelEmbedding Embedding => Net.Embedding;
     public override string DescribeStage(int stage) => "all blocks";
@@ -69,7 +68,7 @@ public sealed class BackpropBaseline : NoPropMethod<BackpropNetwork>, IChainInfe
     public double[] Alphas()
     {
         using var _ = no_grad();
-        using var alphas = network.MixingWeights.tanh().cpu();
+        using var alphas = Net.MixingWeights.tanh().cpu();
         return alphas.data<float>().Select(a => (double)a).ToArray();
     }
 
@@ -78,7 +77,7 @@ public sealed class BackpropBaseline : NoPropMethod<BackpropNetwork>, IChainInfe
         using var scope = NewDisposeScope();
         var z0 = randn(x.shape[0], Config.EmbeddingDimension, device: x.device);
         var zT = Chain(x, z0, null);
-        var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(zT), y);
+        var crossEntropy = nn.functional.cross_entropy(Net.OutputHead.forward(zT), y);
         optimizer.zero_grad();
         crossEntropy.backward();
         optimizer.step();
@@ -86,7 +85,7 @@ public sealed class BackpropBaseline : NoPropMethod<BackpropNetwork>, IChainInfe
     }
 
     public override Tensor PredictProbabilities(Tensor x, InferenceOptions options) =>
-        nn.functional.softmax(network.OutputHead.forward(RunChain(x, options)), 1);
+        nn.functional.softmax(Net.OutputHead.forward(RunChain(x, options)), 1);
 
     /// <summary>
     /// Eqs. 17–18 from z_0 ~ N(0, I) (z_0 = 0 when <see cref="InferenceOptions.Deterministic"/> or
@@ -101,15 +100,10 @@ public sealed class BackpropBaseline : NoPropMethod<BackpropNetwork>, IChainInfe
         return Chain(x, z0, callback);
     }
 
-    public Tensor HeadProbabilities(Tensor z) => nn.functional.softmax(network.OutputHead.forward(z), 1);
+    public Tensor HeadProbabilities(Tensor z) => nn.functional.softmax(Net.OutputHead.forward(z), 1);
 
     /// <summary>softmax(logits of block 1 at z_0 = 0): the image path of the first block alone.</summary>
-    public Tensor ImageOnlyProbabilities(Tensor x)
-    {
-        using var scope = NewDisposeScope();
-        var z = zeros(x.shape[0], Config.EmbeddingDimension, device: x.device);
-        return nn.functional.softmax(network.Blocks[0].forward(x, z), 1).MoveToOuterDisposeScope();
-    }
+    public Tensor ImageOnlyProbabilities(Tensor x) => Net.Blocks[0].ImageOnlyProbabilities(x, Config.EmbeddingDimension);
 
     /// <summary>The learned mixing weights α_t = tanh(w_t) ("alphas").</summary>
     public IReadOnlyDictionary<string, object> LearnedExtras() =>
@@ -118,12 +112,12 @@ public sealed class BackpropBaseline : NoPropMethod<BackpropNetwork>, IChainInfe
     private Tensor Chain(Tensor x, Tensor z0, ChainCallback? callback)
     {
         using var scope = NewDisposeScope();
-        var alphas = network.MixingWeights.tanh();
-        var embedding = network.Embedding.Weight;
+        var alphas = Net.MixingWeights.tanh();
+        var embedding = Net.Embedding.Weight;
         var z = z0;
         for (int t = 0; t < Config.Blocks; t++)
         {
-            var uHat = EmbeddingReadout.ConvexCombination(network.Blocks[t].forward(x, z), embedding);
+            var uHat = EmbeddingReadout.ConvexCombination(Net.Blocks[t].forward(x, z), embedding);
             var alpha = alphas[t];
             z = z * (1 - alpha) + uHat * alpha;
             callback?.Invoke(new ChainStep(t + 1, Config.Blocks, (t + 1) / (double)Config.Blocks, z, uHat));

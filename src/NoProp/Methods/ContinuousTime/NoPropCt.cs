@@ -31,28 +31,26 @@ public sealed class NoPropCt : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
     public NoPropCt(ModelConfig config, Device? device = null)
         : base(MethodKind.ContinuousTime, config, device, c => new ContinuousNetwork(c, "denoiser", withSchedule: true, "NoPropCtNetwork"), Layout)
     {
-        var network = Net;
         // ψ is a parameter group of its own: its weight decay is set apart, and a frozen schedule is in no group.
-        var schedule = network.Schedule.parameters().ToHashSet(ReferenceEqualityComparer.Instance);
+        var schedule = Net.Schedule.parameters().ToHashSet(ReferenceEqualityComparer.Instance);
         var groups = new List<Adam.ParamGroup>
         {
-            new(network.parameters().Where(p => p.requires_grad && !schedule.Contains(p)).ToList(), lr: config.LearningRate, weight_decay: config.WeightDecay),
+            new(Net.parameters().Where(p => p.requires_grad && !schedule.Contains(p)).ToList(), lr: config.LearningRate, weight_decay: config.WeightDecay),
         };
         if (config.ScheduleTrainingOrDefault != CtScheduleTraining.Frozen)
-            groups.Add(new(network.Schedule.parameters().ToList(), lr: config.LearningRate, weight_decay: config.ScheduleWeightDecay));
+            groups.Add(new(Net.Schedule.parameters().ToList(), lr: config.LearningRate, weight_decay: config.ScheduleWeightDecay));
         optimizer = optim.Adam(groups, config.LearningRate, weight_decay: config.WeightDecay);
         SetOptimizers(optimizer);
     }
 
-    private ContinuousNetwork network => Net;
     public ContinuousNetwork CtNetwork => Net;
     public override LabelEmbedding Embedding => Net.Embedding;
 
     public override StepLosses TrainStep(int stage, Tensor x, Tensor y)
     {
         using var scope = NewDisposeScope();
-        var schedule = network.Schedule;
-        var u = network.Embedding.Lookup(y);
+        var schedule = Net.Schedule;
+        var u = Net.Embedding.Lookup(y);
         long batch = x.shape[0];
 
         // Which terms ψ learns from: all (joint), the CE and KL only (detached), none (frozen).
@@ -63,7 +61,7 @@ public sealed class NoPropCt : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
         var alphaBar = schedule.AlphaBar(t).unsqueeze(1);
         if (!denoiseTrainsSchedule) alphaBar = alphaBar.detach();
         var zt = VariancePreserving.SampleMarginal(u, alphaBar);
-        var uHat = EmbeddingReadout.ConvexCombination(network.Denoiser.forward(x, zt, t), network.Embedding.Weight);
+        var uHat = EmbeddingReadout.ConvexCombination(Net.Denoiser.forward(x, zt, t), Net.Embedding.Weight);
         var squaredError = (uHat - u).square().sum(1);
         var weight = Config.Weighting == CtWeighting.SnrDerivative ? schedule.SnrDerivative(t) : ones_like(t);
         if (!denoiseTrainsSchedule) weight = weight.detach();
@@ -72,7 +70,7 @@ public sealed class NoPropCt : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
         var ends = schedule.AlphaBar(tensor(new float[] { 0f, 1f }, device: x.device));
         if (!endsTrainSchedule) ends = ends.detach();
         var z1 = VariancePreserving.SampleMarginal(u, ends[1]);
-        var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(z1), y);
+        var crossEntropy = nn.functional.cross_entropy(Net.OutputHead.forward(z1), y);
         var kl = NoPropLosses.KlToStandardNormal(u, ends[0]);
         var total = crossEntropy + kl + denoise;
 
@@ -87,9 +85,9 @@ public sealed class NoPropCt : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
     {
         using var scope = NewDisposeScope();
         var time = full(z.shape[0], t, device: z.device);
-        var (gamma, gammaDerivative) = network.Schedule.Gamma(time[..1]);
+        var (gamma, gammaDerivative) = Net.Schedule.Gamma(time[..1]);
         var alphaBar = nn.functional.sigmoid(-gamma);
-        var uHat = EmbeddingReadout.ConvexCombination(logits(z, time), network.Embedding.Weight);
+        var uHat = EmbeddingReadout.ConvexCombination(logits(z, time), Net.Embedding.Weight);
         var drift = (uHat * alphaBar.sqrt() - z * alphaBar) * (gammaDerivative * -0.5);
         return drift.MoveToOuterDisposeScope();
     }
@@ -97,25 +95,22 @@ public sealed class NoPropCt : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
     public override Tensor PredictProbabilities(Tensor x, InferenceOptions options)
     {
         using var scope = NewDisposeScope();
-        var z1 = ContinuousInference.Integrate(network.Denoiser, x, Config.EmbeddingDimension, Config, options, Drift);
-        return ContinuousInference.Classify(z1, options.Prediction ?? Config.Prediction, network.OutputHead, network.Embedding.Weight)
+        var z1 = ContinuousInference.Integrate(Net.Denoiser, x, Config.EmbeddingDimension, Config, options, Drift);
+        return ContinuousInference.Classify(z1, options.Prediction ?? Config.Prediction, Net.OutputHead, Net.Embedding.Weight)
             .MoveToOuterDisposeScope();
     }
 
     /// <summary>softmax of the logits of û_θ(0, x, 0): the image path alone, at the prior mean and t = 0.</summary>
     public Tensor ImageOnlyProbabilities(Tensor x)
     {
-        using var scope = NewDisposeScope();
-        long batch = x.shape[0];
-        var z = zeros(batch, Config.EmbeddingDimension, device: x.device);
-        var t = zeros(batch, device: x.device);
-        return nn.functional.softmax(network.Denoiser.forward(x, z, t), 1).MoveToOuterDisposeScope();
+        using var logits = Net.LogitsAtOrigin(x, Config.EmbeddingDimension);
+        return nn.functional.softmax(logits, 1);
     }
 
     /// <summary>The learned γ(0) and γ(1) ("gamma_max", "gamma_min").</summary>
     public IReadOnlyDictionary<string, object> LearnedExtras()
     {
-        var (gammaMax, gammaMin) = network.Schedule.Endpoints();
+        var (gammaMax, gammaMin) = Net.Schedule.Endpoints();
         return new Dictionary<string, object> { ["gamma_max"] = Math.Round(gammaMax, 5), ["gamma_min"] = Math.Round(gammaMin, 5) };
     }
 
@@ -125,7 +120,7 @@ public sealed class NoPropCt : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var t = linspace(0, 1, points, device: Device);
-        var (gamma, _) = network.Schedule.Gamma(t);
+        var (gamma, _) = Net.Schedule.Gamma(t);
         var alphaBar = nn.functional.sigmoid(-gamma).cpu().data<float>().ToArray();
         var gammaValues = gamma.cpu().data<float>().ToArray();
         return new NoiseScheduleTable(

@@ -36,6 +36,7 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
     private static readonly LossLayout Layout = new("cross_entropy", "kl", "denoise");
     private readonly OptimizerHelper[] blockOptimizers;
     private readonly OptimizerHelper headOptimizer;
+    private readonly OptimizerHelper[] allOptimizers;
     private readonly double[] denoiseWeights;
     private readonly (double A, double B, double C)[] coefficients;
     private readonly FusedDtBlocks fused;
@@ -45,29 +46,27 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
         : base(MethodKind.DiscreteTime, config, device, c => new NoPropDtNetwork(c), Layout)
     {
         Schedule = new CosineSchedule(config.Blocks, config.MaxAlphaBar);
-        var network = Net;
 
-        blockOptimizers = network.Blocks.Select(b => NewOptimizer(b.parameters())).ToArray();
-        var headParameters = network.OutputHead.parameters().ToList();
-        if (network.Embedding.IsTrainable) headParameters.AddRange(network.Embedding.parameters());
+        blockOptimizers = Net.Blocks.Select(b => NewOptimizer(b.parameters())).ToArray();
+        var headParameters = Net.OutputHead.parameters().ToList();
+        if (Net.Embedding.IsTrainable) headParameters.AddRange(Net.Embedding.parameters());
         headOptimizer = NewOptimizer(headParameters);
-        SetOptimizers([.. blockOptimizers, headOptimizer]);
+        allOptimizers = [.. blockOptimizers, headOptimizer];
+        SetOptimizers(allOptimizers);
 
         int T = config.Blocks;
         // Eq. 8: (T/2)·η·(SNR(t) − SNR(t−1)), one weight per block.
         denoiseWeights = Enumerable.Range(1, T).Select(t => T / 2.0 * config.Eta * (Schedule.Snr(t) - Schedule.Snr(t - 1))).ToArray();
         coefficients = Enumerable.Range(1, T).Select(t => Schedule.PosteriorCoefficients(t)).ToArray();
-        fused = new FusedDtBlocks(network.Blocks.ToArray());
+        fused = new FusedDtBlocks(Net.Blocks.ToArray());
         parallelWeights = tensor(denoiseWeights.Select(w => (float)w).ToArray(), [T, 1], device: Device);
         parallelSignal = tensor(Enumerable.Range(1, T).Select(t => (float)Math.Sqrt(Schedule.AlphaBar(t - 1))).ToArray(), [T, 1, 1], device: Device);
         parallelNoise = tensor(Enumerable.Range(1, T).Select(t => (float)Math.Sqrt(1 - Schedule.AlphaBar(t - 1))).ToArray(), [T, 1, 1], device: Device);
     }
 
     public CosineSchedule Schedule { get; }
-    private NoPropDtNetwork network => Net;
     public NoPropDtNetwork DtNetwork => Net;
     public override LabelEmbedding Embedding => Net.Embedding;
-    private IReadOnlyList<OptimizerHelper> allOptimizers => Optimizers;
     /// <summary>The T blocks as one computation (parameters shared with <see cref="DtNetwork"/>'s blocks).</summary>
     public FusedDtBlocks FusedBlocks => fused;
     public override int StagesPerEpoch => Config.BlockSchedule == BlockSchedule.Parallel ? 1 : Config.Blocks;
@@ -86,17 +85,17 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
             return TrainAllBlocks(x, y);
         }
         int t = stage + 1;
-        var block = network.Blocks[stage];
+        var block = Net.Blocks[stage];
         var optimizer = blockOptimizers[stage];
         using var scope = NewDisposeScope();
 
-        var u = network.Embedding.Lookup(y);
+        var u = Net.Embedding.Lookup(y);
         var zPrevious = VariancePreserving.SampleMarginal(u, Schedule.AlphaBar(t - 1));
-        var uHat = EmbeddingReadout.ConvexCombination(block.forward(x, zPrevious), network.Embedding.Weight);
+        var uHat = EmbeddingReadout.ConvexCombination(block.forward(x, zPrevious), Net.Embedding.Weight);
         var denoise = NoPropLosses.MeanSquaredDistance(uHat, u) * denoiseWeights[stage];
 
         var zT = VariancePreserving.SampleMarginal(u, Schedule.AlphaBar(Config.Blocks));
-        var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(zT), y);
+        var crossEntropy = nn.functional.cross_entropy(Net.OutputHead.forward(zT), y);
         var kl = NoPropLosses.KlToStandardNormal(u, Schedule.AlphaBar(0));
         var total = crossEntropy + kl + denoise;
 
@@ -117,16 +116,16 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
     {
         using var scope = NewDisposeScope();
         int T = Config.Blocks;
-        var u = network.Embedding.Lookup(y);                                      // [B, d]
+        var u = Net.Embedding.Lookup(y);                                      // [B, d]
         var noise = randn(T, u.shape[0], u.shape[1], device: u.device);
         var zPrevious = u.unsqueeze(0) * parallelSignal + noise * parallelNoise;    // [T, B, d]: z_{t−1} ~ q(z_{t−1}|y), own draw per block
         var logits = fused.Logits(x, zPrevious);                                  // [T, B, m]
-        var uHat = nn.functional.softmax(logits, 2).matmul(network.Embedding.Weight);
+        var uHat = nn.functional.softmax(logits, 2).matmul(Net.Embedding.Weight);
         var perBlock = (uHat - u.unsqueeze(0)).square().sum(2).mean([1], keepdim: true) * parallelWeights;   // [T, 1]
         var denoise = perBlock.sum();
 
         var zT = VariancePreserving.SampleMarginal(u, Schedule.AlphaBar(T));
-        var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(zT), y);
+        var crossEntropy = nn.functional.cross_entropy(Net.OutputHead.forward(zT), y);
         var kl = NoPropLosses.KlToStandardNormal(u, Schedule.AlphaBar(0));
         var total = crossEntropy + kl + denoise;
 
@@ -139,8 +138,8 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
         for (int k = 1; k < T; k++)
         {
             using var stepScope = NewDisposeScope();
-            var uk = network.Embedding.Lookup(y);
-            var ce = nn.functional.cross_entropy(network.OutputHead.forward(VariancePreserving.SampleMarginal(uk, Schedule.AlphaBar(T))), y);
+            var uk = Net.Embedding.Lookup(y);
+            var ce = nn.functional.cross_entropy(Net.OutputHead.forward(VariancePreserving.SampleMarginal(uk, Schedule.AlphaBar(T))), y);
             var headLoss = ce + NoPropLosses.KlToStandardNormal(uk, Schedule.AlphaBar(0));
             headOptimizer.zero_grad();
             headLoss.backward();
@@ -200,18 +199,13 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
         return RunChainFromImageFeatures(features, options, callback);
     }
 
-    public Tensor HeadProbabilities(Tensor z) => nn.functional.softmax(network.OutputHead.forward(z), 1);
+    public Tensor HeadProbabilities(Tensor z) => nn.functional.softmax(Net.OutputHead.forward(z), 1);
 
     /// <summary>
     /// softmax(logits of block 1 at z_0 = 0): block 1 is trained on pure noise (ᾱ_0 = 0), so it is exactly the
     /// classifier that predicts u_y from x alone.
     /// </summary>
-    public Tensor ImageOnlyProbabilities(Tensor x)
-    {
-        using var scope = NewDisposeScope();
-        var z = zeros(x.shape[0], Config.EmbeddingDimension, device: x.device);
-        return nn.functional.softmax(network.Blocks[0].forward(x, z), 1).MoveToOuterDisposeScope();
-    }
+    public Tensor ImageOnlyProbabilities(Tensor x) => Net.Blocks[0].ImageOnlyProbabilities(x, Config.EmbeddingDimension);
 
     /// <summary><see cref="RunChain"/> from precomputed image features [T, B, 256].</summary>
     public Tensor RunChainFromImageFeatures(Tensor imageFeatures, InferenceOptions options, ChainCallback? callback = null)
@@ -221,12 +215,12 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
         var z = options.ZeroInitialState
             ? zeros(batch, Config.EmbeddingDimension, device: device)
             : options.Noise([batch, Config.EmbeddingDimension], device);
-        var embedding = network.Embedding.Weight;
+        var embedding = Net.Embedding.Weight;
         for (int t = 1; t <= Config.Blocks; t++)
         {
             using var scope = NewDisposeScope();
             var (a, b, c) = coefficients[t - 1];
-            var uHat = EmbeddingReadout.ConvexCombination(network.Blocks[t - 1].Logits(imageFeatures[t - 1], z), embedding);
+            var uHat = EmbeddingReadout.ConvexCombination(Net.Blocks[t - 1].Logits(imageFeatures[t - 1], z), embedding);
             var next = uHat * a + z * b;
             if (!options.Deterministic && c > 0)
                 next.add_(options.Noise(next.shape, device), alpha: Math.Sqrt(c));

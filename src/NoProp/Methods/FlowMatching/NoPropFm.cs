@@ -27,29 +27,28 @@ public sealed class NoPropFm : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
         SetOptimizers(optimizer);
     }
 
-    private ContinuousNetwork network => Net;
     public ContinuousNetwork FmNetwork => Net;
     public override LabelEmbedding Embedding => Net.Embedding;
 
-    private Tensor Velocity(Tensor logits) => logits.matmul(network.Embedding.Weight);
+    private Tensor Velocity(Tensor logits) => logits.matmul(Net.Embedding.Weight);
 
     public override StepLosses TrainStep(int stage, Tensor x, Tensor y)
     {
         using var scope = NewDisposeScope();
-        var u = network.Embedding.Lookup(y);
+        var u = Net.Embedding.Lookup(y);
         long batch = x.shape[0];
         var t = rand(batch, device: x.device);
         var tColumn = t.unsqueeze(1);
         var z0 = randn_like(u);
         var zt = u * tColumn + z0 * (1 - tColumn);
         if (Config.FlowSigma > 0) zt = zt + randn_like(u) * Config.FlowSigma;
-        var v = Velocity(network.Velocity.forward(x, zt, t));
+        var v = Velocity(Net.Velocity.forward(x, zt, t));
         var flow = NoPropLosses.MeanSquaredDistance(v, u - z0);
         Tensor anchor;
-        if (network.Embedding.IsTrainable)
+        if (Net.Embedding.IsTrainable)
         {
             var zTilde = zt + v * (1 - tColumn);
-            anchor = nn.functional.cross_entropy(network.OutputHead.forward(zTilde), y);
+            anchor = nn.functional.cross_entropy(Net.OutputHead.forward(zTilde), y);
         }
         else
         {
@@ -74,8 +73,8 @@ public sealed class NoPropFm : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
     {
         if (options.Prediction is PredictionRule rule) Definition.ValidatePrediction(Config, rule);
         using var scope = NewDisposeScope();
-        var z1 = ContinuousInference.Integrate(network.Velocity, x, Config.EmbeddingDimension, Config, options, Drift);
-        return ContinuousInference.Classify(z1, options.Prediction ?? Config.Prediction, network.OutputHead, network.Embedding.Weight)
+        var z1 = ContinuousInference.Integrate(Net.Velocity, x, Config.EmbeddingDimension, Config, options, Drift);
+        return ContinuousInference.Classify(z1, options.Prediction ?? Config.Prediction, Net.OutputHead, Net.Embedding.Weight)
             .MoveToOuterDisposeScope();
     }
 
@@ -83,10 +82,7 @@ public sealed class NoPropFm : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
     public Tensor ImageOnlyProbabilities(Tensor x)
     {
         using var scope = NewDisposeScope();
-        long batch = x.shape[0];
-        var z = zeros(batch, Config.EmbeddingDimension, device: x.device);
-        var t = zeros(batch, device: x.device);
-        return ContinuousInference.Classify(Velocity(network.Velocity.forward(x, z, t)), PredictionRule.NearestEmbedding, network.OutputHead, network.Embedding.Weight)
-            .MoveToOuterDisposeScope();
+        var v = Velocity(Net.LogitsAtOrigin(x, Config.EmbeddingDimension));
+        return ContinuousInference.Classify(v, PredictionRule.NearestEmbedding, Net.OutputHead, Net.Embedding.Weight).MoveToOuterDisposeScope();
     }
 }
