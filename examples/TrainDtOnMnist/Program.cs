@@ -23,7 +23,7 @@ var config = new ModelConfig
     EmbeddingDimension = data.Train.ClassCount,   // one-hot
     Blocks = 10,
 };
-using var method = MethodFactory.Create(config);
+using var method = MethodRegistry.Create(config);
 var trainer = new Trainer(method, splits, new TrainingOptions { Epochs = epochs, BatchSize = 128, Seed = 1 }, new ConsoleProgress());
 trainer.EpochCompleted += record => Console.WriteLine($"epoch {record.Epoch}: validation accuracy {record.ValidationAccuracy:P2}");
 var result = trainer.Run();

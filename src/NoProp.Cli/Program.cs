@@ -1,56 +1,65 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
+using NoProp.Cli.CommandLine;
 using NoProp.Cli.Commands;
 using NoProp.Runtime;
 
 namespace NoProp.Cli;
 
 /// <summary>
-/// The <c>noprop</c> command-line tool. Exit codes: 0 success, 1 the work failed (bad data, I/O, diverged
-/// training), 2 bad usage, 130 interrupted (a checkpoint was saved). Results go to stdout, progress and
-/// errors to stderr.
+/// The <c>noprop</c> command-line tool, on System.CommandLine: every command's options, their parsing and their help
+/// come from one definition (the command classes under Commands/). Exit codes: 0 success, 1 the work failed (bad data,
+/// I/O, diverged training), 2 bad usage (System.CommandLine's own parse errors included), 130 interrupted (a
+/// checkpoint was saved). Results go to stdout, progress and errors to stderr. Tab completion: the
+/// <c>[suggest]</c> directive, for dotnet-suggest (see the README).
 /// </summary>
 public static class Program
 {
-    public const string Usage = """
-        noprop: train and evaluate NoProp models (Li, Teh & Pascanu, arXiv 2503.24322)
-
-        usage:
-          noprop train --method dt [options]       train a model (see noprop train --help)
-          noprop eval --model DIR [options]        evaluate a trained model (see noprop eval --help)
-          noprop sweep --model DIR [options]       accuracy and time against ODE solver steps (CT, FM, adjoint)
-          noprop plot --runs DIR... --output DIR   PNG charts of runs (accuracy against time, losses, sweeps, schedule)
-          noprop experiment --config FILE.json     a grid of runs evaluated R times: results.md/.csv like the paper's Table 1
-          noprop download --dataset NAME           fetch fashion-mnist, cifar10 or cifar100 (checksums verified)
-          noprop export-images --output DIR        write a data set as PNG files, one folder per class
-
-        global options: --verbose (stack traces on errors), --help
-        """;
-
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    /// <summary>The command tree; built per call, since tailored help changes what it shows.</summary>
+    internal static RootCommand CreateRoot()
+    {
+        var root = new RootCommand("noprop: train and evaluate NoProp models (Li, Teh & Pascanu, arXiv 2503.24322)")
+        {
+            new TrainCommand(),
+            new EvalCommand(),
+            new SweepCommand(),
+            new PlotCommand(),
+            new ExperimentCommand(),
+            new DownloadCommand(),
+            new ExportImagesCommand(),
+        };
+        root.Options.Add(new Option<bool>("--verbose") { Description = "stack traces on errors", Recursive = true });
+        var help = root.Options.OfType<HelpOption>().Single();
+        help.Action = new TailoredHelpAction((HelpAction)help.Action!);
+        return root;
+    }
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         SkiaImageCodec.Register();
         bool verbose = args.Contains("--verbose");
-        args = args.Where(a => a != "--verbose").ToArray();
+        var invocation = new InvocationConfiguration
+        {
+            Output = stdout,
+            Error = stderr,
+            EnableDefaultExceptionHandler = false,   // errors are reported below, with the tool's exit codes
+            ProcessTerminationTimeout = null,        // Ctrl+C is the commands' own (train saves a checkpoint)
+        };
         try
         {
-            if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+            var root = CreateRoot();
+            if (args.Length == 0 || args is ["help"])
             {
-                stdout.Write(Usage);
+                root.Parse(["--help"]).Invoke(invocation);
                 return args.Length == 0 ? 2 : 0;
             }
-            var rest = args[1..];
-            return args[0] switch
-            {
-                "train" => TrainCommand.Run(rest, stdout, stderr),
-                "eval" => EvalCommand.Run(rest, stdout, stderr),
-                "sweep" => SweepCommand.Run(rest, stdout, stderr),
-                "download" => DownloadCommand.Run(rest, stdout, stderr),
-                "export-images" => ExportImagesCommand.Run(rest, stdout, stderr),
-                "plot" => PlotCommand.Run(rest, stdout, stderr),
-                "experiment" => ExperimentCommand.Run(rest, stdout, stderr),
-                _ => throw new UsageException($"unknown command '{args[0]}' (expected train, eval, sweep, plot, experiment, download or export-images)"),
-            };
+            var result = root.Parse(args);
+            if (result.Errors.Count > 0 && result.Action is ParseErrorAction)
+                throw new UsageException(UsageErrors.Describe(result, args));
+            return result.Invoke(invocation);
         }
         catch (UsageException e)
         {

@@ -7,14 +7,29 @@ namespace NoProp.Cli;
 
 /// <summary>
 /// PNG/JPEG decoding and PNG encoding for the CLI with SkiaSharp 3 (the SkiaSharp the charts use). The core library
-/// has no image codec of its own: the host registers one (<see cref="ImageFolderReader.Decoder"/>), because one
-/// process can hold only one SkiaSharp, and ML.NET's ImageAnalytics 5.0.1 (used by NoProp.ML) needs SkiaSharp 2.88
-/// while ScottPlot 5.1 needs 3.x.
+/// has no image codec of its own: the host passes one with the data set (<see cref="DatasetSpec.ImageDecoder"/>;
+/// the CLI passes <see cref="Decoder"/>), because one process can hold only one SkiaSharp, and ML.NET's
+/// ImageAnalytics 5.0.1 (used by NoProp.ML) needs SkiaSharp 2.88 while ScottPlot 5.1 needs 3.x.
 /// </summary>
 public static class SkiaImageCodec
 {
-    /// <summary>Makes the CLI's decoder the one image folders are read with (idempotent).</summary>
-    public static void Register() => ImageFolderReader.Decoder ??= Decode;
+    /// <summary>The CLI's image decoder, for <see cref="DatasetSpec.ImageDecoder"/>.</summary>
+    public static IImageDecoder Decoder { get; } = new SkiaDecoder();
+
+    /// <summary>Loads the data set a spec names, image folders decoded by <see cref="Decoder"/>.</summary>
+    public static DatasetPair Load(DatasetSpec spec) => Datasets.Load(spec with { ImageDecoder = spec.ImageDecoder ?? Decoder });
+
+    /// <summary>
+    /// Nothing left to register: the decoder travels with each <see cref="DatasetSpec"/> (the CLI's data loading passes
+    /// <see cref="Decoder"/>). Kept so that callers written against the global registration still compile.
+    /// </summary>
+    [Obsolete("The image decoder is passed with the DatasetSpec (SkiaImageCodec.Decoder); this call does nothing and can be removed.")]
+    public static void Register() { }
+
+    private sealed class SkiaDecoder : IImageDecoder
+    {
+        public DecodedImage Decode(string path) => SkiaImageCodec.Decode(path);
+    }
 
     /// <summary>Decodes an image file to straight (unpremultiplied) RGBA bytes.</summary>
     public static DecodedImage Decode(string path)

@@ -105,7 +105,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         TorchRuntime.Initialize();
         var device = DeviceSelection.For(environment);
         TorchRuntime.Seed(seed);   // initialisation is part of the seeded run, as in the CLI
-        var method = MethodFactory.Create(config, device);
+        var method = MethodRegistry.Create(config, device);
         // Cancelled by the caller's token or by the MLContext (CancelExecution, as AutoML's time budget does): the trainer
         // checks the token before every minibatch, and the progress callback, which runs after every minibatch, turns the
         // MLContext's flag into that token.
@@ -118,7 +118,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
                 if (IsCanceled) cancellation.Cancel();
             }, options.MetricsCallback);
             progress.Message(string.Create(CultureInfo.InvariantCulture,
-                $"training NoProp-{config.Method.ToCliName().ToUpperInvariant()} on {train.Count} rows ({validation.Count} {(validationRows is null ? "held out for validation" : "validation rows given")}), " +
+                $"training {config.Method.DisplayName()} on {train.Count} rows ({validation.Count} {(validationRows is null ? "held out for validation" : "validation rows given")}), " +
                 $"{classNames.Length} classes, images {image}, {config.Embedding.ToCliName()} embedding (d = {config.EmbeddingDimension}), " +
                 $"{options.Epochs} epochs, batch {options.BatchSize}, device {device.type}"));
             var splits = new DataSplits(train, validation, validation.Take(0), Notice: null);
@@ -250,6 +250,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
     private ModelConfig BuildConfig(ImageShape image, string[] classNames, Normalization normalization)
     {
         var method = (MethodKind)options.Method;
+        var definition = MethodRegistry.Get(method);
         var embedding = (LabelEmbeddingKind)options.Embedding;
         var config = new ModelConfig
         {
@@ -262,12 +263,12 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
             Embedding = embedding,
             EmbeddingDimension = ModelConfig.DefaultEmbeddingDimension(embedding, classNames.Length, image, options.EmbeddingDimension),
             Blocks = options.Blocks,
-            Eta = options.Eta ?? (method == MethodKind.DiscreteTime ? 0.1 : 1.0),
+            Eta = options.Eta ?? definition.Defaults.Eta,
             LearningRate = options.LearningRate,
             WeightDecay = options.WeightDecay,
             Solver = (OdeSolverKind)options.Solver,
             InferenceSteps = options.InferenceSteps,
-            Prediction = ModelConfig.DefaultPrediction(method),
+            Prediction = definition.Defaults.Prediction,
         };
         try
         {
@@ -299,12 +300,12 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         Require(o.LearningRate > 0, "LearningRate", $"must be positive, got {o.LearningRate}");
         Require(o.WeightDecay >= 0, "WeightDecay", $"must be 0 or more, got {o.WeightDecay}");
         Require(o.Eta is null || o.Eta > 0, "Eta", $"must be positive, got {o.Eta}");
-        Require(o.Eta is null || o.Method != NoPropMethod.FlowMatching, "Eta", "does not apply to NoPropMethod.FlowMatching (its loss has no η)");
         Require(o.ValidationFraction is >= 0 and < 1, "ValidationFraction", $"must lie in [0, 1), got {o.ValidationFraction}");
         Require(o.EarlyStoppingPatience is null or >= 1, "EarlyStoppingPatience", $"must be at least 1, got {o.EarlyStoppingPatience}");
         Require(o.EarlyStoppingMinDelta is >= 0 and < 1, "EarlyStoppingMinDelta", $"must lie in [0, 1) (an accuracy gain), got {o.EarlyStoppingMinDelta}");
         Require(o.EarlyStoppingMinDelta == 0 || o.EarlyStoppingPatience is not null, "EarlyStoppingMinDelta", "applies with EarlyStoppingPatience");
         Require(Enum.IsDefined(o.Method), "Method", $"is not a NoPropMethod: {o.Method}");
+        Require(o.Eta is null || MethodRegistry.Get((MethodKind)o.Method).Accepts(MethodOption.Eta), "Eta", $"does not apply to NoPropMethod.{o.Method} (its loss has no η)");
         Require(Enum.IsDefined(o.Embedding), "Embedding", $"is not a NoPropLabelEmbedding: {o.Embedding}");
         Require(Enum.IsDefined(o.Solver), "Solver", $"is not a NoPropOdeSolver: {o.Solver}");
         Require(o.EmbeddingDimension is null || o.Embedding == NoPropLabelEmbedding.Learned, "EmbeddingDimension",

@@ -95,7 +95,7 @@ public sealed class NoPropOptions
     public int? Seed { get; set; }
 
     /// <summary>NoProp-DT only: T, the number of blocks (paper: 10).</summary>
-    public int Blocks { get; set; } = 10;
+    public int Blocks { get; set; } = MethodRegistry.Get(MethodKind.DiscreteTime).Defaults.Blocks;
 
     /// <summary>The learning rate of every optimiser (paper: 10⁻³).</summary>
     public double LearningRate { get; set; } = 1e-3;
@@ -103,14 +103,14 @@ public sealed class NoPropOptions
     /// <summary>Weight decay of the optimisers (AdamW for DT as in the paper, 10⁻³; Adam's L2 term for CT and FM).</summary>
     public double WeightDecay { get; set; } = 1e-3;
 
-    /// <summary>η, the weight of the denoising loss; null: 0.1 for DT, 1 for CT (unused by FM).</summary>
+    /// <summary>η, the weight of the denoising loss; null: the method's default (<see cref="MethodDefaults.Eta"/>: 0.1 for DT, 1 for CT; FM has no η).</summary>
     public double? Eta { get; set; }
 
     /// <summary>NoProp-CT and NoProp-FM only: the ODE solver used at inference.</summary>
-    public NoPropOdeSolver Solver { get; set; } = NoPropOdeSolver.Heun;
+    public NoPropOdeSolver Solver { get; set; } = (NoPropOdeSolver)MethodRegistry.Get(MethodKind.ContinuousTime).Defaults.Solver;
 
     /// <summary>NoProp-CT and NoProp-FM only: solver steps over t ∈ [0, 1].</summary>
-    public int InferenceSteps { get; set; } = 40;
+    public int InferenceSteps { get; set; } = MethodRegistry.Get(MethodKind.ContinuousTime).Defaults.InferenceSteps;
 
     /// <summary>
     /// The share of the training rows held out to pick the best epoch (validation accuracy after every epoch);

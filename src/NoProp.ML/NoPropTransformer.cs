@@ -225,7 +225,7 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
         var model = NoPropModelParameters.FromHistoryJson(config, scoringSeed, history);
 
         TorchRuntime.Initialize();
-        var loaded = MethodFactory.Create(config, DeviceSelection.For(env));
+        var loaded = MethodRegistry.Create(config, DeviceSelection.For(env));
         try
         {
             if (!ctx.TryLoadBinaryStream(WeightsEntry, reader => loaded.Network.load(reader, strict: true)))

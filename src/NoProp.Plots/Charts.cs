@@ -1,3 +1,4 @@
+using NoProp.Training.Runs;
 using ScottPlot;
 
 namespace NoProp.Plots;
@@ -119,12 +120,12 @@ public static class Charts
 
     private static string SweepChart(IReadOnlyList<RunFolder> runs, string path, Func<SweepPoint, double> value, string yLabel, string title)
     {
-        var sweeps = runs.SelectMany(r => r.Sweeps.Select(s => (Run: r, Sweep: s))).Where(p => p.Sweep.Points.Count > 0).ToList();
+        var sweeps = runs.SelectMany(r => r.Sweeps.Select(s => (Run: r, Sweep: s))).Where(p => p.Sweep.Results.Count > 0).ToList();
         if (sweeps.Count == 0) throw new PlotException("no run holds a sweep-*.json (run 'noprop sweep --model DIR' first)");
         using var plot = new Plot();
         foreach (var (run, sweep) in sweeps)
         {
-            var points = sweep.Points.OrderBy(p => p.Steps).ToList();
+            var points = sweep.Results.OrderBy(p => p.Steps).ToList();
             var line = plot.Add.Scatter(points.Select(p => Math.Log10(p.Steps)).ToArray(), points.Select(value).ToArray());
             line.LegendText = $"{run.Name}, {sweep.Solver}{(sweep.CachedImageFeatures ? "" : ", uncached")}{(sweep.Split == "test" ? "" : $", {sweep.Split}")}";
             line.MarkerSize = 6;

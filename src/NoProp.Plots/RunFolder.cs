@@ -1,5 +1,6 @@
 using System.Globalization;
-using System.Text.Json;
+using NoProp.Runtime;
+using NoProp.Training.Runs;
 
 namespace NoProp.Plots;
 
@@ -8,12 +9,6 @@ public sealed record EpochPoint(int Epoch, double TrainSeconds, IReadOnlyDiction
 
 /// <summary>One row of test-curve.csv: the test accuracy after an epoch (written by <c>noprop train --track-test</c>).</summary>
 public sealed record TestPoint(int Epoch, double TrainSeconds, double TestAccuracy);
-
-/// <summary>One step count of a <c>noprop sweep</c> (sweep-&lt;solver&gt;.json).</summary>
-public sealed record SweepPoint(int Steps, double Accuracy, double InferenceSeconds);
-
-/// <summary>The results of one <c>noprop sweep</c> run: a solver and its points, on the test or the validation split.</summary>
-public sealed record Sweep(string Solver, bool CachedImageFeatures, IReadOnlyList<SweepPoint> Points, string Split = "test");
 
 /// <summary>One row of schedule.csv: the noise schedule ᾱ(t) and SNR(t) of a NoProp-CT model.</summary>
 public sealed record SchedulePoint(double T, double AlphaBar, double Snr);
@@ -31,7 +26,8 @@ public sealed class RunFolder
     public IReadOnlyList<string> LossNames { get; init; } = [];
     public IReadOnlyList<EpochPoint> Epochs { get; init; } = [];
     public IReadOnlyList<TestPoint> TestCurve { get; init; } = [];
-    public IReadOnlyList<Sweep> Sweeps { get; init; } = [];
+    /// <summary>The folder's <c>noprop sweep</c> results (sweep-*.json).</summary>
+    public IReadOnlyList<SweepResult> Sweeps { get; init; } = [];
     public IReadOnlyList<SchedulePoint> Schedule { get; init; } = [];
 
     public const string MetricsCsv = "metrics.csv";
@@ -60,18 +56,12 @@ public sealed class RunFolder
 
     private static string? ReadMethod(string directory)
     {
-        foreach (var file in new[] { "metrics.json", "run.json" })
+        try
         {
-            var path = Path.Combine(directory, file);
-            if (!File.Exists(path)) continue;
-            try
-            {
-                using var json = JsonDocument.Parse(File.ReadAllText(path));
-                if (json.RootElement.TryGetProperty("method", out var m) && m.ValueKind == JsonValueKind.String) return m.GetString();
-            }
-            catch (JsonException e) { throw new PlotException($"{path}: invalid JSON ({e.Message})"); }
+            if (RunMetrics.TryLoad(directory)?.Method is string method) return method;
+            return File.Exists(Path.Combine(directory, RunFile.FileName)) ? RunFile.Load(directory).Method : null;
         }
-        return null;
+        catch (NoPropException e) { throw new PlotException(e.Message); }
     }
 
     private static double? Number(string text) =>
@@ -79,17 +69,8 @@ public sealed class RunFolder
 
     private static (string[] Header, List<string[]> Rows) ReadCsv(string path)
     {
-        var lines = File.ReadAllLines(path).Where(l => l.Length > 0).ToArray();
-        if (lines.Length == 0) throw new PlotException($"{path}: empty file");
-        var header = lines[0].Split(',');
-        var rows = new List<string[]>();
-        for (int i = 1; i < lines.Length; i++)
-        {
-            var cells = lines[i].Split(',');
-            if (cells.Length != header.Length) throw new PlotException($"{path}: line {i + 1} has {cells.Length} columns, the header {header.Length}");
-            rows.Add(cells);
-        }
-        return (header, rows);
+        try { return CsvTable.Read(path); }
+        catch (CsvFormatException e) { throw new PlotException(e.Message); }
     }
 
     private static int Column(string path, string[] header, string name)
@@ -139,22 +120,10 @@ public sealed class RunFolder
         catch (FormatException e) { throw new PlotException($"{path}: {e.Message}"); }
     }
 
-    private static Sweep ReadSweep(string path)
+    private static SweepResult ReadSweep(string path)
     {
-        try
-        {
-            using var json = JsonDocument.Parse(File.ReadAllText(path));
-            var root = json.RootElement;
-            var points = root.GetProperty("results").EnumerateArray().Select(r => new SweepPoint(
-                r.GetProperty("steps").GetInt32(), r.GetProperty("accuracy").GetDouble(), r.GetProperty("inference_seconds").GetDouble())).ToList();
-            bool cached = !root.TryGetProperty("cached_image_features", out var c) || c.GetBoolean();
-            string split = root.TryGetProperty("split", out var s) ? s.GetString() ?? "test" : "test";
-            return new Sweep(root.GetProperty("solver").GetString() ?? "?", cached, points, split);
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
-        {
-            throw new PlotException($"{path}: not a sweep result written by 'noprop sweep' ({e.Message})");
-        }
+        try { return SweepResult.FromJson(File.ReadAllText(path), path); }
+        catch (NoPropException e) { throw new PlotException(e.Message); }
     }
 }
 

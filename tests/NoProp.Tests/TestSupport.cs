@@ -14,7 +14,6 @@ internal static class TestSupport
     private static readonly Lazy<DatasetPair> mnist = new(() =>
     {
         TorchRuntime.Initialize();
-        NoProp.Cli.SkiaImageCodec.Register();
         return Datasets.Load("mnist");
     });
 

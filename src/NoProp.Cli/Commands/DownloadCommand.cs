@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Diagnostics;
+using NoProp.Cli.CommandLine;
 using NoProp.Data;
 using NoProp.Data.Download;
 using NoProp.Runtime;
@@ -6,25 +8,26 @@ using NoProp.Runtime;
 namespace NoProp.Cli.Commands;
 
 /// <summary><c>noprop download</c>: fetches a data set from its official source into the data directory.</summary>
-public static class DownloadCommand
+internal sealed class DownloadCommand : Command
 {
-    public const string Help = """
-        noprop download: fetch a data set from its official source (checksums verified, resumable)
+    private readonly Option<string?> dataset = CliOptions.Text("--dataset", "fashion-mnist | cifar10 | cifar100 (MNIST ships with NoProp.NET and needs no download)  [required]", "NAME");
+    private readonly Option<string?> dataDir = CliOptions.Text("--data-dir", "where it goes (as DIR/NAME)  [per-user cache]", "DIR");
+    private readonly Option<string?> mirror = CliOptions.Text("--mirror", "fetch the same files from another base URL (checksums still apply)", "URL");
 
-          --dataset NAME       fashion-mnist | cifar10 | cifar100                         [required]
-          --data-dir DIR       where it goes (as DIR/NAME)                                [per-user cache]
-          --mirror URL         fetch the same files from another base URL (checksums still apply)
-        MNIST ships with NoProp.NET and needs no download.
-        """;
-
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public DownloadCommand() : base("download", "fetch a data set from its official source (checksums verified, resumable)")
     {
-        if (args.Contains("--help")) { stdout.Write(Help); return 0; }
-        var reader = new ArgumentReader(args, new HashSet<string>());
-        var dataset = reader.String("dataset") ?? throw new UsageException("--dataset is required (fashion-mnist, cifar10 or cifar100)");
-        var dataDir = reader.String("data-dir") ?? DatasetSpec.DefaultCacheDirectory();
-        var mirror = reader.String("mirror");
-        reader.EnsureAllConsumed("download");
+        dataset.CompletionSources.Add("fashion-mnist", "cifar10", "cifar100");
+        Options.Add(dataset);
+        Options.Add(dataDir);
+        Options.Add(mirror);
+        SetAction(r => Run(r, r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
+    }
+
+    private int Run(ParseResult r, TextWriter stdout, TextWriter stderr)
+    {
+        var dataset = r.GetValue(this.dataset) ?? throw new UsageException("--dataset is required (fashion-mnist, cifar10 or cifar100)");
+        var dataDir = r.GetValue(this.dataDir) ?? DatasetSpec.DefaultCacheDirectory();
+        var mirror = r.GetValue(this.mirror);
         if (mirror is not null && !Uri.TryCreate(mirror, UriKind.Absolute, out _)) throw new UsageException($"--mirror: '{mirror}' is not an absolute URL");
         DatasetSource source;
         try { source = DatasetSources.For(DatasetSpec.Parse(dataset).Kind); }
@@ -67,15 +70,15 @@ public static class DownloadCommand
     /// <summary>Loads a data set; with <paramref name="download"/>, fetches it first when its files are missing.</summary>
     public static DatasetPair LoadOrDownload(DatasetSpec spec, bool download, long seed, TextWriter stderr)
     {
-        if (!download) return Datasets.Load(spec);
+        if (!download) return SkiaImageCodec.Load(spec);
         if (spec.Kind is "mnist" or "folder") throw new UsageException($"--download applies to fashion-mnist, cifar10 and cifar100, not {spec.Kind}");
         var dataDir = spec.DataDirectory ?? DatasetSpec.DefaultCacheDirectory();
         var source = DatasetSources.For(spec.Kind);
         if (!DatasetDownloader.IsComplete(source, dataDir))
         {
-            try { return Datasets.Load(spec); }
+            try { return SkiaImageCodec.Load(spec); }
             catch (NoPropException) { Fetch(source, dataDir, stderr); }
         }
-        return Datasets.Load(spec with { DataDirectory = dataDir });
+        return SkiaImageCodec.Load(spec with { DataDirectory = dataDir });
     }
 }

@@ -1,3 +1,5 @@
+using System.CommandLine;
+using NoProp.Cli.CommandLine;
 using NoProp.Data;
 using NoProp.Methods;
 using NoProp.Runtime;
@@ -7,55 +9,50 @@ using NoProp.Training;
 namespace NoProp.Cli.Commands;
 
 /// <summary><c>noprop eval</c>: test (or validation) accuracy of a trained model, over R stochastic inference runs.</summary>
-public static class EvalCommand
+internal sealed class EvalCommand : Command
 {
-    public const string Help = """
-        noprop eval: evaluate a trained model on the test split (or the run's validation split)
+    private readonly Option<string?> model = CliOptions.Text("--model", "a folder written by noprop train  [required]", "DIR");
+    private readonly Option<string?> split = EvaluationSplit.CreateOption();
+    private readonly Option<int?> testSize = CliOptions.Int("--test-size", "the first N test images  [all]", 1);
+    private readonly Option<int?> runs = CliOptions.Int("--runs", "stochastic inference runs; reports mean ± standard error  [1]", 1, 10_000, "R");
+    private readonly Option<bool?> deterministic = CliOptions.Flag("--deterministic", "DT: ε = 0 in Eq. 3; CT/FM/adjoint/backprop: start from z_0 = 0 (CT, FM, adjoint and backprop are then fully deterministic)");
+    private readonly Option<bool?> perBlock = CliOptions.Flag("--per-block", "dt, backprop: also the accuracy of the output head on z_t after every block t");
+    private readonly Option<bool?> imageOnly = CliOptions.Flag("--image-only", "also the image path alone, without the chain: the first network evaluation at z = 0 (dt, backprop: block 1; ct: û(0, x, 0); fm: nearest embedding to v(0, x, 0))");
+    private readonly Option<long?> seed = CliOptions.Long("--seed", "seed of the first run's inference noise (run r uses S + r)  [test: 1; validation: the seed training validated the kept epoch with]", "S");
+    private readonly Option<int?> batchSize = CliOptions.Int("--inference-batch-size", "images per inference batch (dt: each batch's image features are computed once and shared by all runs and diagnostics)  [1000]", 1);
+    private readonly Option<string?> dataDir = CliOptions.Text("--data-dir", "folder holding the data set's files  [embedded MNIST]", "DIR");
+    private readonly Option<int?> threads = CliOptions.Int("--threads", "intra-op threads  [TorchSharp's default]", 1, 1024);
+    private readonly Option<string?> device = CliOptions.Text("--device", "cpu | cuda  [cpu]", "cpu|cuda");
+    private readonly Option<string?> solver = CliOptions.Choice("--solver", "CT, FM and adjoint models: override the model's ODE solver", OdeSolvers.Names.ToArray());
+    private readonly Option<int?> steps = CliOptions.Int("--steps", "CT, FM and adjoint models: override the model's step count", 1, 1_000_000);
+    private readonly Option<string?> prediction = CliOptions.Choice("--prediction", "CT, FM and adjoint models: override the model's prediction rule", ["head", "nearest"]);
+    private readonly Option<bool?> noCache = CliOptions.Flag("--no-cache", "CT, FM and adjoint models: recompute the image path at every solver evaluation");
 
-          --model DIR          a folder written by noprop train                           [required]
-          --split test|validation  the test set, for final figures, or the validation split the
-                               training run held out (rebuilt from its run.json), for choosing
-                               settings without looking at the test set                    [test]
-          --test-size N        the first N test images                                    [all]
-          --runs R             stochastic inference runs; reports mean ± standard error    [1]
-          --deterministic      DT: ε = 0 in Eq. 3; CT/FM/adjoint/backprop: start from z_0 = 0
-                               (CT, FM, adjoint and backprop are then fully deterministic)
-          --per-block          dt, backprop: also the accuracy of the output head on z_t after every block t
-          --image-only         also the image path alone, without the chain: the first network evaluation at
-                               z = 0 (dt, backprop: block 1; ct: û(0, x, 0); fm: nearest embedding to v(0, x, 0))
-          --seed S             seed of the first run's inference noise (run r uses S + r)
-                               [test: 1; validation: the seed training validated the kept epoch with]
-          --inference-batch-size N   images per inference batch (dt: each batch's image features are
-                               computed once and shared by all runs and diagnostics)   [1000]
-          --data-dir DIR       folder holding the data set's files                         [embedded MNIST]
-          --threads N / --device cpu|cuda
-        CT and FM models:
-          --solver NAME / --steps N    override the model's ODE solver and step count
-          --prediction head|nearest    override the model's prediction rule
-          --no-cache                   recompute the image path at every solver evaluation
-        """;
-
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public EvalCommand() : base("eval", "evaluate a trained model on the test split (or the run's validation split)")
     {
-        if (args.Contains("--help")) { stdout.Write(Help); return 0; }
-        var reader = new ArgumentReader(args, new HashSet<string> { "deterministic", "no-cache", "per-block", "image-only" });
-        var modelDir = reader.String("model") ?? throw new UsageException("--model is required");
-        string splitName = EvaluationSplit.ReadName(reader);
-        int? testSize = reader.Int("test-size", 1);
-        int runs = reader.Int("runs", 1, 10_000) ?? 1;
-        bool deterministic = reader.Flag("deterministic");
-        long? seedOption = reader.Long("seed");
-        var dataDir = reader.String("data-dir");
-        int? threads = reader.Int("threads", 1, 1024);
-        var deviceName = reader.String("device", "cpu");
-        string? solverName = reader.Has("solver") ? reader.Choice("solver", "heun", OdeSolvers.Names.ToArray()) : null;
-        int? steps = reader.Int("steps", 1, 1_000_000);
-        string? prediction = reader.Has("prediction") ? reader.Choice("prediction", "head", "head", "nearest") : null;
-        bool noCache = reader.Flag("no-cache");
-        bool perBlock = reader.Flag("per-block");
-        bool imageOnly = reader.Flag("image-only");
-        int batchSize = reader.Int("inference-batch-size", 1) ?? InferenceOptions.DefaultBatchSize;
-        reader.EnsureAllConsumed("eval");
+        foreach (var option in new Option[] { model, split, testSize, runs, deterministic, perBlock, imageOnly, seed, batchSize, dataDir, threads, device, solver, steps, prediction, noCache })
+            Options.Add(option);
+        SetAction(p => Run(p, p.InvocationConfiguration.Output));
+    }
+
+    private int Run(ParseResult parse, TextWriter stdout)
+    {
+        var modelDir = parse.GetValue(model) ?? throw new UsageException("--model is required");
+        string splitName = EvaluationSplit.ReadName(parse, this.split, this.testSize);
+        int? testSize = parse.GetValue(this.testSize);
+        int runs = parse.GetValue(this.runs) ?? 1;
+        bool deterministic = parse.GetValue(this.deterministic) ?? false;
+        long? seedOption = parse.GetValue(this.seed);
+        var dataDir = parse.GetValue(this.dataDir);
+        int? threads = parse.GetValue(this.threads);
+        var deviceName = parse.GetValue(this.device) ?? "cpu";
+        string? solverName = parse.GetValue(this.solver);
+        int? steps = parse.GetValue(this.steps);
+        string? prediction = parse.GetValue(this.prediction);
+        bool noCache = parse.GetValue(this.noCache) ?? false;
+        bool perBlock = parse.GetValue(this.perBlock) ?? false;
+        bool imageOnly = parse.GetValue(this.imageOnly) ?? false;
+        int batchSize = parse.GetValue(this.batchSize) ?? InferenceOptions.DefaultBatchSize;
 
         TorchRuntime.Initialize(threads);
         var device = TorchRuntime.ResolveDevice(deviceName);

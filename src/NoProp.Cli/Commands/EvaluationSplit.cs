@@ -1,8 +1,10 @@
-using System.Text.Json;
+using System.CommandLine;
+using NoProp.Cli.CommandLine;
 using NoProp.Data;
 using NoProp.Methods;
 using NoProp.Runtime;
 using NoProp.Training;
+using NoProp.Training.Runs;
 
 namespace NoProp.Cli.Commands;
 
@@ -21,11 +23,15 @@ internal sealed record EvaluationSplit(string Name, ImageDataset Images, long De
     /// <summary>"sweep-heun" for the test split (the names existing folders hold), "sweep-heun-validation" otherwise.</summary>
     public string FileSuffix => Name == Test ? "" : "-" + Name;
 
+    public static Option<string?> CreateOption() => CliOptions.Choice("--split",
+        "the test set, for final figures, or the validation split the training run held out (rebuilt from its run.json), " +
+        "for choosing settings without looking at the test set  [test]", Names);
+
     /// <summary>Reads <c>--split</c> and refuses <c>--test-size</c> with the validation split.</summary>
-    public static string ReadName(ArgumentReader reader)
+    public static string ReadName(ParseResult result, Option<string?> split, Option<int?> testSize)
     {
-        string name = reader.Has("split") ? reader.Choice("split", Test, Names) : Test;
-        if (name != Test && reader.Has("test-size"))
+        string name = result.GetValue(split) ?? Test;
+        if (name != Test && result.Given(testSize))
             throw new UsageException("--test-size applies to --split test (the validation split is the one the run held out, whole)");
         return name;
     }
@@ -33,33 +39,25 @@ internal sealed record EvaluationSplit(string Name, ImageDataset Images, long De
     public static EvaluationSplit Load(string name, string modelDir, ModelConfig config, string? dataDir, int? testSize)
     {
         if (name == Test)
-            return new EvaluationSplit(Test, Datasets.Load(config.DatasetSpec(dataDir)).Test.Take(testSize), 1, null);
+            return new EvaluationSplit(Test, SkiaImageCodec.Load(config.DatasetSpec(dataDir)).Test.Take(testSize), 1, null);
 
-        if (!File.Exists(Path.Combine(modelDir, RunSettings.FileName)))
-            throw new NoPropException($"--split validation: {Path.Combine(modelDir, RunSettings.FileName)} not found; the validation split is rebuilt " +
+        if (!File.Exists(Path.Combine(modelDir, RunFile.FileName)))
+            throw new NoPropException($"--split validation: {Path.Combine(modelDir, RunFile.FileName)} not found; the validation split is rebuilt " +
                                       "from the settings 'noprop train' saves there (a model folder without them can only be evaluated on the test split)");
-        var run = RunSettings.Load(modelDir);
-        var data = Datasets.Load(config.DatasetSpec(dataDir ?? run.DataDir));
-        var splits = DataSplits.Create(data, run.TrainSize, run.ValidationSize, null, run.Seed);
+        var run = RunFile.Load(modelDir);
+        var data = SkiaImageCodec.Load(config.DatasetSpec(dataDir ?? run.Data.DataDir));
+        var splits = (run.Splits with { TestSize = null }).Create(data, run.Training.Seed);
         if (splits.Validation.Count == 0)
-            throw new NoPropException($"--split validation: the run in {modelDir} held out no validation images (--validation-size {run.ValidationSize}" +
-                                      (run.TrainSize is int t ? $", --train-size {t} of {data.Train.Count}" : "") + ")");
+            throw new NoPropException($"--split validation: the run in {modelDir} held out no validation images (--validation-size {run.Splits.ValidationSize?.ToString() ?? "default"}" +
+                                      (run.Splits.TrainSize is int t ? $", --train-size {t} of {data.Train.Count}" : "") + ")");
 
         // Default noise: the seed with which training validated the kept epoch, so one run reproduces its figure.
         long seed = 1;
         string? recorded = null;
-        var metricsPath = Path.Combine(modelDir, "metrics.json");
-        if (File.Exists(metricsPath))
+        if (RunMetrics.TryLoad(modelDir) is { BestEpoch: > 0 and int epoch, ValidationAccuracy: double v })
         {
-            using var metrics = JsonDocument.Parse(File.ReadAllText(metricsPath));
-            var m = metrics.RootElement;
-            if (m.TryGetProperty("best_epoch", out var e) && e.ValueKind == JsonValueKind.Number
-                && m.TryGetProperty("validation_accuracy", out var v) && v.ValueKind == JsonValueKind.Number)
-            {
-                int epoch = e.GetInt32();
-                seed = Evaluator.ValidationNoiseSeed(run.Seed, epoch);
-                recorded = $"noprop train recorded {v.GetDouble() * 100:F2} % for the kept epoch {epoch} (stochastic inference with the model's settings, noise seed {seed})";
-            }
+            seed = Evaluator.ValidationNoiseSeed(run.Training.Seed, epoch);
+            recorded = $"noprop train recorded {v * 100:F2} % for the kept epoch {epoch} (stochastic inference with the model's settings, noise seed {seed})";
         }
         return new EvaluationSplit(Validation, splits.Validation, seed, recorded);
     }

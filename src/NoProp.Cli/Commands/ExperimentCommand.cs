@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Diagnostics;
+using NoProp.Cli.CommandLine;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using NoProp.Cli.Experiments;
@@ -7,6 +9,7 @@ using NoProp.Methods;
 using NoProp.Plots;
 using NoProp.Runtime;
 using NoProp.Training;
+using NoProp.Training.Runs;
 
 namespace NoProp.Cli.Commands;
 
@@ -17,34 +20,42 @@ namespace NoProp.Cli.Commands;
 /// cell is done when its evaluation.json exists; a cell with a checkpoint but no result continues from the
 /// checkpoint, so running the same command again resumes a half-finished grid.
 /// </summary>
-public static class ExperimentCommand
+internal sealed class ExperimentCommand : Command
 {
-    public const string Help = """
-        noprop experiment: train and evaluate a grid of models, tabulated like the paper's Table 1
-
-          --config FILE.json   the grid: methods × embeddings × data sets × seeds (see configs/)  [required]
-          --output DIR         where cells and results go                          [the config's "output"]
-          --cell NAME          train and evaluate only this cell, in this process (what the grid runs
-                               for each cell in a child process; cell names are listed by --list)
-          --list               print the grid's cells and their state, and stop
-
-        Writes OUTPUT/results.md and results.csv (mean ± standard error over seeds × inference runs, train
-        and test, peak memory), cells.csv (one line per model), runs.csv (every inference run),
-        accuracy-vs-time-<dataset>.png, and each model's run folder under OUTPUT/cells/. Running the same
-        command again skips finished cells and resumes interrupted ones from their checkpoints.
+    private const string Summary = """
+        train and evaluate a grid of models, tabulated like the paper's Table 1. Writes OUTPUT/results.md and
+        results.csv (mean ± standard error over seeds × inference runs, train and test, peak memory), cells.csv (one
+        line per model), runs.csv (every inference run), accuracy-vs-time-<dataset>.png, and each model's run folder
+        under OUTPUT/cells/. Running the same command again skips finished cells and resumes interrupted ones from
+        their checkpoints.
         """;
 
     private const string CellSettingsFile = "cell.json";
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    private readonly Option<string?> configOption = CliOptions.Text("--config", "the grid: methods × embeddings × data sets × seeds (see configs/)  [required]", "FILE.json");
+    private readonly Option<string?> outputOption = CliOptions.Text("--output", "where cells and results go  [the config's \"output\"]", "DIR");
+    private readonly Option<string?> cellOption = CliOptions.Text("--cell", "train and evaluate only this cell, in this process (what the grid runs for each cell in a child process; cell names are listed by --list)", "NAME");
+    private readonly Option<bool?> listOption = CliOptions.Flag("--list", "print the grid's cells and their state, and stop");
+    /// <summary>The grid's hand-over to a cell's child process: the cell's serialised <see cref="TrainRequest"/>.</summary>
+    private readonly Option<string?> requestOption = new("--request") { Hidden = true, Description = "with --cell: the cell's training request (written by the grid)" };
+
+    /// <summary>The serialised request a grid hands to the child process of a cell (in the cell's folder).</summary>
+    private const string RequestFile = "request.json";
+
+    public ExperimentCommand() : base("experiment", Summary)
     {
-        if (args.Contains("--help")) { stdout.Write(Help); return 0; }
-        var reader = new ArgumentReader(args, new HashSet<string> { "list" });
-        var configPath = reader.String("config") ?? throw new UsageException("--config is required (a grid such as configs/quick-cpu.json)");
-        var outputOption = reader.String("output");
-        var cellName = reader.String("cell");
-        bool list = reader.Flag("list");
-        reader.EnsureAllConsumed("experiment");
+        foreach (var option in new Option[] { configOption, outputOption, cellOption, listOption, requestOption }) Options.Add(option);
+        SetAction(r => Run(r, r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
+    }
+
+    private int Run(ParseResult r, TextWriter stdout, TextWriter stderr)
+    {
+        var configPath = r.GetValue(configOption) ?? throw new UsageException("--config is required (a grid such as configs/quick-cpu.json)");
+        var outputOption = r.GetValue(this.outputOption);
+        var cellName = r.GetValue(cellOption);
+        bool list = r.GetValue(listOption) ?? false;
+        var requestPath = r.GetValue(requestOption);
+        if (requestPath is not null && cellName is null) throw new UsageException("--request applies with --cell");
         if (list && cellName is not null) throw new UsageException("--list and --cell cannot be combined");
 
         var config = ExperimentConfig.Load(configPath);
@@ -55,7 +66,8 @@ public static class ExperimentCommand
         {
             var cell = cells.FirstOrDefault(c => c.Name == cellName)
                 ?? throw new UsageException($"--cell {cellName}: no such cell in {configPath} (see --list)");
-            return RunCell(config, cell, output, stdout, stderr);
+            var request = requestPath is null ? null : TrainRequest.FromJson(File.ReadAllText(requestPath), requestPath);
+            return RunCell(config, cell, output, request, stdout, stderr);
         }
         if (list)
         {
@@ -95,7 +107,7 @@ public static class ExperimentCommand
                     continue;
                 }
                 stderr.WriteLine($"[{i + 1}/{cells.Count}] {cell.Name}: {(state == "to do" ? "training" : state)} ({clock.Elapsed:hh\\:mm\\:ss} elapsed)");
-                int code = RunChild(configPath, output, cell, stderr, interrupt.Token);
+                int code = RunChild(configPath, output, cell, state == "to do" ? CellRequest(cell, dir) : null, stderr, interrupt.Token);
                 if (code == 130 || interrupt.IsCancellationRequested)
                 {
                     stderr.WriteLine($"noprop: interrupted in cell {cell.Name}; run the same command again to resume");
@@ -142,10 +154,16 @@ public static class ExperimentCommand
     }
 
     /// <summary>Runs <c>noprop experiment --cell NAME</c> in a child process, forwarding its stderr and logging both streams.</summary>
-    private static int RunChild(string configPath, string output, ExperimentCell cell, TextWriter stderr, CancellationToken interrupt)
+    private static int RunChild(string configPath, string output, ExperimentCell cell, TrainRequest? request, TextWriter stderr, CancellationToken interrupt)
     {
         var dir = CellDirectory(output, cell);
         Directory.CreateDirectory(dir);
+        string? requestPath = null;
+        if (request is not null)
+        {
+            requestPath = Path.GetFullPath(Path.Combine(dir, RequestFile));
+            AtomicFile.WriteAllText(requestPath, request.ToJson());
+        }
         var (host, prefix) = SelfCommand();
         var start = new ProcessStartInfo(host)
         {
@@ -156,6 +174,7 @@ public static class ExperimentCommand
         foreach (var a in prefix) start.ArgumentList.Add(a);
         foreach (var a in new[] { "experiment", "--config", Path.GetFullPath(configPath), "--output", Path.GetFullPath(output), "--cell", cell.Name })
             start.ArgumentList.Add(a);
+        if (requestPath is not null) { start.ArgumentList.Add("--request"); start.ArgumentList.Add(requestPath); }
         using var log = new StreamWriter(Path.Combine(dir, "log.txt"), append: true) { AutoFlush = true };
         var gate = new object();
         using var process = new Process { StartInfo = start };
@@ -213,8 +232,11 @@ public static class ExperimentCommand
                 $"{dir} was trained with other settings ({string.Join(' ', recorded)}) than the configuration asks for now ({string.Join(' ', cell.TrainArguments)}); use another --output or delete the folder");
     }
 
-    /// <summary>Trains (or resumes) and evaluates one cell in this process.</summary>
-    private static int RunCell(ExperimentConfig config, ExperimentCell cell, string output, TextWriter stdout, TextWriter stderr)
+    /// <summary>The training request of a cell: its <c>noprop train</c> options (checked as the command checks them), into its folder.</summary>
+    internal static TrainRequest CellRequest(ExperimentCell cell, string dir) => TrainCommand.ParseRequest([.. cell.TrainArguments, "--output", dir]);
+
+    /// <summary>Trains (or resumes) and evaluates one cell in this process, from the request the grid handed over (or the cell's own).</summary>
+    private static int RunCell(ExperimentConfig config, ExperimentCell cell, string output, TrainRequest? request, TextWriter stdout, TextWriter stderr)
     {
         var dir = CellDirectory(output, cell);
         Directory.CreateDirectory(dir);
@@ -224,8 +246,9 @@ public static class ExperimentCommand
 
         if (!File.Exists(Path.Combine(dir, "metrics.json")))
         {
-            string[] trainArgs = Checkpoint.Exists(dir) ? ["--resume", dir] : [.. cell.TrainArguments, "--output", dir];
-            int code = TrainCommand.Run(trainArgs, stdout, stderr);
+            bool resume = Checkpoint.Exists(dir);
+            var run = resume ? RunFile.Load(dir) : (request ?? CellRequest(cell, dir)) with { Output = dir };
+            int code = TrainCommand.Train(run, resume, stdout, stderr);
             if (code != 0) return code;
         }
         Evaluate(config, cell, dir, stderr).Save(dir);
@@ -236,12 +259,12 @@ public static class ExperimentCommand
     /// <summary>R stochastic runs on the training and test images, plus the configured diagnostics.</summary>
     internal static CellResult Evaluate(ExperimentConfig config, ExperimentCell cell, string dir, TextWriter stderr)
     {
-        var run = RunSettings.Load(dir);
+        var run = RunFile.Load(dir);
         TorchRuntime.Initialize(run.Threads);
         var device = TorchRuntime.ResolveDevice(run.Device);
         using var method = ModelStore.Load(dir, device);
-        var data = Datasets.Load(run.Dataset, run.DataDir);
-        var splits = DataSplits.Create(data, run.TrainSize, run.ValidationSize, run.TestSize, run.Seed);
+        var data = Datasets.Load(run.Data.Dataset, run.Data.DataDir, SkiaImageCodec.Decoder);
+        var splits = run.Splits.Create(data, run.Training.Seed);
         var train = splits.Train.Take(config.TrainEvalSize);
         var (trainX, trainY) = train.ToTensors(device);
         var (testX, testY) = splits.Test.ToTensors(device);
@@ -270,24 +293,21 @@ public static class ExperimentCommand
                 };
             }
 
-            using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
-            var m = metrics.RootElement;
-            double? Optional(string name) => m.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
-            string? Text(string name) => m.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+            var m = RunMetrics.TryLoad(dir) ?? throw new NoPropException($"{Path.Combine(dir, RunMetrics.FileName)}: file not found");
             return new CellResult
             {
                 Cell = cell.Name, Dataset = cell.Dataset, Method = cell.Method.ToCliName(), Embedding = cell.Embedding,
                 EmbeddingDim = method.Config.EmbeddingDimension, Seed = cell.Seed,
-                MethodVariant = cell.MethodVariant, Weighting = Text("weighting"), ScheduleTraining = Text("schedule_training"), Prediction = Text("prediction"), TrainImages = train.Count, TestImages = splits.Test.Count,
+                MethodVariant = cell.MethodVariant, Weighting = m.Weighting, ScheduleTraining = m.ScheduleTraining, Prediction = m.Prediction, TrainImages = train.Count, TestImages = splits.Test.Count,
                 Stochastic = new SplitAccuracies { Train = onTrain.Accuracies, Test = onTest.Accuracies },
                 Deterministic = deterministic,
                 ImageOnly = imageOnly ? new SplitAccuracies { Train = [onTrain.ImageOnly!.Value], Test = [onTest.ImageOnly!.Value] } : null,
                 PerBlockTest = onTest.PerBlock,
-                Epochs = m.GetProperty("epochs").GetInt32(),
-                TrainSeconds = m.GetProperty("train_seconds").GetDouble(),
-                ValidationAccuracy = Optional("validation_accuracy"),
-                PeakMemoryMb = m.GetProperty("peak_memory_mb").GetDouble(),
-                PeakCudaMemoryMb = Optional("peak_cuda_memory_mb"),
+                Epochs = m.Epochs,
+                TrainSeconds = m.TrainSeconds,
+                ValidationAccuracy = m.ValidationAccuracy,
+                PeakMemoryMb = m.PeakMemoryMb,
+                PeakCudaMemoryMb = m.PeakCudaMemoryMb,
                 InferenceSecondsPerRun = onTest.SecondsPerRun,
             };
         }

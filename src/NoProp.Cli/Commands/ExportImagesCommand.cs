@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Globalization;
+using NoProp.Cli.CommandLine;
 using NoProp.Data;
 using NoProp.Runtime;
 
@@ -8,30 +10,29 @@ namespace NoProp.Cli.Commands;
 /// <c>noprop export-images</c>: writes a data set's images as PNG files, one folder per class (DIR/&lt;class&gt;/&lt;index&gt;.png),
 /// the layout image-folder tools (examples/ImageFolderClassifier, ML.NET's LoadImages) read.
 /// </summary>
-public static class ExportImagesCommand
+internal sealed class ExportImagesCommand : Command
 {
-    public const string Help = """
-        noprop export-images: write a data set's images as PNG files, one folder per class
+    private readonly Option<string?> dataset = CliOptions.Choice("--dataset", "data set (mnist is embedded)  [mnist]", Datasets.Names);
+    private readonly Option<string?> dataDir = CliOptions.Text("--data-dir", "folder holding the data set's files  [embedded MNIST]", "DIR");
+    private readonly Option<string?> split = CliOptions.Choice("--split", "which split to export  [test]", ["test", "train"]);
+    private readonly Option<string?> output = CliOptions.Text("--output", "where the class folders go  [required]", "DIR");
+    private readonly Option<int?> limit = CliOptions.Int("--limit", "export the first N images of the split  [all]", 1);
 
-          --dataset mnist          data set (mnist is embedded)                        [mnist]
-          --data-dir DIR           folder holding the data set's files                 [embedded MNIST]
-          --split test|train       which split to export                               [test]
-          --output DIR             where the class folders go                          [required]
-          --limit N                export the first N images of the split             [all]
-        """;
-
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public ExportImagesCommand() : base("export-images", "write a data set's images as PNG files, one folder per class")
     {
-        if (args.Contains("--help")) { stdout.Write(Help); return 0; }
-        var reader = new ArgumentReader(args, new HashSet<string>());
-        var dataset = reader.Choice("dataset", "mnist", Datasets.Names);
-        var dataDir = reader.String("data-dir");
-        var split = reader.Choice("split", "test", "test", "train");
-        var output = reader.String("output") ?? throw new UsageException("--output is required");
-        int? limit = reader.Int("limit", 1);
-        reader.EnsureAllConsumed("export-images");
+        foreach (var option in new Option[] { dataset, dataDir, split, output, limit }) Options.Add(option);
+        SetAction(r => Run(r, r.InvocationConfiguration.Output));
+    }
 
-        var data = Datasets.Load(dataset, dataDir);
+    private int Run(ParseResult r, TextWriter stdout)
+    {
+        var dataset = r.GetValue(this.dataset) ?? "mnist";
+        var dataDir = r.GetValue(this.dataDir);
+        var split = r.GetValue(this.split) ?? "test";
+        var output = r.GetValue(this.output) ?? throw new UsageException("--output is required");
+        int? limit = r.GetValue(this.limit);
+
+        var data = Datasets.Load(dataset, dataDir, SkiaImageCodec.Decoder);
         var images = (split == "train" ? data.Train : data.Test).Take(limit);
         if (images.Channels is not (1 or 3))
             throw new NoPropException($"{images.Name}: cannot write {images.Channels}-channel images as PNG (1 or 3 channels)");

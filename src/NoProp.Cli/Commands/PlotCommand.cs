@@ -1,3 +1,5 @@
+using System.CommandLine;
+using NoProp.Cli.CommandLine;
 using NoProp.Methods;
 using NoProp.Plots;
 using NoProp.Runtime;
@@ -6,16 +8,10 @@ using NoProp.Training;
 namespace NoProp.Cli.Commands;
 
 /// <summary><c>noprop plot</c>: charts of several run folders side by side.</summary>
-public static class PlotCommand
+internal sealed class PlotCommand : Command
 {
-    public const string Help = """
-        noprop plot: PNG charts of one or more runs written by noprop train (and noprop sweep)
-
-          --runs DIR [DIR ...]   run folders (each holds metrics.csv)                         [required]
-          --output DIR           where the charts go (created if missing)                     [required]
-          --title TEXT           title of the accuracy-against-time chart
-
-        Writes into --output:
+    private const string Summary = """
+        PNG charts of one or more runs written by noprop train (and noprop sweep). Writes into --output:
           accuracy-vs-time.png   test accuracy (runs trained with --track-test; validation accuracy otherwise)
                                  against cumulative training seconds, one line per run (the paper's Fig. 3)
           losses-<run>.png       each run's training loss per component per epoch
@@ -24,27 +20,23 @@ public static class PlotCommand
           schedule.png           the learned noise schedule ᾱ(t) and SNR(t) of NoProp-CT runs
         """;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    private readonly Option<string[]?> runs = CliOptions.List("--runs", "run folders (each holds metrics.csv)  [required]", "at least one run folder", "DIR...");
+    private readonly Option<string?> output = CliOptions.Text("--output", "where the charts go (created if missing)  [required]", "DIR");
+    private readonly Option<string?> title = CliOptions.Text("--title", "title of the accuracy-against-time chart", "TEXT");
+
+    public PlotCommand() : base("plot", Summary)
     {
-        if (args.Contains("--help")) { stdout.Write(Help); return 0; }
-        // --runs takes every value up to the next option.
-        var runs = new List<string>();
-        var rest = new List<string>();
-        for (int i = 0; i < args.Length; i++)
-        {
-            if (args[i] == "--runs")
-            {
-                if (runs.Count > 0) throw new UsageException("--runs is given twice");
-                while (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal)) runs.Add(args[++i]);
-                if (runs.Count == 0) throw new UsageException("--runs needs at least one run folder");
-            }
-            else rest.Add(args[i]);
-        }
-        var reader = new ArgumentReader(rest, new HashSet<string>());
-        var output = reader.String("output") ?? throw new UsageException("--output is required (the folder for the charts)");
-        var title = reader.String("title");
-        reader.EnsureAllConsumed("plot");
-        if (runs.Count == 0) throw new UsageException("--runs is required (one or more run folders)");
+        Options.Add(runs);
+        Options.Add(output);
+        Options.Add(title);
+        SetAction(r => Run(r, r.InvocationConfiguration.Output));
+    }
+
+    private int Run(ParseResult r, TextWriter stdout)
+    {
+        var output = r.GetValue(this.output) ?? throw new UsageException("--output is required (the folder for the charts)");
+        var title = r.GetValue(this.title);
+        var runs = r.GetValue(this.runs) is { Length: > 0 } given ? given : throw new UsageException("--runs is required (one or more run folders)");
 
         var folders = new List<RunFolder>();
         var names = new HashSet<string>(StringComparer.Ordinal);

@@ -1,41 +1,43 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
+using System.CommandLine;
+using NoProp.Cli.CommandLine;
 using NoProp.Data;
 using NoProp.Methods;
 using NoProp.Runtime;
 using NoProp.Solvers;
 using NoProp.Training;
+using NoProp.Training.Runs;
 
 namespace NoProp.Cli.Commands;
 
 /// <summary><c>noprop sweep</c>: test (or validation) accuracy and inference time of a CT/FM model for several solver step counts.</summary>
-public static class SweepCommand
+internal sealed class SweepCommand : Command
 {
-    public const string Help = """
-        noprop sweep: accuracy and inference time against the number of ODE solver steps (CT and FM models)
+    private readonly Option<string?> model = CliOptions.Text("--model", "a folder written by noprop train --method ct|fm|adjoint  [required]", "DIR");
+    private readonly Option<string?> solver = CliOptions.Choice("--solver", "the ODE solver  [the model's]", OdeSolvers.Names.ToArray());
+    private readonly Option<string?> steps = CliOptions.Text("--steps", "comma-separated step counts; for dopri5 only the reporting grid (it chooses its own steps)  [2,5,10,20,40,100]", "LIST");
+    private readonly Option<string?> split = EvaluationSplit.CreateOption();
+    private readonly Option<int?> testSize = CliOptions.Int("--test-size", "the first N test images  [all]", 1);
+    private readonly Option<long?> seed = CliOptions.Long("--seed", "seed of the initial noise z_0  [test: 1; validation: as noprop eval]", "S");
+    private readonly Option<bool?> noCache = CliOptions.Flag("--no-cache", "recompute the image path at every solver evaluation");
+    private readonly Option<string?> output = CliOptions.Text("--output", "where sweep-<solver>.csv and .json go (sweep-<solver>-validation.* for the validation split)  [the model folder]", "DIR");
+    private readonly Option<string?> dataDir = CliOptions.Text("--data-dir", "folder holding the data set's files  [embedded MNIST]", "DIR");
+    private readonly Option<int?> threads = CliOptions.Int("--threads", "intra-op threads  [TorchSharp's default]", 1, 1024);
+    private readonly Option<string?> device = CliOptions.Text("--device", "cpu | cuda  [cpu]", "cpu|cuda");
 
-          --model DIR          a folder written by noprop train --method ct|fm             [required]
-          --solver NAME        euler | heun | midpoint | rk4 | dopri5                      [the model's]
-          --steps LIST         comma-separated step counts                                 [2,5,10,20,40,100]
-          --split test|validation  the test set or the run's validation split (see noprop eval) [test]
-          --test-size N        the first N test images                                    [all]
-          --seed S             seed of the initial noise z_0    [test: 1; validation: as noprop eval]
-          --no-cache           recompute the image path at every solver evaluation
-          --output DIR         where sweep-<solver>.csv and .json go (sweep-<solver>-validation.*
-                               for the validation split)                                  [the model folder]
-          --data-dir DIR / --threads N / --device cpu|cuda
-        For dopri5 the step count sets only the reporting grid; the solver chooses its own steps.
-        """;
-
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public SweepCommand() : base("sweep", "accuracy and inference time against the number of ODE solver steps (CT, FM and adjoint models)")
     {
-        if (args.Contains("--help")) { stdout.Write(Help); return 0; }
-        var reader = new ArgumentReader(args, new HashSet<string> { "no-cache" });
-        var modelDir = reader.String("model") ?? throw new UsageException("--model is required");
-        string? solverName = reader.Has("solver") ? reader.Choice("solver", "heun", OdeSolvers.Names.ToArray()) : null;
-        var stepsText = reader.String("steps", "2,5,10,20,40,100");
+        foreach (var option in new Option[] { model, solver, steps, split, testSize, seed, noCache, output, dataDir, threads, device })
+            Options.Add(option);
+        SetAction(p => Run(p, p.InvocationConfiguration.Output));
+    }
+
+    private int Run(ParseResult parse, TextWriter stdout)
+    {
+        var modelDir = parse.GetValue(model) ?? throw new UsageException("--model is required");
+        string? solverName = parse.GetValue(this.solver);
+        var stepsText = parse.GetValue(this.steps) ?? "2,5,10,20,40,100";
         var steps = new List<int>();
         foreach (var part in stepsText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
@@ -44,15 +46,14 @@ public static class SweepCommand
             steps.Add(n);
         }
         if (steps.Count == 0) throw new UsageException("--steps: no step counts given");
-        string splitName = EvaluationSplit.ReadName(reader);
-        int? testSize = reader.Int("test-size", 1);
-        long? seedOption = reader.Long("seed");
-        bool noCache = reader.Flag("no-cache");
-        var output = reader.String("output") ?? modelDir;
-        var dataDir = reader.String("data-dir");
-        int? threads = reader.Int("threads", 1, 1024);
-        var deviceName = reader.String("device", "cpu");
-        reader.EnsureAllConsumed("sweep");
+        string splitName = EvaluationSplit.ReadName(parse, this.split, this.testSize);
+        int? testSize = parse.GetValue(this.testSize);
+        long? seedOption = parse.GetValue(this.seed);
+        bool noCache = parse.GetValue(this.noCache) ?? false;
+        var output = parse.GetValue(this.output) ?? modelDir;
+        var dataDir = parse.GetValue(this.dataDir);
+        int? threads = parse.GetValue(this.threads);
+        var deviceName = parse.GetValue(this.device) ?? "cpu";
 
         TorchRuntime.Initialize(threads);
         var device = TorchRuntime.ResolveDevice(deviceName);
@@ -65,7 +66,7 @@ public static class SweepCommand
         var test = split.Images;
         var (x, y) = test.ToTensors(device);
 
-        var rows = new List<Dictionary<string, object>>();
+        var rows = new List<SweepPoint>();
         stdout.WriteLine($"{OdeSolvers.ToCliName(solver)}, {test.Count} {split.Name} images, noise seed {seed}, image features {(noCache ? "recomputed at every evaluation" : "cached")}");
         stdout.WriteLine("steps  accuracy  seconds  evaluations/batch");
         foreach (int n in steps)
@@ -81,25 +82,21 @@ public static class SweepCommand
             double seconds = clock.Elapsed.TotalSeconds;
             double nfe = statistics.FunctionEvaluations / (double)Math.Max(1, statistics.Batches);
             stdout.WriteLine($"{n,5}  {accuracy * 100,7:F2}%  {seconds,7:F2}  {nfe,8:F0}");
-            rows.Add(new Dictionary<string, object>
-            {
-                ["steps"] = n, ["accuracy"] = accuracy, ["inference_seconds"] = Math.Round(seconds, 3), ["function_evaluations_per_batch"] = nfe,
-            });
+            rows.Add(new SweepPoint { Steps = n, Accuracy = accuracy, InferenceSeconds = Math.Round(seconds, 3), FunctionEvaluationsPerBatch = nfe });
         }
         x.Dispose(); y.Dispose();
 
         Directory.CreateDirectory(output);
         string stem = Path.Combine(output, $"sweep-{OdeSolvers.ToCliName(solver)}{(noCache ? "-uncached" : "")}{split.FileSuffix}");
-        var csv = new StringBuilder("steps,accuracy,inference_seconds,function_evaluations_per_batch\n");
-        foreach (var r in rows)
-            csv.Append(string.Join(",", new[] { r["steps"], r["accuracy"], r["inference_seconds"], r["function_evaluations_per_batch"] }
-                .Select(v => Convert.ToString(v, CultureInfo.InvariantCulture)))).Append('\n');
-        File.WriteAllText(stem + ".csv", csv.ToString());
-        File.WriteAllText(stem + ".json", JsonSerializer.Serialize(new Dictionary<string, object>
+        CsvTable.Write(stem + ".csv", ["steps", "accuracy", "inference_seconds", "function_evaluations_per_batch"],
+            rows.Select(r => new[] { r.Steps.ToString(CultureInfo.InvariantCulture), CsvTable.Number(r.Accuracy), CsvTable.Number(r.InferenceSeconds), CsvTable.Number(r.FunctionEvaluationsPerBatch) }));
+        var result = new SweepResult
         {
-            ["model"] = Path.GetFullPath(modelDir), ["method"] = method.Config.Method.ToCliName(), ["solver"] = OdeSolvers.ToCliName(solver),
-            ["split"] = split.Name, [split.Name == EvaluationSplit.Test ? "test_size" : "validation_size"] = test.Count, ["cached_image_features"] = !noCache, ["seed"] = seed, ["results"] = rows,
-        }, new JsonSerializerOptions { WriteIndented = true }));
+            Model = Path.GetFullPath(modelDir), Method = method.Config.Method.ToCliName(), Solver = OdeSolvers.ToCliName(solver), Split = split.Name,
+            TestSize = split.Name == EvaluationSplit.Test ? test.Count : null, ValidationSize = split.Name == EvaluationSplit.Test ? null : test.Count,
+            CachedImageFeatures = !noCache, Seed = seed, Results = rows,
+        };
+        AtomicFile.WriteAllText(stem + ".json", result.ToJson());
         stdout.WriteLine($"written: {stem}.csv, {stem}.json");
         return 0;
     }

@@ -2,8 +2,6 @@ using System.Globalization;
 using System.Text;
 using NoProp.Data;
 using NoProp.Methods;
-using NoProp.Methods.Backprop;
-using NoProp.Methods.ContinuousTime;
 using NoProp.Plots;
 using NoProp.Runtime;
 using NoProp.Training;
@@ -71,17 +69,8 @@ internal sealed class TrainExtras : IDisposable
         cuda?.Stop();
         metrics["peak_cuda_memory_mb"] = cuda is null ? null : Math.Round(cuda.PeakMb, 1);
         if (cuda is not null) metrics["cuda_memory_source"] = cuda.Source;
-        switch (method)
-        {
-            case BackpropBaseline bp:
-                metrics["alphas"] = bp.Alphas().Select(a => Math.Round(a, 5)).ToArray();
-                break;
-            case NoPropCt ct:
-                var (gammaMax, gammaMin) = ct.CtNetwork.Schedule.Endpoints();
-                metrics["gamma_max"] = Math.Round(gammaMax, 5);
-                metrics["gamma_min"] = Math.Round(gammaMin, 5);
-                break;
-        }
+        if (method is ILearnedExtras learned)
+            foreach (var (name, value) in learned.LearnedExtras()) metrics[name] = value;
     }
 
     /// <summary>
@@ -114,8 +103,9 @@ internal sealed class TrainExtras : IDisposable
 }
 
 /// <summary>
-/// The noise schedule of a NoProp-CT model as a CSV file (t, ᾱ(t), SNR(t), γ(t)) on a 201-point grid: schedule.csv
-/// for the trained model, schedule-initial.csv for the schedule before the first step.
+/// The noise schedule of a model that has one (<see cref="INoiseScheduleMethod"/>: NoProp-CT) as a CSV file
+/// (t, ᾱ(t), SNR(t), γ(t)) on a 201-point grid: schedule.csv for the trained model, schedule-initial.csv for the
+/// schedule before the first step.
 /// </summary>
 internal static class ScheduleExport
 {
@@ -123,21 +113,14 @@ internal static class ScheduleExport
 
     public static bool WriteIfContinuous(INoPropMethod method, string directory, string fileName, int points = 201)
     {
-        if (method is not NoPropCt ct) return false;
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        var device = ct.Network.parameters().First().device;
-        var t = linspace(0, 1, points, device: device);
-        var (gamma, _) = ct.CtNetwork.Schedule.Gamma(t);
-        var alphaBar = nn.functional.sigmoid(-gamma).cpu().data<float>().ToArray();
-        var gammaValues = gamma.cpu().data<float>().ToArray();
+        if (method is not INoiseScheduleMethod scheduled) return false;
+        var table = scheduled.TabulateSchedule(points);
         var c = CultureInfo.InvariantCulture;
         var csv = new StringBuilder("t,alpha_bar,snr,gamma\n");
         for (int i = 0; i < points; i++)
         {
-            double ti = i / (double)(points - 1);
-            csv.Append(ti.ToString("F4", c)).Append(',').Append(alphaBar[i].ToString("G7", c)).Append(',')
-               .Append(Math.Exp(-gammaValues[i]).ToString("G7", c)).Append(',').Append(gammaValues[i].ToString("G7", c)).Append('\n');
+            csv.Append(table.T[i].ToString("F4", c)).Append(',').Append(table.AlphaBar[i].ToString("G7", c)).Append(',')
+               .Append(table.Snr[i].ToString("G7", c)).Append(',').Append(table.Gamma[i].ToString("G7", c)).Append('\n');
         }
         File.WriteAllText(Path.Combine(directory, fileName), csv.ToString());
         return true;

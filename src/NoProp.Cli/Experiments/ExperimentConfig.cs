@@ -9,9 +9,11 @@ namespace NoProp.Cli.Experiments;
 
 /// <summary>
 /// Options of <c>noprop train</c> that a grid may set (JSON names are the option names with '_' for '-').
-/// Options that apply to some methods only are passed to those methods alone: <c>blocks</c> to dt and backprop;
-/// <c>steps</c>, <c>solver</c>, <c>backbone</c> and <c>prediction</c> to ct, fm and adjoint; <c>eta</c> to dt and ct;
-/// <c>weighting</c>, <c>schedule</c> and <c>schedule_weight_decay</c> to ct; <c>embedding_dim</c> to learned embeddings.
+/// Options that apply to some methods only are passed to the methods that take them (the method registry says which:
+/// <c>blocks</c> to dt and backprop; <c>steps</c>, <c>solver</c>, <c>backbone</c> and <c>prediction</c> to ct, fm and
+/// adjoint; <c>eta</c> to dt and ct; <c>weighting</c> and the schedule options to ct); <c>embedding_dim</c> to learned
+/// embeddings. <c>early_stopping_patience</c> and <c>early_stopping_min_delta</c> stop a model after that many
+/// validations without a gain (the model keeps its best epoch).
 /// </summary>
 public record TrainSettings
 {
@@ -21,6 +23,8 @@ public record TrainSettings
     public int? ValidationSize { get; init; }
     public int? TestSize { get; init; }
     public int? EvalEvery { get; init; }
+    public int? EarlyStoppingPatience { get; init; }
+    public double? EarlyStoppingMinDelta { get; init; }
     public double? Lr { get; init; }
     public double? WeightDecay { get; init; }
     public double? Eta { get; init; }
@@ -42,7 +46,9 @@ public record TrainSettings
     {
         Epochs = Epochs ?? fallback.Epochs, BatchSize = BatchSize ?? fallback.BatchSize, TrainSize = TrainSize ?? fallback.TrainSize,
         ValidationSize = ValidationSize ?? fallback.ValidationSize, TestSize = TestSize ?? fallback.TestSize,
-        EvalEvery = EvalEvery ?? fallback.EvalEvery, Lr = Lr ?? fallback.Lr, WeightDecay = WeightDecay ?? fallback.WeightDecay,
+        EvalEvery = EvalEvery ?? fallback.EvalEvery,
+        EarlyStoppingPatience = EarlyStoppingPatience ?? fallback.EarlyStoppingPatience, EarlyStoppingMinDelta = EarlyStoppingMinDelta ?? fallback.EarlyStoppingMinDelta,
+        Lr = Lr ?? fallback.Lr, WeightDecay = WeightDecay ?? fallback.WeightDecay,
         Eta = Eta ?? fallback.Eta, Blocks = Blocks ?? fallback.Blocks, Steps = Steps ?? fallback.Steps, Solver = Solver ?? fallback.Solver,
         Backbone = Backbone ?? fallback.Backbone, Prediction = Prediction ?? fallback.Prediction, Weighting = Weighting ?? fallback.Weighting,
         ScheduleTraining = ScheduleTraining ?? fallback.ScheduleTraining, ScheduleWeightDecay = ScheduleWeightDecay ?? fallback.ScheduleWeightDecay,
@@ -62,17 +68,19 @@ public record TrainSettings
             args.Add(value switch { double d => d.ToString("R", c), int i => i.ToString(c), _ => value.ToString()! });
         }
         Add("epochs", Epochs); Add("batch-size", BatchSize); Add("train-size", TrainSize); Add("validation-size", ValidationSize);
-        Add("test-size", TestSize); Add("eval-every", EvalEvery); Add("lr", Lr); Add("weight-decay", WeightDecay);
-        Add("eta", Eta, method is MethodKind.DiscreteTime or MethodKind.ContinuousTime);
-        Add("blocks", Blocks, method.IsBlockChain());
-        Add("steps", Steps, method.IsContinuous()); Add("solver", Solver, method.IsContinuous());
-        Add("backbone", Backbone, method.IsContinuous()); Add("prediction", Prediction, method.IsContinuous());
-        Add("weighting", Weighting, method == MethodKind.ContinuousTime);
-        Add("schedule-training", ScheduleTraining, method == MethodKind.ContinuousTime);
-        Add("schedule-weight-decay", ScheduleWeightDecay, method == MethodKind.ContinuousTime);
+        Add("test-size", TestSize); Add("eval-every", EvalEvery);
+        Add("early-stopping-patience", EarlyStoppingPatience); Add("early-stopping-min-delta", EarlyStoppingMinDelta);
+        Add("lr", Lr); Add("weight-decay", WeightDecay);
+        var definition = MethodRegistry.Get(method);
+        AddFor(MethodOption.Eta, Eta); AddFor(MethodOption.Blocks, Blocks);
+        AddFor(MethodOption.Steps, Steps); AddFor(MethodOption.Solver, Solver); AddFor(MethodOption.Backbone, Backbone); AddFor(MethodOption.Prediction, Prediction);
+        AddFor(MethodOption.Weighting, Weighting); AddFor(MethodOption.ScheduleTraining, ScheduleTraining); AddFor(MethodOption.ScheduleWeightDecay, ScheduleWeightDecay);
         Add("embedding-dim", EmbeddingDim, embedding == "learned");
         Add("threads", Threads); Add("device", Device); Add("data-dir", DataDir);
         return args;
+
+        // A method option goes to the methods that take it (the grid's train block is shared by all its methods).
+        void AddFor(MethodOption option, object? value) => Add(option.CliName, value, definition.Accepts(option));
     }
 }
 

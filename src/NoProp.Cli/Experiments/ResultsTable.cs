@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using NoProp.Training.Runs;
 using NoProp.Methods;
 using NoProp.Training;
 
@@ -129,22 +130,22 @@ public static class ResultsTable
     private static string SeedsPercent(double? mean, double? se) =>
         mean is not double m ? "–" : se is null ? $"{(m * 100).ToString("F2", CultureInfo.InvariantCulture)} (1 seed)" : Percent(mean, se);
 
-    private static string Quote(string text) => text.Contains(',') || text.Contains('"') ? $"\"{text.Replace("\"", "\"\"")}\"" : text;
-
     private static string F(double? v, string format = "F1") => v is double d ? d.ToString(format, CultureInfo.InvariantCulture) : "";
 
     /// <summary>results.csv: one line per entry, accuracies as fractions.</summary>
     public static string ToCsv(IReadOnlyList<TableEntry> entries)
     {
-        var sb = new StringBuilder("dataset,method,embedding,embedding_dim,variant,seeds,values,train_mean,train_se,test_mean,test_se,peak_memory_mb,peak_cuda_memory_mb,train_seconds," +
-                                   "method_variant,departure_from_paper,train_seeds_mean,train_seeds_se,test_seeds_mean,test_seeds_se\n");
-        foreach (var e in entries)
-            sb.Append(string.Join(",", e.Dataset, e.Method, e.Embedding, e.EmbeddingDim.ToString(CultureInfo.InvariantCulture), e.Variant,
-                e.Seeds.ToString(CultureInfo.InvariantCulture), e.Values.ToString(CultureInfo.InvariantCulture),
-                F(e.TrainMean, "F6"), F(e.TrainStandardError, "F6"), F(e.TestMean, "F6"), F(e.TestStandardError, "F6"),
-                F(e.PeakMemoryMb), F(e.PeakCudaMemoryMb), F(e.TrainSeconds), e.MethodVariant, Quote(e.Departure),
-                F(e.TrainSeedsMean, "F6"), F(e.TrainSeedsStandardError, "F6"), F(e.TestSeedsMean, "F6"), F(e.TestSeedsStandardError, "F6"))).Append('\n');
-        return sb.ToString();
+        string[] header = ["dataset", "method", "embedding", "embedding_dim", "variant", "seeds", "values", "train_mean", "train_se", "test_mean", "test_se",
+            "peak_memory_mb", "peak_cuda_memory_mb", "train_seconds", "method_variant", "departure_from_paper", "train_seeds_mean", "train_seeds_se",
+            "test_seeds_mean", "test_seeds_se"];
+        return CsvTable.Format(header, entries.Select(e => new[]
+        {
+            e.Dataset, e.Method, e.Embedding, e.EmbeddingDim.ToString(CultureInfo.InvariantCulture), e.Variant,
+            e.Seeds.ToString(CultureInfo.InvariantCulture), e.Values.ToString(CultureInfo.InvariantCulture),
+            F(e.TrainMean, "F6"), F(e.TrainStandardError, "F6"), F(e.TestMean, "F6"), F(e.TestStandardError, "F6"),
+            F(e.PeakMemoryMb), F(e.PeakCudaMemoryMb), F(e.TrainSeconds), e.MethodVariant, e.Departure,
+            F(e.TrainSeedsMean, "F6"), F(e.TrainSeedsStandardError, "F6"), F(e.TestSeedsMean, "F6"), F(e.TestSeedsStandardError, "F6"),
+        }));
     }
 
     /// <summary>results.md: the Table 1 layout with a memory column per data set, the per-block table and a Table 2-like summary.</summary>
@@ -241,28 +242,29 @@ public static class ResultsTable
     public static string CellsCsv(IEnumerable<CellResult> cells)
     {
         var c = CultureInfo.InvariantCulture;
-        var sb = new StringBuilder("cell,dataset,method,embedding,embedding_dim,seed,epochs,train_seconds,validation_accuracy,peak_memory_mb,peak_cuda_memory_mb,inference_seconds_per_run,train_images,test_images," +
-                                   "method_variant,weighting,schedule_training,prediction\n");
-        foreach (var x in cells)
-            sb.Append(string.Join(",", x.Cell, x.Dataset, x.Method, x.Embedding, x.EmbeddingDim.ToString(c), x.Seed.ToString(c), x.Epochs.ToString(c),
-                F(x.TrainSeconds, "F3"), F(x.ValidationAccuracy, "F6"), F(x.PeakMemoryMb), F(x.PeakCudaMemoryMb), F(x.InferenceSecondsPerRun, "F3"),
-                x.TrainImages.ToString(c), x.TestImages.ToString(c), x.MethodVariant, x.Weighting ?? "", x.ScheduleTraining ?? "", x.Prediction ?? "")).Append('\n');
-        return sb.ToString();
+        string[] header = ["cell", "dataset", "method", "embedding", "embedding_dim", "seed", "epochs", "train_seconds", "validation_accuracy", "peak_memory_mb",
+            "peak_cuda_memory_mb", "inference_seconds_per_run", "train_images", "test_images", "method_variant", "weighting", "schedule_training", "prediction"];
+        return CsvTable.Format(header, cells.Select(x => new[]
+        {
+            x.Cell, x.Dataset, x.Method, x.Embedding, x.EmbeddingDim.ToString(c), x.Seed.ToString(c), x.Epochs.ToString(c),
+            F(x.TrainSeconds, "F3"), F(x.ValidationAccuracy, "F6"), F(x.PeakMemoryMb), F(x.PeakCudaMemoryMb), F(x.InferenceSecondsPerRun, "F3"),
+            x.TrainImages.ToString(c), x.TestImages.ToString(c), x.MethodVariant, x.Weighting ?? "", x.ScheduleTraining ?? "", x.Prediction ?? "",
+        }));
     }
 
     /// <summary>runs.csv: every inference run's accuracy (variant, split, run index).</summary>
     public static string RunsCsv(IEnumerable<CellResult> cells)
     {
         var c = CultureInfo.InvariantCulture;
-        var sb = new StringBuilder("cell,dataset,method,embedding,seed,variant,split,run,accuracy\n");
+        var rows = new List<string[]>();
         foreach (var x in cells)
             foreach (var (variant, splits) in new[] { ("stochastic", x.Stochastic), ("deterministic", x.Deterministic), ("image-only", x.ImageOnly) })
             {
                 if (splits is null) continue;
                 foreach (var (split, values) in new[] { ("train", splits.Train), ("test", splits.Test) })
                     for (int r = 0; r < values.Length; r++)
-                        sb.Append(string.Join(",", x.Cell, x.Dataset, x.Method, x.Embedding, x.Seed.ToString(c), variant, split, r.ToString(c), values[r].ToString("F6", c))).Append('\n');
+                        rows.Add([x.Cell, x.Dataset, x.Method, x.Embedding, x.Seed.ToString(c), variant, split, r.ToString(c), values[r].ToString("F6", c)]);
             }
-        return sb.ToString();
+        return CsvTable.Format(["cell", "dataset", "method", "embedding", "seed", "variant", "split", "run", "accuracy"], rows);
     }
 }

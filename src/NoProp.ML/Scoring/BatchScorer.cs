@@ -25,7 +25,7 @@ internal sealed class BatchScorer
         this.seed = seed;
         var config = method.Config;
         normalization = new Normalization(config.NormalizationMean, config.NormalizationStd);
-        device = method.Network.parameters().First().device;
+        device = method.Device;
         FeatureSize = config.Image.Size;
         ClassCount = config.ClassCount;
     }

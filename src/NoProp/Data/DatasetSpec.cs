@@ -31,7 +31,13 @@ public sealed record DatasetSpec
     /// <summary>Image folders: 1 (grayscale) or 3 (RGB) channels.</summary>
     public int FolderChannels { get; init; } = 1;
 
-    public static DatasetSpec Parse(string value, string? dataDirectory = null)
+    /// <summary>Image folders: what decodes the image files (the host's codec; null: folders cannot be read).</summary>
+    public IImageDecoder? ImageDecoder { get; init; }
+
+    public static DatasetSpec Parse(string value, string? dataDirectory = null, IImageDecoder? imageDecoder = null) =>
+        Parse(value, dataDirectory) with { ImageDecoder = imageDecoder };
+
+    public static DatasetSpec Parse(string value, string? dataDirectory)
     {
         var v = value.Trim();
         if (v.StartsWith("folder:", StringComparison.OrdinalIgnoreCase))

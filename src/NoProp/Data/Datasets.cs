@@ -22,7 +22,8 @@ public static class Datasets
         ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
     /// <summary>Loads a named data set (mnist, fashion-mnist, cifar10, cifar100) from <paramref name="dataDir"/>.</summary>
-    public static DatasetPair Load(string name, string? dataDir = null) => Load(DatasetSpec.Parse(name, dataDir));
+    public static DatasetPair Load(string name, string? dataDir = null, IImageDecoder? imageDecoder = null) =>
+        Load(DatasetSpec.Parse(name, dataDir, imageDecoder));
 
     /// <summary>
     /// Loads the data set a spec names. MNIST comes from the embedded copy unless a data directory is given; the
@@ -105,21 +106,39 @@ public static class Datasets
 /// <summary>The three splits a run uses: the validation split is carved from the training set, never the test set.</summary>
 public sealed record DataSplits(ImageDataset Train, ImageDataset Validation, ImageDataset Test, string? Notice)
 {
+    /// <summary>The most images the default validation split holds (MNIST, Fashion-MNIST, CIFAR: 5,000).</summary>
+    public const int MaxDefaultValidationSize = 5000;
+
+    /// <summary>The share of the training set the default validation split takes, up to <see cref="MaxDefaultValidationSize"/>.</summary>
+    public const double DefaultValidationFraction = 0.1;
+
+    /// <summary>
+    /// The validation split taken when none is asked for: 10 % of the training set, at most 5,000 images (rounded
+    /// down). MNIST's 60,000 training images keep the 5,000 the paper's setup holds out; 600 images give 60.
+    /// </summary>
+    public static int DefaultValidationSize(int trainingImages) =>
+        Math.Min(MaxDefaultValidationSize, (int)Math.Floor(trainingImages * DefaultValidationFraction));
+
     /// <summary>
     /// Shuffles the training set with <paramref name="seed"/>, takes <paramref name="trainSize"/> images for
-    /// training and up to <paramref name="validationSize"/> of the remaining ones for validation. When too
-    /// few remain, the validation split shrinks and <see cref="Notice"/> says so.
+    /// training (null: all that the validation split leaves) and up to <paramref name="validationSize"/> of the
+    /// remaining ones for validation (null: <see cref="DefaultValidationSize"/> of the training set). When
+    /// too few remain after an explicit <paramref name="trainSize"/>, the validation split shrinks and
+    /// <see cref="Notice"/> says so. Errors name the option the user set (<c>--train-size</c>, <c>--validation-size</c>).
     /// </summary>
-    public static DataSplits Create(DatasetPair data, int? trainSize, int validationSize, int? testSize, long seed)
+    public static DataSplits Create(DatasetPair data, int? trainSize, int? validationSize, int? testSize, long seed)
     {
         int total = data.Train.Count;
         if (validationSize < 0) throw new NoPropException("--validation-size must be 0 or more");
-        int wantTrain = trainSize ?? Math.Max(1, total - validationSize);
-        if (wantTrain < 1) throw new NoPropException("--train-size must be at least 1");
-        if (wantTrain > total) throw new NoPropException($"--train-size {wantTrain} is larger than the {total} training images of {data.Train.Name}");
-        int validation = Math.Min(validationSize, total - wantTrain);
-        string? notice = validation < validationSize
-            ? $"the validation split has {validation} images instead of {validationSize}: only {total - wantTrain} training images remain after --train-size {wantTrain}"
+        if (trainSize < 1) throw new NoPropException("--train-size must be at least 1");
+        if (trainSize > total) throw new NoPropException($"--train-size {trainSize} is larger than the {total} training images of {data.Train.Name}");
+        int wantValidation = validationSize ?? DefaultValidationSize(total);
+        if (trainSize is null && wantValidation >= total)
+            throw new NoPropException($"--validation-size {wantValidation} leaves no image to train on: {data.Train.Name} has {total} training images");
+        int wantTrain = trainSize ?? total - wantValidation;
+        int validation = Math.Min(wantValidation, total - wantTrain);
+        string? notice = validation < wantValidation
+            ? $"the validation split has {validation} images instead of {wantValidation}: only {total - wantTrain} training images remain after --train-size {wantTrain}"
             : null;
         var order = Enumerable.Range(0, total).ToArray();
         SeedStreams.Random(seed, SeedPurpose.DataSplit).Shuffle(order);

@@ -5,20 +5,13 @@ namespace NoProp.Data;
 
 /// <summary>
 /// Reads a folder of images with one sub-folder per class (PNG, JPEG, BMP, GIF, WebP; decoded by the
-/// <see cref="Decoder"/> the host registers), resizing each image to a fixed size (bilinear, antialiased) and converting it to grayscale
+/// <see cref="DatasetSpec.ImageDecoder"/> the host passes), resizing each image to a fixed size (bilinear, antialiased) and converting it to grayscale
 /// (ITU-R BT.601 luma) or RGB. If the folder has <c>train/</c> and <c>test/</c> sub-folders, those are the splits;
 /// otherwise a stratified 20 % of each class, drawn with a fixed seed so that every run and every later
 /// <c>noprop eval</c> sees the same split, is held out as the test split.
 /// </summary>
 public static class ImageFolderReader
 {
-    /// <summary>
-    /// Decodes an image file to RGBA bytes. The core library has no image codec of its own (a process can hold only
-    /// one SkiaSharp, and ML.NET's ImageAnalytics and the chart library need different ones); the noprop CLI
-    /// registers SkiaSharp's, and any host can register another.
-    /// </summary>
-    public static Func<string, DecodedImage>? Decoder { get; set; }
-
     private static readonly HashSet<string> Extensions = new(StringComparer.OrdinalIgnoreCase) { ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp" };
 
     public const double HeldOutTestFraction = 0.2;
@@ -103,21 +96,21 @@ public static class ImageFolderReader
         for (int i = 0; i < files.Count; i++)
         {
             labels[i] = files[i].Label;
-            var image = DecodeOne(files[i].Path, c, h, w);
+            var image = DecodeOne(spec.ImageDecoder, files[i].Path, c, h, w);
             Buffer.BlockCopy(image, 0, pixels, i * size, size);
         }
         return (pixels, labels);
     }
 
-    /// <summary>One image as C×H×W bytes at the requested size.</summary>
-    public static byte[] DecodeOne(string path, int channels, int height, int width)
+    /// <summary>One image as C×H×W bytes at the requested size, decoded by <paramref name="decoder"/>.</summary>
+    public static byte[] DecodeOne(IImageDecoder? decoder, string path, int channels, int height, int width)
     {
-        var decoder = Decoder ?? throw new NoPropException(
-            "reading image folders needs an image decoder: none is registered (the noprop CLI registers one; set ImageFolderReader.Decoder)");
+        if (decoder is null) throw new NoPropException(
+            "reading image folders needs an image decoder: none was given (set DatasetSpec.ImageDecoder; the noprop CLI passes SkiaSharp's)");
         DecodedImage image;
         try
         {
-            image = decoder(path);
+            image = decoder.Decode(path);
         }
         catch (Exception e) when (e is not NoPropException)
         {
@@ -143,3 +136,15 @@ public static class ImageFolderReader
 
 /// <summary>An image as straight (unpremultiplied) RGBA bytes, row-major.</summary>
 public sealed record DecodedImage(byte[] Rgba, int Width, int Height);
+
+/// <summary>
+/// Decodes image files to RGBA bytes for <see cref="ImageFolderReader"/>. The core library has no image codec of its
+/// own (a process can hold only one SkiaSharp, and ML.NET's ImageAnalytics and the chart library need different
+/// ones): the host passes one with the <see cref="DatasetSpec"/> (<see cref="DatasetSpec.ImageDecoder"/>); the noprop
+/// CLI passes SkiaSharp 3's.
+/// </summary>
+public interface IImageDecoder
+{
+    /// <summary>Decodes the file at <paramref name="path"/>; throws for a file that is not a readable image.</summary>
+    DecodedImage Decode(string path);
+}

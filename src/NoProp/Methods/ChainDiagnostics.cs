@@ -1,7 +1,3 @@
-using NoProp.Methods.Backprop;
-using NoProp.Methods.ContinuousTime;
-using NoProp.Methods.DiscreteTime;
-using NoProp.Methods.FlowMatching;
 using NoProp.Runtime;
 using static TorchSharp.torch;
 
@@ -24,24 +20,20 @@ namespace NoProp.Methods;
 /// </summary>
 public static class ChainDiagnostics
 {
-    public static bool HasBlocks(INoPropMethod method) => method is NoPropDt or BackpropBaseline;
+    public static bool HasBlocks(INoPropMethod method) => method is IChainInference;
 
-    public static bool HasImageOnly(INoPropMethod method) => method is NoPropDt or BackpropBaseline or NoPropCt or NoPropFm;
+    public static bool HasImageOnly(INoPropMethod method) => method is IImageOnlyReadout;
 
     /// <summary>Class probabilities [B, m] after each of the T blocks (the list's owner disposes them). Under no_grad, eval mode.</summary>
     public static List<Tensor> PerBlockProbabilities(INoPropMethod method, Tensor x, InferenceOptions options)
     {
+        if (method is not IChainInference chain)
+            throw new NoPropException($"--per-block applies to models made of blocks ({BlockMethods()}), not to a {method.Config.Method.ToCliName()} model");
         var probabilities = new List<Tensor>();
         try
         {
             using var scope = NewDisposeScope();
-            switch (method)
-            {
-                case NoPropDt dt: dt.RunChain(x, options, probabilities); break;
-                case BackpropBaseline bp: bp.RunChain(x, options, probabilities); break;
-                default: throw new NoPropException($"--per-block applies to models made of blocks (dt, backprop), not to a {method.Config.Method.ToCliName()} model");
-            }
-            foreach (var p in probabilities) p.MoveToOuterDisposeScope();
+            chain.RunChain(x, options, step => probabilities.Add(chain.HeadProbabilities(step.Z).DetachFromDisposeScope())).Dispose();
             return probabilities;
         }
         catch
@@ -52,21 +44,9 @@ public static class ChainDiagnostics
     }
 
     /// <summary>The image-only ablation's class probabilities [B, m] (see the class summary). Under no_grad, eval mode.</summary>
-    public static Tensor ImageOnlyProbabilities(INoPropMethod method, Tensor x)
-    {
-        using var scope = NewDisposeScope();
-        long batch = x.shape[0];
-        var z = zeros(batch, method.Config.EmbeddingDimension, device: x.device);
-        var t = zeros(batch, device: x.device);
-        Tensor probabilities = method switch
-        {
-            NoPropDt dt => nn.functional.softmax(dt.DtNetwork.Blocks[0].forward(x, z), 1),
-            BackpropBaseline bp => nn.functional.softmax(bp.BackpropNetwork.Blocks[0].forward(x, z), 1),
-            NoPropCt ct => nn.functional.softmax(ct.CtNetwork.Denoiser.forward(x, z, t), 1),
-            NoPropFm fm => ContinuousInference.Classify(
-                fm.FmNetwork.Velocity.forward(x, z, t).matmul(fm.Embedding.Weight), PredictionRule.NearestEmbedding, fm.FmNetwork.OutputHead, fm.Embedding.Weight),
-            _ => throw new NoPropException($"--image-only is not defined for an {method.Config.Method.ToCliName()} model (its network is a velocity field read only through the ODE)"),
-        };
-        return probabilities.MoveToOuterDisposeScope();
-    }
+    public static Tensor ImageOnlyProbabilities(INoPropMethod method, Tensor x) => method is IImageOnlyReadout readout
+        ? readout.ImageOnlyProbabilities(x)
+        : throw new NoPropException($"--image-only is not defined for an {method.Config.Method.ToCliName()} model (its network is a velocity field read only through the ODE)");
+
+    private static string BlockMethods() => string.Join(", ", MethodRegistry.All.Where(d => d.Structure == MethodStructure.BlockChain).Select(d => d.CliName));
 }

@@ -14,6 +14,9 @@ public interface INoPropMethod : IDisposable
 {
     ModelConfig Config { get; }
 
+    /// <summary>Where the network's parameters live (the device of training and inference tensors).</summary>
+    Device Device => Network.parameters().FirstOrDefault()?.device ?? CPU;
+
     /// <summary>The module holding every parameter and buffer of the model (saved and loaded as one).</summary>
     nn.Module Network { get; }
 
@@ -27,14 +30,14 @@ public interface INoPropMethod : IDisposable
 
     string DescribeStage(int stage);
 
-    /// <summary>Names of the components returned by <see cref="TrainStep"/>, the total last.</summary>
+    /// <summary>The loss columns of <see cref="TrainStep"/> (<see cref="LossLayout.Columns"/>: the components, then "total").</summary>
     IReadOnlyList<string> LossNames { get; }
 
     /// <summary>
     /// One optimisation step of stage <paramref name="stage"/> on images x [B, C, H, W] and labels y [B].
-    /// Returns the detached loss components [LossNames.Count] (kept on the device: reading them is the caller's choice).
+    /// Returns the named, detached losses (kept on the device: reading them is the caller's choice).
     /// </summary>
-    Tensor TrainStep(int stage, Tensor x, Tensor y);
+    StepLosses TrainStep(int stage, Tensor x, Tensor y);
 
     /// <summary>Class probabilities [B, m] for images x. Called under no_grad with the network in eval mode.</summary>
     Tensor PredictProbabilities(Tensor x, InferenceOptions options);

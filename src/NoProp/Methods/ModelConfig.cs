@@ -7,21 +7,6 @@ using NoProp.Solvers;
 
 namespace NoProp.Methods;
 
-/// <summary>The training method.</summary>
-public enum MethodKind
-{
-    /// <summary>NoProp-DT: T blocks, each trained alone to denoise a noisy label embedding (§2.3, Algorithm 1).</summary>
-    DiscreteTime,
-    /// <summary>NoProp-CT: one network û(z_t, x, t), learnable noise schedule, ODE inference (Eq. 9, Algorithm 2).</summary>
-    ContinuousTime,
-    /// <summary>NoProp-FM: flow matching of the label embedding (Eqs. 10–13, Algorithm 3).</summary>
-    FlowMatching,
-    /// <summary>The back-propagation baseline (§4, Eqs. 17–19): the DT blocks chained and trained end to end.</summary>
-    Backprop,
-    /// <summary>The adjoint baseline: the CT network as a neural ODE trained by the adjoint method (Chen et al. 2018).</summary>
-    Adjoint,
-}
-
 /// <summary>In which order NoProp-DT's blocks take their training steps.</summary>
 public enum BlockSchedule
 {
@@ -78,46 +63,34 @@ public enum PredictionRule
     NearestEmbedding,
 }
 
+public static class PredictionRules
+{
+    public static readonly string[] CliNames = ["head", "nearest"];
+
+    public static string ToCliName(this PredictionRule rule) => CliNames[(int)rule];
+
+    public static PredictionRule Parse(string value) => Array.IndexOf(CliNames, value) is int i and >= 0
+        ? (PredictionRule)i
+        : throw new NoPropException($"unknown prediction rule '{value}' (expected {string.Join(" or ", CliNames)})");
+}
+
+/// <summary>The old entry points for a method's names and structure; each forwards to <see cref="MethodRegistry"/>.</summary>
 public static class MethodKinds
 {
-    public static string ToCliName(this MethodKind kind) => kind switch
-    {
-        MethodKind.DiscreteTime => "dt",
-        MethodKind.ContinuousTime => "ct",
-        MethodKind.FlowMatching => "fm",
-        MethodKind.Backprop => "backprop",
-        MethodKind.Adjoint => "adjoint",
-        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-    };
+    public static string ToCliName(this MethodKind kind) => MethodRegistry.Get(kind).CliName;
 
-    public static readonly string[] CliNames = ["dt", "ct", "fm", "backprop", "adjoint"];
+    public static readonly string[] CliNames = [.. MethodRegistry.CliNames];
 
     /// <summary>Methods built from the DT blocks (a chain of T blocks, `--blocks`): NoProp-DT and the backprop baseline.</summary>
-    public static bool IsBlockChain(this MethodKind kind) => kind is MethodKind.DiscreteTime or MethodKind.Backprop;
+    public static bool IsBlockChain(this MethodKind kind) => MethodRegistry.Get(kind).Structure == MethodStructure.BlockChain;
 
-    /// <summary>Methods built on the CT network and integrated by an ODE solver: NoProp-CT, NoProp-FM and the adjoint baseline.</summary>
-    public static bool IsContinuous(this MethodKind kind) => kind is MethodKind.ContinuousTime or MethodKind.FlowMatching or MethodKind.Adjoint;
+    /// <summary>Methods integrated by an ODE solver: NoProp-CT, NoProp-FM and the adjoint baseline.</summary>
+    public static bool IsContinuous(this MethodKind kind) => MethodRegistry.Get(kind).Structure == MethodStructure.Continuous;
 
     /// <summary>The name the paper's tables use ("NoProp-DT", "Backprop", ...).</summary>
-    public static string DisplayName(this MethodKind kind) => kind switch
-    {
-        MethodKind.DiscreteTime => "NoProp-DT",
-        MethodKind.ContinuousTime => "NoProp-CT",
-        MethodKind.FlowMatching => "NoProp-FM",
-        MethodKind.Backprop => "Backprop",
-        MethodKind.Adjoint => "Adjoint",
-        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-    };
+    public static string DisplayName(this MethodKind kind) => MethodRegistry.Get(kind).DisplayName;
 
-    public static MethodKind Parse(string value) => value.ToLowerInvariant() switch
-    {
-        "dt" or "noprop-dt" => MethodKind.DiscreteTime,
-        "ct" or "noprop-ct" => MethodKind.ContinuousTime,
-        "fm" or "noprop-fm" => MethodKind.FlowMatching,
-        "backprop" => MethodKind.Backprop,
-        "adjoint" => MethodKind.Adjoint,
-        _ => throw new NoPropException($"unknown method '{value}' (expected dt, ct, fm, backprop or adjoint)"),
-    };
+    public static MethodKind Parse(string value) => MethodRegistry.Parse(value).Kind;
 }
 
 /// <summary>Everything needed to rebuild a trained model: saved as model.json beside the weights.</summary>
@@ -130,8 +103,8 @@ public sealed record ModelConfig
     /// <summary>CIFAR-100 only: which labels (fine, 100 classes, or coarse, 20 classes).</summary>
     public NoProp.Data.Cifar100Labels DatasetLabels { get; init; } = NoProp.Data.Cifar100Labels.Fine;
 
-    /// <summary>The spec that reloads this model's data set (folders at the model's image size and channels).</summary>
-    public NoProp.Data.DatasetSpec DatasetSpec(string? dataDirectory) => NoProp.Data.DatasetSpec.Parse(Dataset, dataDirectory) with
+    /// <summary>The spec that reloads this model's data set (folders at the model's image size and channels, decoded by <paramref name="imageDecoder"/>).</summary>
+    public NoProp.Data.DatasetSpec DatasetSpec(string? dataDirectory, NoProp.Data.IImageDecoder? imageDecoder = null) => NoProp.Data.DatasetSpec.Parse(Dataset, dataDirectory, imageDecoder) with
     {
         CifarLabels = DatasetLabels,
         FolderChannels = Image.Channels,
@@ -218,14 +191,8 @@ public sealed record ModelConfig
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
-    /// <summary>
-    /// The default prediction rule: the output head for DT (the paper's), the nearest embedding for FM (the paper's)
-    /// and for CT. The paper reads CT's class off the output head; after a few epochs that head is far behind the
-    /// denoiser (it gets one small Adam step per minibatch), and the nearest embedding was 53 points better on
-    /// MNIST after 3 epochs (BENCHMARKS.md). <c>--prediction head</c> restores the paper's rule.
-    /// </summary>
-    public static PredictionRule DefaultPrediction(MethodKind method) =>
-        method is MethodKind.DiscreteTime or MethodKind.Backprop or MethodKind.Adjoint ? PredictionRule.OutputHead : PredictionRule.NearestEmbedding;
+    /// <summary>The method's default prediction rule (<see cref="MethodDefaults.Prediction"/>; why CT's is the nearest embedding: <see cref="ContinuousTime.NoPropCtDefinition.Defaults"/>).</summary>
+    public static PredictionRule DefaultPrediction(MethodKind method) => MethodRegistry.Get(method).Defaults.Prediction;
 
     /// <summary>
     /// What trains the CT schedule unless --schedule-training says otherwise: jointly under the paper's SNR'(t) weighting (Eq. 9
@@ -250,15 +217,9 @@ public sealed record ModelConfig
         if (!(ScheduleWeightDecay >= 0)) throw new NoPropException("--schedule-weight-decay must be 0 or more");
         if (InferenceSteps < 1) throw new NoPropException("--steps must be at least 1");
         if (!(InitialGammaMax > InitialGammaMin)) throw new NoPropException("the initial γ(0) must exceed γ(1)");
-        if (BlockSchedule != BlockSchedule.Sequential && Method != MethodKind.DiscreteTime)
-            throw new NoPropException("--schedule parallel applies to --method dt (the other methods have no independent blocks)");
         if (!(FlowSigma >= 0)) throw new NoPropException("--flow-sigma must be 0 or more");
-        if (Method == MethodKind.FlowMatching && Prediction == PredictionRule.OutputHead && Embedding == LabelEmbeddingKind.OneHot)
-            throw new NoPropException("--prediction head: a one-hot NoProp-FM model has no trained output head (the anchor loss applies to learned embeddings); use --prediction nearest");
-        if (Backbone != BackboneKind.Paper && Method.IsBlockChain())
-            throw new NoPropException("--backbone applies to --method ct, fm and adjoint (the DT blocks are the paper's)");
-        if (Method == MethodKind.Adjoint && Prediction != PredictionRule.OutputHead)
-            throw new NoPropException("--prediction nearest: the adjoint model classifies z_1 with its linear layer (its z is not trained towards the class embeddings); use --prediction head");
+        // What depends on the method (the options it has, its prediction rules) is checked by its definition.
+        MethodRegistry.Get(Method).Validate(this);
     }
 
     private static readonly JsonSerializerOptions Json = new()

@@ -41,7 +41,7 @@ public static class Backbones
     /// <summary>An encoder to 256 features, finished with ReLU (the CT model has no BatchNorm after its FC).</summary>
     public static Module<Tensor, Tensor> CreateImageEncoder(BackboneKind kind, ImageShape image) => kind switch
     {
-        BackboneKind.Paper => new ConvImageEncoder(image.Channels, image.Height, image.Width, FeatureNormalization.Relu),
+        BackboneKind.Paper => new ConvImageEncoder(image.Channels, image.Height, image.Width, EncoderOutputLayer.Relu),
         _ => new ResNetImageEncoder(kind, image.Channels),
     };
 }

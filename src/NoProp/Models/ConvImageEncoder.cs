@@ -6,8 +6,8 @@ using static TorchSharp.torch.nn;
 
 namespace NoProp.Models;
 
-/// <summary>How the 256-feature output of the paper's conv module is finished.</summary>
-public enum FeatureNormalization
+/// <summary>The layer that finishes the 256 features of the paper's conv module (the ML.NET adapter's input standardisation is NoProp.ML.FeatureNormalization).</summary>
+public enum EncoderOutputLayer
 {
     /// <summary>FC(256) → BatchNorm: the discrete-time blocks (Fig. 6, left).</summary>
     BatchNorm,
@@ -29,7 +29,7 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     private readonly Linear fc;
     private readonly Module<Tensor, Tensor> finish;
 
-    public ConvImageEncoder(int channels, int height, int width, FeatureNormalization normalization, double dropout = 0.2)
+    public ConvImageEncoder(int channels, int height, int width, EncoderOutputLayer outputLayer, double dropout = 0.2)
         : base(nameof(ConvImageEncoder))
     {
         FlattenedSize = FlattenedFeatures(height, width);
@@ -41,7 +41,7 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
         dropout2 = Dropout(dropout);
         dropout3 = Dropout(dropout);
         fc = Linear(FlattenedSize, Features);
-        finish = normalization == FeatureNormalization.BatchNorm ? BatchNorm1d(Features) : ReLU();
+        finish = outputLayer == EncoderOutputLayer.BatchNorm ? BatchNorm1d(Features) : ReLU();
         RegisterComponents();
     }
 

@@ -31,7 +31,7 @@ public sealed class CtDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
         if (imageShapedLabel)
         {
             labelImageShape = [-1, image.Channels, image.Height, image.Width];
-            labelPath = new ConvImageEncoder(image.Channels, image.Height, image.Width, FeatureNormalization.Relu);
+            labelPath = new ConvImageEncoder(image.Channels, image.Height, image.Width, EncoderOutputLayer.Relu);
         }
         else
         {

@@ -21,11 +21,11 @@ public sealed class DtBlock : Module<Tensor, Tensor, Tensor>
     /// <param name="dropout">The dropout probability of the conv modules (the paper's 0.2).</param>
     public DtBlock(ImageShape image, int embeddingDimension, int classes, bool imageShapedLabel, double dropout = 0.2) : base(nameof(DtBlock))
     {
-        imagePath = new ConvImageEncoder(image.Channels, image.Height, image.Width, FeatureNormalization.BatchNorm, dropout);
+        imagePath = new ConvImageEncoder(image.Channels, image.Height, image.Width, EncoderOutputLayer.BatchNorm, dropout);
         if (imageShapedLabel)
         {
             labelImageShape = [-1, image.Channels, image.Height, image.Width];
-            labelPath = new ConvImageEncoder(image.Channels, image.Height, image.Width, FeatureNormalization.BatchNorm, dropout);
+            labelPath = new ConvImageEncoder(image.Channels, image.Height, image.Width, EncoderOutputLayer.BatchNorm, dropout);
         }
         else
         {
@@ -50,6 +50,17 @@ public sealed class DtBlock : Module<Tensor, Tensor, Tensor>
     {
         using var imageFeatures = ImageFeatures(x);
         return Logits(imageFeatures, z);
+    }
+
+    /// <summary>
+    /// Class probabilities [B, m] of x at the noisy label's prior mean z = 0 [B, <paramref name="embeddingDimension"/>]:
+    /// the image path alone (the <c>--image-only</c> ablation of a chain's first block).
+    /// </summary>
+    public Tensor ImageOnlyProbabilities(Tensor x, int embeddingDimension)
+    {
+        using var scope = NewDisposeScope();
+        var z = zeros(x.shape[0], embeddingDimension, device: x.device);
+        return functional.softmax(forward(x, z), 1).MoveToOuterDisposeScope();
     }
 
     /// <summary>The image path's features [B, 256] of x [B, C, H, W]: they do not depend on z, so inference computes them once.</summary>

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 
 namespace NoProp.Training;
 
@@ -15,21 +14,19 @@ public sealed record EpochRecord
     public double? ValidationSeconds { get; init; }
     public double ImagesPerSecond { get; init; }
 
+    /// <summary>metrics.csv's header (a CSV line: loss names are quoted if they need it).</summary>
     public static string CsvHeader(IReadOnlyList<string> lossNames) =>
-        "epoch,train_seconds,epoch_train_seconds," + string.Join(",", lossNames.Select(n => "loss_" + n)) +
-        ",validation_accuracy,validation_seconds,images_per_second";
+        Runs.CsvTable.Row(["epoch", "train_seconds", "epoch_train_seconds", .. lossNames.Select(n => "loss_" + n),
+            "validation_accuracy", "validation_seconds", "images_per_second"]);
 
+    /// <summary>This epoch as a line of metrics.csv.</summary>
     public string ToCsv(IReadOnlyList<string> lossNames)
     {
         var c = CultureInfo.InvariantCulture;
-        var sb = new StringBuilder();
-        sb.Append(Epoch.ToString(c)).Append(',')
-          .Append(TrainSeconds.ToString("F3", c)).Append(',')
-          .Append(EpochTrainSeconds.ToString("F3", c));
-        foreach (var n in lossNames) sb.Append(',').Append(Losses.GetValueOrDefault(n, double.NaN).ToString("G6", c));
-        sb.Append(',').Append(ValidationAccuracy?.ToString("F6", c) ?? "")
-          .Append(',').Append(ValidationSeconds?.ToString("F3", c) ?? "")
-          .Append(',').Append(ImagesPerSecond.ToString("F1", c));
-        return sb.ToString();
+        return Runs.CsvTable.Row([
+            Epoch.ToString(c), TrainSeconds.ToString("F3", c), EpochTrainSeconds.ToString("F3", c),
+            .. lossNames.Select(n => Losses.GetValueOrDefault(n, double.NaN).ToString("G6", c)),
+            ValidationAccuracy?.ToString("F6", c) ?? "", ValidationSeconds?.ToString("F3", c) ?? "", ImagesPerSecond.ToString("F1", c),
+        ]);
     }
 }

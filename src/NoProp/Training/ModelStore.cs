@@ -29,7 +29,7 @@ public static class ModelStore
         if (!File.Exists(configPath)) throw new NoPropException($"{configPath}: file not found (is {directory} a model folder written by 'noprop train'?)");
         if (!File.Exists(weightsPath)) throw new NoPropException($"{weightsPath}: file not found");
         var config = ModelConfig.FromJson(File.ReadAllText(configPath), configPath);
-        var method = MethodFactory.Create(config, device);
+        var method = MethodRegistry.Create(config, device);
         LoadWeights(method, weightsPath);
         return method;
     }

@@ -92,13 +92,13 @@ public static class RepeatedEvaluation
                     using var runScope = NewDisposeScope();
                     if (request.PerBlock)
                     {
-                        var perBlock = new List<Tensor>();
-                        method.RunChainFromImageFeatures(features, options[r], perBlock);
-                        for (int b = 0; b < blocks; b++) correct[r, b] += perBlock[b].argmax(1).eq(y).sum().item<long>();
+                        int run = r;
+                        method.RunChainFromImageFeatures(features, options[r],
+                            step => correct[run, step.Step - 1] += method.HeadProbabilities(step.Z).argmax(1).eq(y).sum().item<long>());
                     }
                     else
                     {
-                        correct[r, blocks - 1] += method.PredictFromImageFeatures(features, options[r], null).argmax(1).eq(y).sum().item<long>();
+                        correct[r, blocks - 1] += method.PredictFromImageFeatures(features, options[r]).argmax(1).eq(y).sum().item<long>();
                     }
                 }
                 if (request.ImageOnly)

@@ -53,7 +53,7 @@ public sealed class Trainer
     /// </summary>
     public TrainingResult Run(bool resume = false, CancellationToken cancellation = default)
     {
-        var device = method.Network.parameters().First().device;
+        var device = method.Device;
         var output = options.OutputDirectory;
         if (output is not null) Directory.CreateDirectory(output);
 
@@ -79,7 +79,7 @@ public sealed class Trainer
         int n = splits.Train.Count;
         int batchesPerStage = (n + options.BatchSize - 1) / options.BatchSize;
         if (n - (batchesPerStage - 1) * options.BatchSize < 2) batchesPerStage--;   // a last batch of one image breaks BatchNorm
-        if (batchesPerStage < 1) throw new NoPropException($"--train-size {n} is too small for one batch of at least 2 images");
+        if (batchesPerStage < 1) throw new NoPropException($"the training split has {n} image(s): too few for one batch of at least 2 images (a larger data set, --train-size or a smaller --validation-size)");
         long stepsPerEpoch = (long)batchesPerStage * method.StagesPerEpoch;
 
         var stopwatch = new Stopwatch();
@@ -119,7 +119,7 @@ public sealed class Trainer
                             var images = trainX.index_select(0, index);
                             if (options.Augmentation is not null) images = options.Augmentation.Apply(images);
                             var losses = method.TrainStep(state.Stage, images, trainY.index_select(0, index));
-                            lossSum.add_(losses);
+                            lossSum.add_(losses.Values);
                             state.EpochImages += count;
                         }
                         stopwatch.Stop();

@@ -63,11 +63,11 @@ public sealed class AugmentationTests
         public IReadOnlyList<OptimizerHelper> Optimizers => [optimizer];
         public int StagesPerEpoch => 1;
         public string DescribeStage(int stage) => "spy";
-        public IReadOnlyList<string> LossNames { get; } = ["total"];
-        public Tensor TrainStep(int stage, Tensor x, Tensor y)
+        public IReadOnlyList<string> LossNames => LossLayout.TotalOnly.Columns;
+        public StepLosses TrainStep(int stage, Tensor x, Tensor y)
         {
             TrainInputs.Add(x.detach().clone().MoveToOuterDisposeScope());
-            return zeros(1, ScalarType.Float64);
+            return LossLayout.TotalOnly.Record(zeros(1, ScalarType.Float64));
         }
         public Tensor PredictProbabilities(Tensor x, InferenceOptions options)
         {

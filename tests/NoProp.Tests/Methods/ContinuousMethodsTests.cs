@@ -125,12 +125,12 @@ public sealed class ContinuousMethodsTests
         var before = method.Embedding.Weight.detach().clone();
         method.Network.train();
         using var losses = method.TrainStep(0, x, y);
-        Assert.AreEqual(method.LossNames.Count, (int)losses.shape[0]);
-        Assert.IsTrue(losses.isfinite().all().item<bool>());
+        Assert.AreEqual(method.LossNames.Count, (int)losses.Values.shape[0]);
+        Assert.IsTrue(losses.Values.isfinite().all().item<bool>());
         bool embeddingMoved = !method.Embedding.Weight.detach().SameAs(before);
         Assert.AreEqual(embedding != LabelEmbeddingKind.OneHot, embeddingMoved, "only a learned embedding is trained");
         if (kind == MethodKind.FlowMatching && embedding == LabelEmbeddingKind.OneHot)
-            Assert.AreEqual(0f, losses[1].item<float>(), "no anchor term for one-hot embeddings (its value is pinned in FlowMatchingLossMatchesEquation63ComputedByHand)");
+            Assert.AreEqual(0f, losses.Values[1].item<float>(), "no anchor term for one-hot embeddings (its value is pinned in FlowMatchingLossMatchesEquation63ComputedByHand)");
         using var _ = no_grad();
         method.Network.eval();
         using var p = method.PredictProbabilities(x, new InferenceOptions());
@@ -193,7 +193,7 @@ public sealed class ContinuousMethodsTests
 
         TorchRuntime.Seed(77);
         using var losses = method.TrainStep(0, x, y);
-        var l = losses.to_type(ScalarType.Float64).data<double>().ToArray();
+        var l = losses.Values.to_type(ScalarType.Float64).data<double>().ToArray();
         Assert.AreEqual(ce, l[0], 1e-5 * ce, "cross-entropy on z_1");
         // float32: −d·ᾱ_0 − d·log(1 − ᾱ_0) ≈ d·ᾱ_0²/2 loses about four digits to cancellation at ᾱ_0 = 0.0067.
         Assert.AreEqual(kl, l[1], 1e-3 * kl, "KL(q(z_0|y) ‖ N(0, I)) at the learned ᾱ(0)");
@@ -229,7 +229,7 @@ public sealed class ContinuousMethodsTests
         }
         TorchRuntime.Seed(78);
         using var losses = method.TrainStep(0, x, y);
-        var l = losses.to_type(ScalarType.Float64).data<double>().ToArray();
+        var l = losses.Values.to_type(ScalarType.Float64).data<double>().ToArray();
         Assert.AreEqual(flow, l[0], 1e-5 * flow, "flow term against the target velocity u − z_0");
         Assert.AreEqual(anchor, l[1], 1e-5 * anchor, "anchor cross-entropy on z̃_1 = z_t + (1 − t)·v");
         Assert.AreEqual(flow + anchor, l[2], 1e-5 * (flow + anchor), "total");
@@ -253,7 +253,7 @@ public sealed class ContinuousMethodsTests
         var (x, y) = TestSupport.Mnist.Train.Take(4).ToTensors();
         method.Network.train();
         using var losses = method.TrainStep(0, x, y);
-        Assert.IsTrue(losses.isfinite().all().item<bool>());
+        Assert.IsTrue(losses.Values.isfinite().all().item<bool>());
     }
 
     [TestMethod]

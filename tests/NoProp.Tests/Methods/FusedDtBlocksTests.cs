@@ -158,8 +158,8 @@ public sealed class FusedDtBlocksTests
         var (x, y) = TestSupport.Mnist.Train.Take(16).ToTensors();
         method.Network.train();
         using var losses = method.TrainStep(0, x, y);
-        Assert.AreEqual(4, losses.shape[0]);
-        var l = losses.data<float>().ToArray();
+        Assert.AreEqual(4, losses.Values.shape[0]);
+        var l = losses.Values.data<float>().ToArray();
         Assert.AreEqual(l[0] + l[1] + l[2], l[3], 1e-4, "total = CE + KL + mean denoising term");
         for (int t = 0; t < 3; t++)
             Assert.IsTrue(method.DtNetwork.Blocks[t].named_parameters().Any(p => !p.parameter.detach().SameAs(before[$"blocks.{t}.{p.name}"])),

@@ -88,7 +88,7 @@ public sealed class NoPropDtTests
 
         TorchRuntime.Seed(123);
         using var losses = method.TrainStep(stage, x, y);
-        var l = losses.to_type(ScalarType.Float64).data<double>().ToArray();
+        var l = losses.Values.to_type(ScalarType.Float64).data<double>().ToArray();
         Assert.AreEqual(ce, l[0], 1e-5 * Math.Abs(ce), "cross-entropy on z_T");
         Assert.AreEqual(0.0, l[1], "KL(q(z_0|y) ‖ N(0, I)) = 0 for ᾱ_0 = 0");
         Assert.AreEqual(denoise, l[2], 1e-5 * Math.Abs(denoise), $"denoising term of block {t}");
@@ -150,11 +150,11 @@ public sealed class NoPropDtTests
         var (x, y) = Batch(8);
         method.Network.train();
         using var losses = method.TrainStep(1, x, y);
-        CollectionAssert.AreEqual(new long[] { 4 }, losses.shape);
-        Assert.IsTrue(losses.isfinite().all().item<bool>());
+        CollectionAssert.AreEqual(new long[] { 4 }, losses.Values.shape);
+        Assert.IsTrue(losses.Values.isfinite().all().item<bool>());
         method.Network.eval();
         using var _ = no_grad();
-        using var z = method.RunChain(x, new InferenceOptions(), null);
+        using var z = method.RunChain(x, new InferenceOptions());
         CollectionAssert.AreEqual(new long[] { 8, dimension }, z.shape);
         using var p = method.PredictProbabilities(x, new InferenceOptions());
         CollectionAssert.AreEqual(new long[] { 8, 10 }, p.shape);
@@ -195,9 +195,15 @@ public sealed class NoPropDtTests
         method.Network.eval();
         using var _g = no_grad();
         var perBlock = new List<Tensor>();
+        var steps = new List<(int Step, int Steps, double Time)>();
         var options = new InferenceOptions { Generator = Evaluator.InferenceGenerator(3) };
-        using var z = method.RunChain(x, options, perBlock);
+        using var z = method.RunChain(x, options, step =>
+        {
+            steps.Add((step.Step, step.Steps, step.Time));
+            perBlock.Add(method.HeadProbabilities(step.Z).DetachFromDisposeScope());
+        });
         Assert.AreEqual(3, perBlock.Count);
+        CollectionAssert.AreEqual(new[] { (1, 3, 1 / 3.0), (2, 3, 2 / 3.0), (3, 3, 1.0) }, steps);
         using var last = nn.functional.softmax(method.DtNetwork.OutputHead.forward(z), 1);
         Assert.IsTrue(perBlock[^1].CloseTo(last));
     }

@@ -191,12 +191,12 @@ public sealed class TrainerTests
         public IReadOnlyList<OptimizerHelper> Optimizers => inner.Optimizers;
         public int StagesPerEpoch => 1;
         public string DescribeStage(int stage) => "all";
-        public IReadOnlyList<string> LossNames { get; } = ["total"];
+        public IReadOnlyList<string> LossNames => LossLayout.TotalOnly.Columns;
 
-        public Tensor TrainStep(int stage, Tensor x, Tensor y)
+        public StepLosses TrainStep(int stage, Tensor x, Tensor y)
         {
             using (no_grad()) Counter[0] += 1f;
-            return zeros(1, ScalarType.Float32);
+            return LossLayout.TotalOnly.Record(zeros(1, ScalarType.Float32));
         }
 
         public Tensor PredictProbabilities(Tensor x, InferenceOptions options)

@@ -7,27 +7,6 @@ using static TorchSharp.torch;
 
 namespace NoProp.Methods.Adjoint;
 
-/// <summary>All parameters of the adjoint baseline: the CT network as the ODE's vector field, the final linear classifier and W_Embed.</summary>
-public sealed class AdjointNetwork : nn.Module
-{
-    private readonly CtDenoiser velocity;
-    private readonly Linear outputHead;
-    private readonly LabelEmbedding embedding;
-
-    public AdjointNetwork(ModelConfig config) : base(nameof(AdjointNetwork))
-    {
-        velocity = new CtDenoiser(config.Image, config.EmbeddingDimension, config.ClassCount,
-            config.Embedding == LabelEmbeddingKind.Prototype, config.Backbone);
-        outputHead = nn.Linear(config.EmbeddingDimension, config.ClassCount);
-        embedding = new LabelEmbedding(config.Embedding, config.ClassCount, config.EmbeddingDimension);
-        RegisterComponents();
-    }
-
-    public CtDenoiser Velocity => velocity;
-    public Linear OutputHead => outputHead;
-    public LabelEmbedding Embedding => embedding;
-}
-
 /// <summary>
 /// The adjoint-sensitivity baseline of the paper's continuous-time comparison (Table 1 "Adjoint", Fig. 3): the
 /// continuous-time network (<see cref="CtDenoiser"/>, Fig. 6 right) defines a neural ODE
@@ -44,37 +23,28 @@ public sealed class AdjointNetwork : nn.Module
 /// (logits·W_Embed, no softmax), which lets it point in any direction; AdamW as in the paper's Table 3.
 /// </para>
 /// </summary>
-public sealed class AdjointOde : INoPropMethod
+public sealed class AdjointOde : NoPropMethod<ContinuousNetwork>
 {
-    private readonly AdjointNetwork network;
+    private static readonly LossLayout Layout = new("cross_entropy");
     private readonly OptimizerHelper optimizer;
     private readonly Parameter[] fieldParameters;
 
     public AdjointOde(ModelConfig config, Device? device = null)
+        : base(MethodKind.Adjoint, config, device, c => new ContinuousNetwork(c, "velocity", withSchedule: false, "AdjointNetwork"), Layout)
     {
-        config.Validate();
-        Config = config;
-        network = new AdjointNetwork(config);
-        if (device is not null && device.type != DeviceType.CPU) network.to(device);
-        optimizer = optim.AdamW(network.parameters().Where(p => p.requires_grad).ToList(), config.LearningRate, weight_decay: config.WeightDecay);
-        Optimizers = [optimizer];
+        optimizer = NewOptimizer(TrainableParameters());
+        SetOptimizers(optimizer);
         // θ of the vector field for the adjoint: everything of the network but the image path (whose gradient
         // flows through the cached features) and the output head (which acts after the ODE).
-        var field = network.Velocity.named_parameters()
+        var field = Net.Velocity.named_parameters()
             .Where(p => !p.name.StartsWith("imagePath.", StringComparison.Ordinal) && p.parameter.requires_grad)
             .Select(p => p.parameter).ToList();
-        if (network.Embedding.IsTrainable) field.Add((Parameter)network.Embedding.Weight);
+        if (Net.Embedding.IsTrainable) field.Add((Parameter)Net.Embedding.Weight);
         fieldParameters = [.. field];
     }
 
-    public ModelConfig Config { get; }
-    public AdjointNetwork AdjointNetwork => network;
-    public nn.Module Network => network;
-    public LabelEmbedding Embedding => network.Embedding;
-    public IReadOnlyList<OptimizerHelper> Optimizers { get; }
-    public int StagesPerEpoch => 1;
-    public string DescribeStage(int stage) => "all";
-    public IReadOnlyList<string> LossNames { get; } = ["cross_entropy", "total"];
+    public ContinuousNetwork AdjointNetwork => Net;
+    public override LabelEmbedding Embedding => Net.Embedding;
 
     /// <summary>The parameters θ of the vector field that the adjoint solve differentiates (image path and head excluded).</summary>
     public IReadOnlyList<Parameter> FieldParameters => fieldParameters;
@@ -84,20 +54,20 @@ public sealed class AdjointOde : INoPropMethod
     {
         using var scope = NewDisposeScope();
         var time = full(z.shape[0], t, device: z.device);
-        return network.Velocity.Logits(imageFeatures, z, time).matmul(network.Embedding.Weight).MoveToOuterDisposeScope();
+        return Net.Velocity.Logits(imageFeatures, z, time).matmul(Net.Embedding.Weight).MoveToOuterDisposeScope();
     }
 
     /// <summary>The time grid of the training solves (dopri5 chooses its own steps between 0 and 1).</summary>
     public double[] TrainingGrid() =>
         Config.Solver == OdeSolverKind.Dopri5 ? [0.0, 1.0] : TimeGrid.Uniform(0.0, 1.0, Config.InferenceSteps);
 
-    public Tensor TrainStep(int stage, Tensor x, Tensor y)
+    public override StepLosses TrainStep(int stage, Tensor x, Tensor y)
     {
         using var scope = NewDisposeScope();
         var z0 = randn(x.shape[0], Config.EmbeddingDimension, device: x.device);
-        var loss = AccumulateGradients(x, y, z0);
+        var crossEntropy = AccumulateGradients(x, y, z0);
         optimizer.step();
-        return stack([loss, loss]).MoveToOuterDisposeScope();
+        return Layout.Record(total: crossEntropy, crossEntropy);
     }
 
     /// <summary>
@@ -112,14 +82,14 @@ public sealed class AdjointOde : INoPropMethod
         var solver = OdeSolvers.Create(Config.Solver);
         var grid = TrainingGrid();
 
-        var features = network.Velocity.EncodeImage(x);                 // with its graph to the image path
+        var features = Net.Velocity.EncodeImage(x);                 // with its graph to the image path
         var h = features.detach().requires_grad_(true);                 // the ODE's constant input
         AdjointSensitivity.Dynamics f = (z, t) => Velocity(h, z, t);
 
         Tensor z1;
         using (no_grad()) z1 = solver.Integrate((z, t) => f(z, t), z0, grid).Z;
         var z1Leaf = z1.detach().requires_grad_(true);
-        var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(z1Leaf), y);
+        var crossEntropy = nn.functional.cross_entropy(Net.OutputHead.forward(z1Leaf), y);
         crossEntropy.backward();                                         // the head's gradients and a(1) = ∂L/∂z_1
 
         using var adjoint = AdjointSensitivity.Backward(solver, f, [h, .. fieldParameters], z1, z1Leaf.grad!, grid);
@@ -136,21 +106,14 @@ public sealed class AdjointOde : INoPropMethod
     {
         using var time = full(z.shape[0], t, device: z.device);
         using var l = logits(z, time);
-        return l.matmul(network.Embedding.Weight);
+        return l.matmul(Net.Embedding.Weight);
     }
 
-    public Tensor PredictProbabilities(Tensor x, InferenceOptions options)
+    public override Tensor PredictProbabilities(Tensor x, InferenceOptions options)
     {
-        if (options.Prediction == PredictionRule.NearestEmbedding)
-            throw new NoProp.Runtime.NoPropException("--prediction nearest: the adjoint model classifies z_1 with its linear layer; use --prediction head");
+        if (options.Prediction is PredictionRule rule) Definition.ValidatePrediction(Config, rule);
         using var scope = NewDisposeScope();
-        var z1 = ContinuousInference.Integrate(network.Velocity, x, Config.EmbeddingDimension, Config, options, Drift);
-        return nn.functional.softmax(network.OutputHead.forward(z1), 1).MoveToOuterDisposeScope();
-    }
-
-    public void Dispose()
-    {
-        (optimizer as IDisposable)?.Dispose();
-        network.Dispose();
+        var z1 = ContinuousInference.Integrate(Net.Velocity, x, Config.EmbeddingDimension, Config, options, Drift);
+        return nn.functional.softmax(Net.OutputHead.forward(z1), 1).MoveToOuterDisposeScope();
     }
 }

@@ -48,86 +48,80 @@ public sealed class BackpropNetwork : nn.Module
 /// over all parameters. Training activations of all T blocks are alive at once, which is what the memory
 /// comparison with NoProp-DT measures.
 /// </summary>
-public sealed class BackpropBaseline : INoPropMethod
+public sealed class BackpropBaseline : NoPropMethod<BackpropNetwork>, IChainInference, IImageOnlyReadout, ILearnedExtras
 {
-    private readonly BackpropNetwork network;
+    private static readonly LossLayout Layout = new("cross_entropy");
     private readonly OptimizerHelper optimizer;
 
     public BackpropBaseline(ModelConfig config, Device? device = null)
+        : base(MethodKind.Backprop, config, device, c => new BackpropNetwork(c), Layout)
     {
-        config.Validate();
-        Config = config;
-        network = new BackpropNetwork(config);
-        if (device is not null && device.type != DeviceType.CPU) network.to(device);
-        optimizer = optim.AdamW(network.parameters().Where(p => p.requires_grad).ToList(), config.LearningRate, weight_decay: config.WeightDecay);
-        Optimizers = [optimizer];
+        optimizer = NewOptimizer(TrainableParameters());
+        SetOptimizers(optimizer);
     }
 
-    public ModelConfig Config { get; }
-    public BackpropNetwork BackpropNetwork => network;
-    public nn.Module Network => network;
-    public LabelEmbedding Embedding => network.Embedding;
-    public IReadOnlyList<OptimizerHelper> Optimizers { get; }
-    public int StagesPerEpoch => 1;
-    public string DescribeStage(int stage) => "all blocks";
-    public IReadOnlyList<string> LossNames { get; } = ["cross_entropy", "total"];
+    public BackpropNetwork BackpropNetwork => Net;
+    public override LabelEmbedding Embedding => Net.Embedding;
+    public override string DescribeStage(int stage) => "all blocks";
 
     /// <summary>The current α_t = tanh(w_t), t = 1..T.</summary>
     public double[] Alphas()
     {
         using var _ = no_grad();
-        using var alphas = network.MixingWeights.tanh().cpu();
+        using var alphas = Net.MixingWeights.tanh().cpu();
         return alphas.data<float>().Select(a => (double)a).ToArray();
     }
 
-    public Tensor TrainStep(int stage, Tensor x, Tensor y)
+    public override StepLosses TrainStep(int stage, Tensor x, Tensor y)
     {
         using var scope = NewDisposeScope();
         var z0 = randn(x.shape[0], Config.EmbeddingDimension, device: x.device);
         var zT = Chain(x, z0, null);
-        var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(zT), y);
+        var crossEntropy = nn.functional.cross_entropy(Net.OutputHead.forward(zT), y);
         optimizer.zero_grad();
         crossEntropy.backward();
         optimizer.step();
-        return stack([crossEntropy, crossEntropy]).detach().MoveToOuterDisposeScope();
+        return Layout.Record(total: crossEntropy, crossEntropy);
     }
 
-    public Tensor PredictProbabilities(Tensor x, InferenceOptions options) =>
-        nn.functional.softmax(network.OutputHead.forward(RunChain(x, options, null)), 1);
+    public override Tensor PredictProbabilities(Tensor x, InferenceOptions options) =>
+        nn.functional.softmax(Net.OutputHead.forward(RunChain(x, options)), 1);
 
     /// <summary>
     /// Eqs. 17–18 from z_0 ~ N(0, I) (z_0 = 0 when <see cref="InferenceOptions.Deterministic"/> or
-    /// <see cref="InferenceOptions.ZeroInitialState"/>: z_0 is the chain's only noise) and returns z_T. When
-    /// <paramref name="perBlockProbabilities"/> is given, p̂_θout(y | z_t) for t = 1..T is added to it.
+    /// <see cref="InferenceOptions.ZeroInitialState"/>: z_0 is the chain's only noise) and returns z_T;
+    /// <paramref name="callback"/> sees z_t after every block t = 1..T.
     /// </summary>
-    public Tensor RunChain(Tensor x, InferenceOptions options, List<Tensor>? perBlockProbabilities)
+    public Tensor RunChain(Tensor x, InferenceOptions options, ChainCallback? callback = null)
     {
         using var z0 = options.ZeroInitialState || options.Deterministic
             ? zeros(x.shape[0], Config.EmbeddingDimension, device: x.device)
             : options.Noise([x.shape[0], Config.EmbeddingDimension], x.device);
-        return Chain(x, z0, perBlockProbabilities);
+        return Chain(x, z0, callback);
     }
 
-    private Tensor Chain(Tensor x, Tensor z0, List<Tensor>? perBlockProbabilities)
+    public Tensor HeadProbabilities(Tensor z) => nn.functional.softmax(Net.OutputHead.forward(z), 1);
+
+    /// <summary>softmax(logits of block 1 at z_0 = 0): the image path of the first block alone.</summary>
+    public Tensor ImageOnlyProbabilities(Tensor x) => Net.Blocks[0].ImageOnlyProbabilities(x, Config.EmbeddingDimension);
+
+    /// <summary>The learned mixing weights α_t = tanh(w_t) ("alphas").</summary>
+    public IReadOnlyDictionary<string, object> LearnedExtras() =>
+        new Dictionary<string, object> { ["alphas"] = Alphas().Select(a => Math.Round(a, 5)).ToArray() };
+
+    private Tensor Chain(Tensor x, Tensor z0, ChainCallback? callback)
     {
         using var scope = NewDisposeScope();
-        var alphas = network.MixingWeights.tanh();
-        var embedding = network.Embedding.Weight;
+        var alphas = Net.MixingWeights.tanh();
+        var embedding = Net.Embedding.Weight;
         var z = z0;
         for (int t = 0; t < Config.Blocks; t++)
         {
-            var uHat = EmbeddingReadout.ConvexCombination(network.Blocks[t].forward(x, z), embedding);
+            var uHat = EmbeddingReadout.ConvexCombination(Net.Blocks[t].forward(x, z), embedding);
             var alpha = alphas[t];
             z = z * (1 - alpha) + uHat * alpha;
-            if (perBlockProbabilities is not null)
-                perBlockProbabilities.Add(nn.functional.softmax(network.OutputHead.forward(z), 1).MoveToOuterDisposeScope());
+            callback?.Invoke(new ChainStep(t + 1, Config.Blocks, (t + 1) / (double)Config.Blocks, z, uHat));
         }
         return (ReferenceEquals(z, z0) ? z0.clone() : z).MoveToOuterDisposeScope();
-    }
-
-    public void Dispose()
-    {
-        (optimizer as IDisposable)?.Dispose();
-        network.Dispose();
     }
 }

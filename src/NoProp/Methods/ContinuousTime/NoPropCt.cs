@@ -8,30 +8,6 @@ using static TorchSharp.torch;
 
 namespace NoProp.Methods.ContinuousTime;
 
-/// <summary>All parameters of a NoProp-CT model: û_θ, the output head, W_Embed and the learnable schedule ψ.</summary>
-public sealed class NoPropCtNetwork : nn.Module
-{
-    private readonly CtDenoiser denoiser;
-    private readonly Linear outputHead;
-    private readonly LabelEmbedding embedding;
-    private readonly LearnableNoiseSchedule schedule;
-
-    public NoPropCtNetwork(ModelConfig config) : base(nameof(NoPropCtNetwork))
-    {
-        denoiser = new CtDenoiser(config.Image, config.EmbeddingDimension, config.ClassCount,
-            config.Embedding == LabelEmbeddingKind.Prototype, config.Backbone);
-        outputHead = nn.Linear(config.EmbeddingDimension, config.ClassCount);
-        embedding = new LabelEmbedding(config.Embedding, config.ClassCount, config.EmbeddingDimension);
-        schedule = new LearnableNoiseSchedule(config.InitialGammaMax, config.InitialGammaMin);
-        RegisterComponents();
-    }
-
-    public CtDenoiser Denoiser => denoiser;
-    public Linear OutputHead => outputHead;
-    public LabelEmbedding Embedding => embedding;
-    public LearnableNoiseSchedule Schedule => schedule;
-}
-
 /// <summary>
 /// NoProp-CT (paper §2.4, Eq. 9, Algorithm 2). Training, per minibatch: t_i ~ U[0, 1],
 /// z_{t_i} ~ N(√ᾱ(t_i)·u_y, (1 − ᾱ(t_i))·I) and the loss
@@ -47,43 +23,34 @@ public sealed class NoPropCtNetwork : nn.Module
 /// (the (û − z)/(1 − ᾱ) form of the reference code is stiff as ᾱ → 1 and makes Heun diverge at few steps).
 /// </para>
 /// </summary>
-public sealed class NoPropCt : INoPropMethod
+public sealed class NoPropCt : NoPropMethod<ContinuousNetwork>, IImageOnlyReadout, ILearnedExtras, INoiseScheduleMethod
 {
-    private readonly NoPropCtNetwork network;
+    private static readonly LossLayout Layout = new("cross_entropy", "kl", "denoise");
     private readonly OptimizerHelper optimizer;
 
     public NoPropCt(ModelConfig config, Device? device = null)
+        : base(MethodKind.ContinuousTime, config, device, c => new ContinuousNetwork(c, "denoiser", withSchedule: true, "NoPropCtNetwork"), Layout)
     {
-        config.Validate();
-        Config = config;
-        network = new NoPropCtNetwork(config);
-        if (device is not null && device.type != DeviceType.CPU) network.to(device);
         // ψ is a parameter group of its own: its weight decay is set apart, and a frozen schedule is in no group.
-        var schedule = network.Schedule.parameters().ToHashSet(ReferenceEqualityComparer.Instance);
+        var schedule = Net.Schedule.parameters().ToHashSet(ReferenceEqualityComparer.Instance);
         var groups = new List<Adam.ParamGroup>
         {
-            new(network.parameters().Where(p => p.requires_grad && !schedule.Contains(p)).ToList(), lr: config.LearningRate, weight_decay: config.WeightDecay),
+            new(Net.parameters().Where(p => p.requires_grad && !schedule.Contains(p)).ToList(), lr: config.LearningRate, weight_decay: config.WeightDecay),
         };
         if (config.ScheduleTrainingOrDefault != CtScheduleTraining.Frozen)
-            groups.Add(new(network.Schedule.parameters().ToList(), lr: config.LearningRate, weight_decay: config.ScheduleWeightDecay));
+            groups.Add(new(Net.Schedule.parameters().ToList(), lr: config.LearningRate, weight_decay: config.ScheduleWeightDecay));
         optimizer = optim.Adam(groups, config.LearningRate, weight_decay: config.WeightDecay);
-        Optimizers = [optimizer];
+        SetOptimizers(optimizer);
     }
 
-    public ModelConfig Config { get; }
-    public NoPropCtNetwork CtNetwork => network;
-    public nn.Module Network => network;
-    public NoProp.Embeddings.LabelEmbedding Embedding => network.Embedding;
-    public IReadOnlyList<OptimizerHelper> Optimizers { get; }
-    public int StagesPerEpoch => 1;
-    public string DescribeStage(int stage) => "all";
-    public IReadOnlyList<string> LossNames { get; } = ["cross_entropy", "kl", "denoise", "total"];
+    public ContinuousNetwork CtNetwork => Net;
+    public override LabelEmbedding Embedding => Net.Embedding;
 
-    public Tensor TrainStep(int stage, Tensor x, Tensor y)
+    public override StepLosses TrainStep(int stage, Tensor x, Tensor y)
     {
         using var scope = NewDisposeScope();
-        var schedule = network.Schedule;
-        var u = network.Embedding.Lookup(y);
+        var schedule = Net.Schedule;
+        var u = Net.Embedding.Lookup(y);
         long batch = x.shape[0];
 
         // Which terms ψ learns from: all (joint), the CE and KL only (detached), none (frozen).
@@ -94,7 +61,7 @@ public sealed class NoPropCt : INoPropMethod
         var alphaBar = schedule.AlphaBar(t).unsqueeze(1);
         if (!denoiseTrainsSchedule) alphaBar = alphaBar.detach();
         var zt = VariancePreserving.SampleMarginal(u, alphaBar);
-        var uHat = EmbeddingReadout.ConvexCombination(network.Denoiser.forward(x, zt, t), network.Embedding.Weight);
+        var uHat = EmbeddingReadout.ConvexCombination(Net.Denoiser.forward(x, zt, t), Net.Embedding.Weight);
         var squaredError = (uHat - u).square().sum(1);
         var weight = Config.Weighting == CtWeighting.SnrDerivative ? schedule.SnrDerivative(t) : ones_like(t);
         if (!denoiseTrainsSchedule) weight = weight.detach();
@@ -103,14 +70,14 @@ public sealed class NoPropCt : INoPropMethod
         var ends = schedule.AlphaBar(tensor(new float[] { 0f, 1f }, device: x.device));
         if (!endsTrainSchedule) ends = ends.detach();
         var z1 = VariancePreserving.SampleMarginal(u, ends[1]);
-        var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(z1), y);
+        var crossEntropy = nn.functional.cross_entropy(Net.OutputHead.forward(z1), y);
         var kl = NoPropLosses.KlToStandardNormal(u, ends[0]);
         var total = crossEntropy + kl + denoise;
 
         optimizer.zero_grad();
         total.backward();
         optimizer.step();
-        return stack([crossEntropy, kl, denoise, total]).detach().MoveToOuterDisposeScope();
+        return Layout.Record(total, crossEntropy, kl, denoise);
     }
 
     /// <summary>The probability-flow drift −½·γ'(t)·(√ᾱ(t)·û(z, x, t) − ᾱ(t)·z) at one time t for the whole batch.</summary>
@@ -118,24 +85,46 @@ public sealed class NoPropCt : INoPropMethod
     {
         using var scope = NewDisposeScope();
         var time = full(z.shape[0], t, device: z.device);
-        var (gamma, gammaDerivative) = network.Schedule.Gamma(time[..1]);
+        var (gamma, gammaDerivative) = Net.Schedule.Gamma(time[..1]);
         var alphaBar = nn.functional.sigmoid(-gamma);
-        var uHat = EmbeddingReadout.ConvexCombination(logits(z, time), network.Embedding.Weight);
+        var uHat = EmbeddingReadout.ConvexCombination(logits(z, time), Net.Embedding.Weight);
         var drift = (uHat * alphaBar.sqrt() - z * alphaBar) * (gammaDerivative * -0.5);
         return drift.MoveToOuterDisposeScope();
     }
 
-    public Tensor PredictProbabilities(Tensor x, InferenceOptions options)
+    public override Tensor PredictProbabilities(Tensor x, InferenceOptions options)
     {
         using var scope = NewDisposeScope();
-        var z1 = ContinuousInference.Integrate(network.Denoiser, x, Config.EmbeddingDimension, Config, options, Drift);
-        return ContinuousInference.Classify(z1, options.Prediction ?? Config.Prediction, network.OutputHead, network.Embedding.Weight)
+        var z1 = ContinuousInference.Integrate(Net.Denoiser, x, Config.EmbeddingDimension, Config, options, Drift);
+        return ContinuousInference.Classify(z1, options.Prediction ?? Config.Prediction, Net.OutputHead, Net.Embedding.Weight)
             .MoveToOuterDisposeScope();
     }
 
-    public void Dispose()
+    /// <summary>softmax of the logits of û_θ(0, x, 0): the image path alone, at the prior mean and t = 0.</summary>
+    public Tensor ImageOnlyProbabilities(Tensor x)
     {
-        (optimizer as IDisposable)?.Dispose();
-        network.Dispose();
+        using var logits = Net.LogitsAtOrigin(x, Config.EmbeddingDimension);
+        return nn.functional.softmax(logits, 1);
+    }
+
+    /// <summary>The learned γ(0) and γ(1) ("gamma_max", "gamma_min").</summary>
+    public IReadOnlyDictionary<string, object> LearnedExtras()
+    {
+        var (gammaMax, gammaMin) = Net.Schedule.Endpoints();
+        return new Dictionary<string, object> { ["gamma_max"] = Math.Round(gammaMax, 5), ["gamma_min"] = Math.Round(gammaMin, 5) };
+    }
+
+    /// <summary>ᾱ(t), SNR(t) = e^−γ(t) and γ(t) of the learned schedule.</summary>
+    public NoiseScheduleTable TabulateSchedule(int points = 201)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var t = linspace(0, 1, points, device: Device);
+        var (gamma, _) = Net.Schedule.Gamma(t);
+        var alphaBar = nn.functional.sigmoid(-gamma).cpu().data<float>().ToArray();
+        var gammaValues = gamma.cpu().data<float>().ToArray();
+        return new NoiseScheduleTable(
+            Enumerable.Range(0, points).Select(i => i / (double)(points - 1)).ToArray(), alphaBar,
+            gammaValues.Select(g => Math.Exp(-g)).ToArray(), gammaValues);
     }
 }

@@ -1,3 +1,4 @@
+using NoProp.Embeddings;
 using NoProp.Losses;
 using NoProp.Models;
 using NoProp.Schedules;
@@ -30,9 +31,9 @@ namespace NoProp.Methods.DiscreteTime;
 /// prediction is the argmax of softmax(θ_out(z_T)).
 /// </para>
 /// </summary>
-public sealed class NoPropDt : INoPropMethod
+public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, IImageOnlyReadout
 {
-    private readonly NoPropDtNetwork network;
+    private static readonly LossLayout Layout = new("cross_entropy", "kl", "denoise");
     private readonly OptimizerHelper[] blockOptimizers;
     private readonly OptimizerHelper headOptimizer;
     private readonly OptimizerHelper[] allOptimizers;
@@ -42,51 +43,41 @@ public sealed class NoPropDt : INoPropMethod
     private readonly Tensor parallelWeights, parallelSignal, parallelNoise;   // [T, 1, 1]: weight_t, √ᾱ_{t−1}, √(1 − ᾱ_{t−1})
 
     public NoPropDt(ModelConfig config, Device? device = null)
+        : base(MethodKind.DiscreteTime, config, device, c => new NoPropDtNetwork(c), Layout)
     {
-        config.Validate();
-        Config = config;
         Schedule = new CosineSchedule(config.Blocks, config.MaxAlphaBar);
-        network = new NoPropDtNetwork(config);
-        if (device is not null && device.type != DeviceType.CPU) network.to(device);
-        Device = device ?? CPU;
 
-        blockOptimizers = network.Blocks
-            .Select(b => (OptimizerHelper)optim.AdamW(b.parameters(), config.LearningRate, weight_decay: config.WeightDecay))
-            .ToArray();
-        var headParameters = network.OutputHead.parameters().ToList();
-        if (network.Embedding.IsTrainable) headParameters.AddRange(network.Embedding.parameters());
-        headOptimizer = optim.AdamW(headParameters, config.LearningRate, weight_decay: config.WeightDecay);
+        blockOptimizers = Net.Blocks.Select(b => NewOptimizer(b.parameters())).ToArray();
+        var headParameters = Net.OutputHead.parameters().ToList();
+        if (Net.Embedding.IsTrainable) headParameters.AddRange(Net.Embedding.parameters());
+        headOptimizer = NewOptimizer(headParameters);
         allOptimizers = [.. blockOptimizers, headOptimizer];
+        SetOptimizers(allOptimizers);
 
         int T = config.Blocks;
         // Eq. 8: (T/2)·η·(SNR(t) − SNR(t−1)), one weight per block.
         denoiseWeights = Enumerable.Range(1, T).Select(t => T / 2.0 * config.Eta * (Schedule.Snr(t) - Schedule.Snr(t - 1))).ToArray();
         coefficients = Enumerable.Range(1, T).Select(t => Schedule.PosteriorCoefficients(t)).ToArray();
-        fused = new FusedDtBlocks(network.Blocks.ToArray());
+        fused = new FusedDtBlocks(Net.Blocks.ToArray());
         parallelWeights = tensor(denoiseWeights.Select(w => (float)w).ToArray(), [T, 1], device: Device);
         parallelSignal = tensor(Enumerable.Range(1, T).Select(t => (float)Math.Sqrt(Schedule.AlphaBar(t - 1))).ToArray(), [T, 1, 1], device: Device);
         parallelNoise = tensor(Enumerable.Range(1, T).Select(t => (float)Math.Sqrt(1 - Schedule.AlphaBar(t - 1))).ToArray(), [T, 1, 1], device: Device);
     }
 
-    public ModelConfig Config { get; }
     public CosineSchedule Schedule { get; }
-    public Device Device { get; }
-    public NoPropDtNetwork DtNetwork => network;
-    public nn.Module Network => network;
-    public NoProp.Embeddings.LabelEmbedding Embedding => network.Embedding;
-    public IReadOnlyList<OptimizerHelper> Optimizers => allOptimizers;
+    public NoPropDtNetwork DtNetwork => Net;
+    public override LabelEmbedding Embedding => Net.Embedding;
     /// <summary>The T blocks as one computation (parameters shared with <see cref="DtNetwork"/>'s blocks).</summary>
     public FusedDtBlocks FusedBlocks => fused;
-    public int StagesPerEpoch => Config.BlockSchedule == BlockSchedule.Parallel ? 1 : Config.Blocks;
-    public string DescribeStage(int stage) => Config.BlockSchedule == BlockSchedule.Parallel
+    public override int StagesPerEpoch => Config.BlockSchedule == BlockSchedule.Parallel ? 1 : Config.Blocks;
+    public override string DescribeStage(int stage) => Config.BlockSchedule == BlockSchedule.Parallel
         ? $"all {Config.Blocks} blocks in parallel"
         : $"block {stage + 1}/{Config.Blocks}";
-    public IReadOnlyList<string> LossNames { get; } = ["cross_entropy", "kl", "denoise", "total"];
 
     /// <summary>The weight (T/2)·η·(SNR(t) − SNR(t−1)) of block t's denoising term (t = 1..T).</summary>
     public double DenoiseWeight(int t) => denoiseWeights[t - 1];
 
-    public Tensor TrainStep(int stage, Tensor x, Tensor y)
+    public override StepLosses TrainStep(int stage, Tensor x, Tensor y)
     {
         if (Config.BlockSchedule == BlockSchedule.Parallel)
         {
@@ -94,17 +85,17 @@ public sealed class NoPropDt : INoPropMethod
             return TrainAllBlocks(x, y);
         }
         int t = stage + 1;
-        var block = network.Blocks[stage];
+        var block = Net.Blocks[stage];
         var optimizer = blockOptimizers[stage];
         using var scope = NewDisposeScope();
 
-        var u = network.Embedding.Lookup(y);
+        var u = Net.Embedding.Lookup(y);
         var zPrevious = VariancePreserving.SampleMarginal(u, Schedule.AlphaBar(t - 1));
-        var uHat = EmbeddingReadout.ConvexCombination(block.forward(x, zPrevious), network.Embedding.Weight);
+        var uHat = EmbeddingReadout.ConvexCombination(block.forward(x, zPrevious), Net.Embedding.Weight);
         var denoise = NoPropLosses.MeanSquaredDistance(uHat, u) * denoiseWeights[stage];
 
         var zT = VariancePreserving.SampleMarginal(u, Schedule.AlphaBar(Config.Blocks));
-        var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(zT), y);
+        var crossEntropy = nn.functional.cross_entropy(Net.OutputHead.forward(zT), y);
         var kl = NoPropLosses.KlToStandardNormal(u, Schedule.AlphaBar(0));
         var total = crossEntropy + kl + denoise;
 
@@ -114,27 +105,27 @@ public sealed class NoPropDt : INoPropMethod
         optimizer.step();
         headOptimizer.step();
 
-        return stack([crossEntropy, kl, denoise, total]).detach().MoveToOuterDisposeScope();
+        return Layout.Record(total, crossEntropy, kl, denoise);
     }
 
     /// <summary>
     /// One step of every block on the same minibatch (<see cref="BlockSchedule.Parallel"/>). Returns the loss components
     /// with the denoising term averaged over the blocks, so that epoch means compare with the sequential schedule's.
     /// </summary>
-    private Tensor TrainAllBlocks(Tensor x, Tensor y)
+    private StepLosses TrainAllBlocks(Tensor x, Tensor y)
     {
         using var scope = NewDisposeScope();
         int T = Config.Blocks;
-        var u = network.Embedding.Lookup(y);                                      // [B, d]
+        var u = Net.Embedding.Lookup(y);                                      // [B, d]
         var noise = randn(T, u.shape[0], u.shape[1], device: u.device);
         var zPrevious = u.unsqueeze(0) * parallelSignal + noise * parallelNoise;    // [T, B, d]: z_{t−1} ~ q(z_{t−1}|y), own draw per block
         var logits = fused.Logits(x, zPrevious);                                  // [T, B, m]
-        var uHat = nn.functional.softmax(logits, 2).matmul(network.Embedding.Weight);
+        var uHat = nn.functional.softmax(logits, 2).matmul(Net.Embedding.Weight);
         var perBlock = (uHat - u.unsqueeze(0)).square().sum(2).mean([1], keepdim: true) * parallelWeights;   // [T, 1]
         var denoise = perBlock.sum();
 
         var zT = VariancePreserving.SampleMarginal(u, Schedule.AlphaBar(T));
-        var crossEntropy = nn.functional.cross_entropy(network.OutputHead.forward(zT), y);
+        var crossEntropy = nn.functional.cross_entropy(Net.OutputHead.forward(zT), y);
         var kl = NoPropLosses.KlToStandardNormal(u, Schedule.AlphaBar(0));
         var total = crossEntropy + kl + denoise;
 
@@ -147,8 +138,8 @@ public sealed class NoPropDt : INoPropMethod
         for (int k = 1; k < T; k++)
         {
             using var stepScope = NewDisposeScope();
-            var uk = network.Embedding.Lookup(y);
-            var ce = nn.functional.cross_entropy(network.OutputHead.forward(VariancePreserving.SampleMarginal(uk, Schedule.AlphaBar(T))), y);
+            var uk = Net.Embedding.Lookup(y);
+            var ce = nn.functional.cross_entropy(Net.OutputHead.forward(VariancePreserving.SampleMarginal(uk, Schedule.AlphaBar(T))), y);
             var headLoss = ce + NoPropLosses.KlToStandardNormal(uk, Schedule.AlphaBar(0));
             headOptimizer.zero_grad();
             headLoss.backward();
@@ -156,14 +147,14 @@ public sealed class NoPropDt : INoPropMethod
         }
 
         var meanDenoise = denoise.detach() / T;
-        return stack([crossEntropy.detach(), kl.detach(), meanDenoise, crossEntropy.detach() + kl.detach() + meanDenoise]).MoveToOuterDisposeScope();
+        return Layout.Record(crossEntropy.detach() + kl.detach() + meanDenoise, crossEntropy.detach(), kl.detach(), meanDenoise);
     }
 
-    public Tensor PredictProbabilities(Tensor x, InferenceOptions options)
+    public override Tensor PredictProbabilities(Tensor x, InferenceOptions options)
     {
         using var scope = NewDisposeScope();
         using var features = ImageFeatures(x);
-        return PredictFromImageFeatures(features, options, null).MoveToOuterDisposeScope();
+        return PredictFromImageFeatures(features, options).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -194,52 +185,54 @@ public sealed class NoPropDt : INoPropMethod
     /// <summary>Measured on 2 cores (bench/NoProp.Bench dt-fused): 64 images keep the fused convolutions' activations in cache.</summary>
     public const int DefaultImageChunk = 64;
 
-    /// <summary>Class probabilities [B, m] from precomputed <see cref="ImageFeatures"/>; per-block probabilities as in <see cref="RunChain"/>.</summary>
-    public Tensor PredictFromImageFeatures(Tensor imageFeatures, InferenceOptions options, List<Tensor>? perBlockProbabilities)
+    /// <summary>Class probabilities [B, m] from precomputed <see cref="ImageFeatures"/>; <paramref name="callback"/> as in <see cref="RunChain"/>.</summary>
+    public Tensor PredictFromImageFeatures(Tensor imageFeatures, InferenceOptions options, ChainCallback? callback = null)
     {
-        using var zT = RunChainFromImageFeatures(imageFeatures, options, perBlockProbabilities);
-        return nn.functional.softmax(network.OutputHead.forward(zT), 1);
+        using var zT = RunChainFromImageFeatures(imageFeatures, options, callback);
+        return HeadProbabilities(zT);
     }
 
-    /// <summary>
-    /// Runs Eq. 3 through all T blocks and returns z_T. When <paramref name="perBlockProbabilities"/> is given,
-    /// the output head's class probabilities on each z_t (t = 1..T) are added to it (per-block diagnostics).
-    /// </summary>
-    public Tensor RunChain(Tensor x, InferenceOptions options, List<Tensor>? perBlockProbabilities)
+    /// <summary>Runs Eq. 3 through all T blocks and returns z_T; <paramref name="callback"/> sees z_t after every block t = 1..T.</summary>
+    public Tensor RunChain(Tensor x, InferenceOptions options, ChainCallback? callback = null)
     {
         using var features = ImageFeatures(x);
-        return RunChainFromImageFeatures(features, options, perBlockProbabilities);
+        return RunChainFromImageFeatures(features, options, callback);
     }
 
+    public Tensor HeadProbabilities(Tensor z) => nn.functional.softmax(Net.OutputHead.forward(z), 1);
+
+    /// <summary>
+    /// softmax(logits of block 1 at z_0 = 0): block 1 is trained on pure noise (ᾱ_0 = 0), so it is exactly the
+    /// classifier that predicts u_y from x alone.
+    /// </summary>
+    public Tensor ImageOnlyProbabilities(Tensor x) => Net.Blocks[0].ImageOnlyProbabilities(x, Config.EmbeddingDimension);
+
     /// <summary><see cref="RunChain"/> from precomputed image features [T, B, 256].</summary>
-    public Tensor RunChainFromImageFeatures(Tensor imageFeatures, InferenceOptions options, List<Tensor>? perBlockProbabilities)
+    public Tensor RunChainFromImageFeatures(Tensor imageFeatures, InferenceOptions options, ChainCallback? callback = null)
     {
         long batch = imageFeatures.shape[1];
         var device = imageFeatures.device;
         var z = options.ZeroInitialState
             ? zeros(batch, Config.EmbeddingDimension, device: device)
             : options.Noise([batch, Config.EmbeddingDimension], device);
-        var embedding = network.Embedding.Weight;
+        var embedding = Net.Embedding.Weight;
         for (int t = 1; t <= Config.Blocks; t++)
         {
             using var scope = NewDisposeScope();
             var (a, b, c) = coefficients[t - 1];
-            var uHat = EmbeddingReadout.ConvexCombination(network.Blocks[t - 1].Logits(imageFeatures[t - 1], z), embedding);
+            var uHat = EmbeddingReadout.ConvexCombination(Net.Blocks[t - 1].Logits(imageFeatures[t - 1], z), embedding);
             var next = uHat * a + z * b;
             if (!options.Deterministic && c > 0)
                 next.add_(options.Noise(next.shape, device), alpha: Math.Sqrt(c));
             z.Dispose();
             z = next.MoveToOuterDisposeScope();
-            if (perBlockProbabilities is not null)
-                perBlockProbabilities.Add(nn.functional.softmax(network.OutputHead.forward(z), 1).MoveToOuterDisposeScope());
+            callback?.Invoke(new ChainStep(t, Config.Blocks, t / (double)Config.Blocks, z, uHat));
         }
         return z;
     }
 
-    public void Dispose()
+    protected override void DisposeResources()
     {
-        foreach (var o in allOptimizers) (o as IDisposable)?.Dispose();
         parallelWeights.Dispose(); parallelSignal.Dispose(); parallelNoise.Dispose();
-        network.Dispose();
     }
 }
