@@ -39,7 +39,6 @@ public static class Program
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        SkiaImageCodec.Register();
         bool verbose = args.Contains("--verbose");
         var invocation = new InvocationConfiguration
         {

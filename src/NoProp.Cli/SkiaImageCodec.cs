@@ -19,13 +19,6 @@ public static class SkiaImageCodec
     /// <summary>Loads the data set a spec names, image folders decoded by <see cref="Decoder"/>.</summary>
     public static DatasetPair Load(DatasetSpec spec) => Datasets.Load(spec with { ImageDecoder = spec.ImageDecoder ?? Decoder });
 
-    /// <summary>
-    /// Nothing left to register: the decoder travels with each <see cref="DatasetSpec"/> (the CLI's data loading passes
-    /// <see cref="Decoder"/>). Kept so that callers written against the global registration still compile.
-    /// </summary>
-    [Obsolete("The image decoder is passed with the DatasetSpec (SkiaImageCodec.Decoder); this call does nothing and can be removed.")]
-    public static void Register() { }
-
     private sealed class SkiaDecoder : IImageDecoder
     {
         public DecodedImage Decode(string path) => SkiaImageCodec.Decode(path);
