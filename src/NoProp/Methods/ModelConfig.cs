@@ -148,7 +148,7 @@ public sealed record ModelConfig
 
     /// <summary>
     /// NoProp-CT's denoising weight. The default is <see cref="CtWeighting.Constant"/>: on MNIST (10,000 images,
-    /// 3 epochs) the paper's SNR'(t) weight reached 72.5 % test accuracy against 95.9 % (BENCHMARKS.md), because
+    /// 3 epochs) the paper's SNR'(t) weight reached 63.0 % validation accuracy against 94.9 % (BENCHMARKS.md, seed 1), because
     /// SNR'(t) puts almost all weight near t = 1, where z alone reveals the label, and the network barely learns
     /// to read the image at small t.
     /// </summary>
