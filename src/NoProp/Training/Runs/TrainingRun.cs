@@ -68,7 +68,7 @@ public sealed class TrainingRun(TrainRequest request)
 
         var config = Resume ? Checkpoint.ReadConfig(output!) : ModelConfigFor(request, spec, data.Train);
         TorchRuntime.Seed(request.Training.Seed);   // initialisation is part of the seeded run
-        using var method = MethodFactory.Create(config, device);
+        using var method = MethodRegistry.Create(config, device);
         if (!Resume && config.Embedding == LabelEmbeddingKind.Prototype)
             PrototypeInitialisation.Apply(method, splits.Train, request.Training.Seed);
 
@@ -154,7 +154,8 @@ public sealed class TrainingRun(TrainRequest request)
     private static RunMetrics Metrics(TrainRequest request, ModelConfig config, DatasetSpec spec, DataSplits splits, TrainingResult result,
         double testAccuracy, double testSeconds)
     {
-        bool chain = config.Method.IsBlockChain();
+        var definition = MethodRegistry.Get(config.Method);
+        bool chain = definition.Structure == MethodStructure.BlockChain;
         var training = request.Training;
         return new RunMetrics
         {
@@ -166,15 +167,15 @@ public sealed class TrainingRun(TrainRequest request)
             Blocks = chain ? config.Blocks : null,
             LrSchedule = training.LrSchedule,
             WarmupEpochs = training.WarmupEpochs,
-            Schedule = config.Method == MethodKind.DiscreteTime ? (config.BlockSchedule == BlockSchedule.Parallel ? "parallel" : "sequential") : null,
+            Schedule = definition.Accepts(MethodOption.Schedule) ? (config.BlockSchedule == BlockSchedule.Parallel ? "parallel" : "sequential") : null,
             Backbone = chain ? null : config.Backbone.ToCliName(),
             Solver = chain ? null : OdeSolvers.ToCliName(config.Solver),
             Steps = chain ? null : config.InferenceSteps,
             Prediction = chain ? null : (config.Prediction == PredictionRule.OutputHead ? "head" : "nearest"),
-            Weighting = config.Method == MethodKind.ContinuousTime ? (config.Weighting == CtWeighting.Constant ? "constant" : "snr-derivative") : null,
-            ScheduleTraining = config.Method == MethodKind.ContinuousTime ? config.ScheduleTrainingOrDefault.ToCliName() : null,
-            ScheduleWeightDecay = config.Method == MethodKind.ContinuousTime ? config.ScheduleWeightDecay : null,
-            Eta = config.Method is MethodKind.DiscreteTime or MethodKind.ContinuousTime ? config.Eta : null,
+            Weighting = definition.Accepts(MethodOption.Weighting) ? (config.Weighting == CtWeighting.Constant ? "constant" : "snr-derivative") : null,
+            ScheduleTraining = definition.Accepts(MethodOption.ScheduleTraining) ? config.ScheduleTrainingOrDefault.ToCliName() : null,
+            ScheduleWeightDecay = definition.Accepts(MethodOption.ScheduleWeightDecay) ? config.ScheduleWeightDecay : null,
+            Eta = definition.Accepts(MethodOption.Eta) ? config.Eta : null,
             Epochs = training.Epochs,
             BestEpoch = result.BestEpoch,
             EpochsTrained = result.History.Count,
