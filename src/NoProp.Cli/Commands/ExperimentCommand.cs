@@ -283,8 +283,8 @@ internal sealed class ExperimentCommand : Command
             SplitAccuracies? deterministic = null;
             if (diagnostics.Deterministic)
             {
-                // Only NoProp-DT keeps noise (z_0) when deterministic; the others are exactly repeatable, so one run is enough.
-                int runs = cell.Method == MethodKind.DiscreteTime ? config.InferenceRuns : 1;
+                // Methods whose deterministic inference draws no noise repeat exactly: one run is enough.
+                int runs = MethodRegistry.Get(cell.Method).DeterministicInferenceDrawsNoise ? config.InferenceRuns : 1;
                 var request = new EvaluationRequest { Runs = runs, Seed = evaluationSeed, Inference = new InferenceOptions { Deterministic = true } };
                 deterministic = new SplitAccuracies
                 {

@@ -87,7 +87,7 @@ internal sealed class PlotCommand : Command
     {
         if (File.Exists(Path.Combine(dir, RunFolder.ScheduleCsv)) || !File.Exists(Path.Combine(dir, ModelStore.ConfigFile))) return;
         var config = ModelConfig.FromJson(File.ReadAllText(Path.Combine(dir, ModelStore.ConfigFile)), Path.Combine(dir, ModelStore.ConfigFile));
-        if (config.Method != MethodKind.ContinuousTime) return;
+        if (!MethodRegistry.Get(config.Method).Accepts(MethodOption.ScheduleTraining)) return;   // no learnable noise schedule
         TorchRuntime.Initialize();
         using var method = ModelStore.Load(dir);
         ScheduleExport.WriteIfContinuous(method, dir, NoProp.Plots.RunFolder.ScheduleCsv);

@@ -100,6 +100,13 @@ public interface IMethodDefinition
 
     /// <summary>Builds the method (fresh parameters, seeded by the global generator) on <paramref name="device"/> (null: the CPU).</summary>
     INoPropMethod Create(ModelConfig config, Device? device = null);
+
+    /// <summary>
+    /// Whether deterministic inference (<see cref="InferenceOptions.Deterministic"/>) still draws noise: NoProp-DT draws
+    /// z_0 ~ N(0, I) and only drops Eq. 3's ε, so repeated deterministic runs differ; the others start from z_0 = 0 and
+    /// repeat exactly (one run is enough).
+    /// </summary>
+    bool DeterministicInferenceDrawsNoise { get; }
 }
 
 /// <summary>
@@ -135,6 +142,8 @@ public abstract class MethodDefinition(
     public virtual void ValidatePrediction(ModelConfig config, PredictionRule rule) { }
 
     public abstract INoPropMethod Create(ModelConfig config, Device? device = null);
+
+    public virtual bool DeterministicInferenceDrawsNoise => false;
 
     public override string ToString() => CliName;
 }

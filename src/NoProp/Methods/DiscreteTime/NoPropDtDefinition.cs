@@ -14,4 +14,7 @@ public sealed class NoPropDtDefinition() : MethodDefinition(
     aliases: ["noprop-dt"])
 {
     public override INoPropMethod Create(ModelConfig config, Device? device = null) => new NoPropDt(config, device);
+
+    /// <summary>Deterministic DT inference drops Eq. 3's ε but still draws z_0.</summary>
+    public override bool DeterministicInferenceDrawsNoise => true;
 }
