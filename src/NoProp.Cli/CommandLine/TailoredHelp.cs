@@ -19,6 +19,16 @@ internal sealed class TailoredHelpAction(HelpAction inner) : SynchronousCommandL
     public override int Invoke(ParseResult parseResult)
     {
         if (parseResult.CommandResult.Command is ITailoredHelp tailored) tailored.BeforeHelp(parseResult);
-        return inner.Invoke(parseResult);
+        // The usage line names the program by its file ("NoProp.Cli" under `dotnet NoProp.Cli.dll` and the tool's shim);
+        // users type `noprop`.
+        var configuration = parseResult.InvocationConfiguration;
+        var output = configuration.Output;
+        var help = new StringWriter();
+        configuration.Output = help;
+        int code;
+        try { code = inner.Invoke(parseResult); }
+        finally { configuration.Output = output; }
+        output.Write(help.ToString().Replace($"  {RootCommand.ExecutableName} ", "  noprop "));
+        return code;
     }
 }

@@ -54,6 +54,7 @@ public sealed class CommandLineTests
         Assert.AreEqual(0, code, err);
         var options = HelpOptions(output);
         foreach (var option in new[] { a, b, c, d }) CollectionAssert.Contains(options, option, $"{command} --help");
+        StringAssert.Contains(output, $"\n  noprop {command} [options]", "the usage line names the program as users type it");
     }
 
     [TestMethod]
