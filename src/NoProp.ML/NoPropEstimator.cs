@@ -216,7 +216,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         var column = data.Schema[options.FeatureColumnName];
         using var cursor = data.GetRowCursor([column]);
         var getImage = cursor.GetGetter<MLImage>(column);
-        MLImage? image = null;
+        MLImage image = null!;   // the getter fills it (null: no image in the row, checked below)
         try
         {
             if (!cursor.MoveNext()) throw new InvalidOperationException("NoProp: the training set is empty (no rows)");

@@ -117,7 +117,7 @@ public sealed class ImageColumnTests
         {
             var getImage = cursor.GetGetter<MLImage>(scoredSchema["Image"]);
             var getScore = cursor.GetGetter<VBuffer<float>>(scoredSchema["Score"]);
-            MLImage? image = null;
+            MLImage image = null!;
             VBuffer<float> score = default;
             int row = 0;
             while (cursor.MoveNext())

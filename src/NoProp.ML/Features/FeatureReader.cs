@@ -25,7 +25,7 @@ internal static class FeatureReaders
     {
         if (getter is ValueGetter<MLImage> getImage)
         {
-            MLImage? current = null;   // the getter disposes the previous row's image when it fills this one
+            MLImage current = null!;   // the getter disposes the previous row's image when it fills this one
             return destination =>
             {
                 getImage(ref current);

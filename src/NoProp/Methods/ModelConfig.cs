@@ -191,7 +191,7 @@ public sealed record ModelConfig
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
-    /// <summary>The method's default prediction rule (<see cref="MethodDefaults.Prediction"/>; why CT's is the nearest embedding: <see cref="ContinuousTime.NoPropCtDefinition.Defaults"/>).</summary>
+    /// <summary>The method's default prediction rule (<see cref="MethodDefaults.Prediction"/>; why CT's is the nearest embedding: <see cref="ContinuousTime.NoPropCtDefinition"/>).</summary>
     public static PredictionRule DefaultPrediction(MethodKind method) => MethodRegistry.Get(method).Defaults.Prediction;
 
     /// <summary>

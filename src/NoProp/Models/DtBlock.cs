@@ -18,6 +18,10 @@ public sealed class DtBlock : Module<Tensor, Tensor, Tensor>
     private readonly Sequential head;
     private readonly long[] labelImageShape;
 
+    /// <param name="image">The input images' shape.</param>
+    /// <param name="embeddingDimension">d, the label embedding's dimension (z_t's).</param>
+    /// <param name="classes">The class count (the output head's width).</param>
+    /// <param name="imageShapedLabel">Read z_t as an image through a conv module of its own (prototype embeddings).</param>
     /// <param name="dropout">The dropout probability of the conv modules (the paper's 0.2).</param>
     public DtBlock(ImageShape image, int embeddingDimension, int classes, bool imageShapedLabel, double dropout = 0.2) : base(nameof(DtBlock))
     {

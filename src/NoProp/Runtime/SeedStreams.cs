@@ -21,7 +21,7 @@ public enum SeedPurpose : long
 /// The one place where random streams are derived from a run's seed. Every stream is a pure function of
 /// (seed, purpose, indices) through SplitMix64's finaliser: stable across processes, machines and .NET
 /// versions (unlike <see cref="HashCode"/>, which .NET seeds randomly in every process, or
-/// <see cref="Random(int)"/>, whose algorithm is not guaranteed across versions). Because each training step
+/// <see cref="Random"/>(int), whose algorithm is not guaranteed across versions). Because each training step
 /// re-seeds torch's generator from (seed, epoch, stage, batch), a run resumed anywhere, in any process and on any
 /// device, draws exactly the numbers the uninterrupted run draws.
 /// </summary>

@@ -175,6 +175,7 @@ public static class TorchSharpNative
     }
 
     /// <summary>Writes the patched bytes into the cache (atomically; reused while the content matches).</summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     private static string WriteCached(byte[] patched)
     {
         var key = Convert.ToHexStringLower(SHA256.HashData(patched))[..16];
