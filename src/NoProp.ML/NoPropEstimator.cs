@@ -249,7 +249,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
 
     private ModelConfig BuildConfig(ImageShape image, string[] classNames, Normalization normalization)
     {
-        var method = (MethodKind)options.Method;
+        var method = options.Method.ToMethodKind();
         var definition = MethodRegistry.Get(method);
         var embedding = (LabelEmbeddingKind)options.Embedding;
         var config = new ModelConfig
@@ -305,7 +305,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         Require(o.EarlyStoppingMinDelta is >= 0 and < 1, "EarlyStoppingMinDelta", $"must lie in [0, 1) (an accuracy gain), got {o.EarlyStoppingMinDelta}");
         Require(o.EarlyStoppingMinDelta == 0 || o.EarlyStoppingPatience is not null, "EarlyStoppingMinDelta", "applies with EarlyStoppingPatience");
         Require(Enum.IsDefined(o.Method), "Method", $"is not a NoPropMethod: {o.Method}");
-        Require(o.Eta is null || MethodRegistry.Get((MethodKind)o.Method).Accepts(MethodOption.Eta), "Eta", $"does not apply to NoPropMethod.{o.Method} (its loss has no η)");
+        Require(o.Eta is null || MethodRegistry.Get(o.Method.ToMethodKind()).Accepts(MethodOption.Eta), "Eta", $"does not apply to NoPropMethod.{o.Method} (its loss has no η)");
         Require(Enum.IsDefined(o.Embedding), "Embedding", $"is not a NoPropLabelEmbedding: {o.Embedding}");
         Require(Enum.IsDefined(o.Solver), "Solver", $"is not a NoPropOdeSolver: {o.Solver}");
         Require(o.EmbeddingDimension is null || o.Embedding == NoPropLabelEmbedding.Learned, "EmbeddingDimension",

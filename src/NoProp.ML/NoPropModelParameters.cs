@@ -26,7 +26,7 @@ public sealed class NoPropModelParameters
     public ModelConfig Configuration { get; }
 
     /// <summary>The NoProp variant (<see cref="NoPropMethod"/>); null for a baseline model loaded from a CLI folder.</summary>
-    public NoPropMethod? Method => Enum.IsDefined((NoPropMethod)Configuration.Method) ? (NoPropMethod)Configuration.Method : null;
+    public NoPropMethod? Method => NoPropMethods.FromMethodKind(Configuration.Method);
 
     /// <summary>The classes as text, in the order of the Score slots and PredictedLabel keys (key i + 1 = class i).</summary>
     public IReadOnlyList<string> ClassNames => Configuration.ClassNames;

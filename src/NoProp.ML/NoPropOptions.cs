@@ -7,18 +7,37 @@ using NoProp.Training;
 namespace NoProp.ML;
 
 // The option enums below let a user of `using NoProp.ML;` alone write every option. Each member IS the core's value
-// (NoProp.Methods.MethodKind, NoProp.Embeddings.LabelEmbeddingKind, NoProp.Solvers.OdeSolverKind), which stay the one
-// definition: a cast maps them, and NoProp.ML.Tests fails if the core gains a member that is missing here.
+// (NoProp.Embeddings.LabelEmbeddingKind, NoProp.Solvers.OdeSolverKind), which stay the one definition: a cast maps them,
+// and NoProp.ML.Tests fails if the core gains a member that is missing here. NoPropMethod names the NoProp methods the
+// adapter offers; each member maps by name to the core's MethodKind (FlowMatching: "flow_matching", NoPropMethods).
 
-/// <summary>The NoProp variant to train (paper §2.3–2.5); the NoProp members of <see cref="MethodKind"/>.</summary>
+/// <summary>The NoProp variant to train (paper §2.3–2.5); each member is the registered method of the same name (<see cref="MethodKind"/>).</summary>
 public enum NoPropMethod
 {
-    /// <inheritdoc cref="MethodKind.DiscreteTime"/>
-    DiscreteTime = MethodKind.DiscreteTime,
-    /// <inheritdoc cref="MethodKind.ContinuousTime"/>
-    ContinuousTime = MethodKind.ContinuousTime,
-    /// <inheritdoc cref="MethodKind.FlowMatching"/>
-    FlowMatching = MethodKind.FlowMatching,
+    /// <summary>NoProp-DT: T blocks, each trained alone to denoise a noisy label embedding (§2.3, Algorithm 1).</summary>
+    DiscreteTime = 0,
+    /// <summary>NoProp-CT: one network û(z_t, x, t), learnable noise schedule, ODE inference (Eq. 9, Algorithm 2).</summary>
+    ContinuousTime = 1,
+    /// <summary>NoProp-FM: flow matching of the label embedding (Eqs. 10–13, Algorithm 3).</summary>
+    FlowMatching = 2,
+}
+
+/// <summary>The core's <see cref="MethodKind"/> of each <see cref="NoPropMethod"/>: the method whose name is the member's in snake_case.</summary>
+internal static class NoPropMethods
+{
+    private static readonly Dictionary<NoPropMethod, MethodKind> Kinds = Enum.GetValues<NoPropMethod>().ToDictionary(m => m, m =>
+        MethodRegistry.TryGetByName(System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(m.ToString()), out var definition)
+            ? definition.Kind
+            : throw new InvalidOperationException($"NoPropMethod.{m} names no registered method (known: {MethodRegistry.KnownNames})"));
+
+    /// <summary>The core's identity of <paramref name="method"/> (<see cref="NoPropMethod.FlowMatching"/>: <see cref="MethodKind.FlowMatching"/>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="method"/> is no member of <see cref="NoPropMethod"/>.</exception>
+    public static MethodKind ToMethodKind(this NoPropMethod method) => Kinds.TryGetValue(method, out var kind)
+        ? kind
+        : throw new ArgumentOutOfRangeException(nameof(method), $"not a NoPropMethod: {method}");
+
+    /// <summary>The member of <paramref name="kind"/>, or null for a method the adapter does not offer (a baseline).</summary>
+    public static NoPropMethod? FromMethodKind(MethodKind kind) => Kinds.FirstOrDefault(p => p.Value == kind) is { Value: not null } p ? p.Key : null;
 }
 
 /// <summary>How class labels are embedded as the denoising targets (paper §2.2.1); <see cref="LabelEmbeddingKind"/>.</summary>

@@ -31,7 +31,28 @@ public sealed class OptionsTests
         // The core's enums are the one definition; a member added there without one here fails this test.
         Same<NoPropLabelEmbedding, LabelEmbeddingKind>(Enum.GetValues<LabelEmbeddingKind>());
         Same<NoPropOdeSolver, OdeSolverKind>(Enum.GetValues<OdeSolverKind>());
-        Same<NoPropMethod, MethodKind>([MethodKind.DiscreteTime, MethodKind.ContinuousTime, MethodKind.FlowMatching]);
+    }
+
+    [TestMethod]
+    public void EachNoPropMethodIsTheRegisteredMethodOfItsName()
+    {
+        // MethodKind is an open identity (no enum): NoPropMethod maps by name, its numbers are those it always had.
+        var expected = new (NoPropMethod Ml, MethodKind Core, int Value)[]
+        {
+            (NoPropMethod.DiscreteTime, MethodKind.DiscreteTime, 0),
+            (NoPropMethod.ContinuousTime, MethodKind.ContinuousTime, 1),
+            (NoPropMethod.FlowMatching, MethodKind.FlowMatching, 2),
+        };
+        CollectionAssert.AreEqual(expected.Select(e => e.Ml).ToArray(), Enum.GetValues<NoPropMethod>());
+        foreach (var (ml, core, value) in expected)
+        {
+            Assert.AreEqual(value, (int)ml, $"NoPropMethod.{ml}");
+            Assert.AreEqual(core, ml.ToMethodKind(), $"NoPropMethod.{ml}");
+            Assert.AreEqual(ml, NoPropMethods.FromMethodKind(core));
+        }
+        Assert.IsNull(NoPropMethods.FromMethodKind(MethodKind.Backprop), "the baselines are not offered through ML.NET");
+        Assert.IsNull(NoPropMethods.FromMethodKind(MethodKind.Adjoint));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ((NoPropMethod)42).ToMethodKind());
     }
 
     private static void Same<TMl, TCore>(TCore[] core) where TMl : struct, Enum where TCore : struct, Enum

@@ -114,6 +114,8 @@ public sealed class SaveLoadTests
         {
             var noProp = ((TransformerChain<ITransformer>)loaded).OfType<NoPropTransformer>().Single();
             Assert.AreEqual(5L, noProp.Model.Seed);
+            Assert.AreEqual(Methods.MethodKind.DiscreteTime, noProp.Model.Configuration.Method, "\"method\": \"discrete_time\" in the zip's NoPropModel.json");
+            Assert.AreEqual(NoPropMethod.DiscreteTime, noProp.Model.Method);
             Assert.AreEqual(0, noProp.Model.History.Count, "the first format kept no history");
             var scored = loaded.Transform(ml.Data.LoadFromEnumerable(MlTestSupport.Digits(train: false, 20)));
             VBuffer<ReadOnlyMemory<char>> keys = default;

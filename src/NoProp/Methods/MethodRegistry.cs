@@ -8,24 +8,6 @@ using NoProp.Runtime;
 namespace NoProp.Methods;
 
 /// <summary>
-/// The training method: its identity in model.json (written snake_case: "discrete_time"). Each member has one
-/// <see cref="IMethodDefinition"/> in <see cref="MethodRegistry.All"/>.
-/// </summary>
-public enum MethodKind
-{
-    /// <summary>NoProp-DT: T blocks, each trained alone to denoise a noisy label embedding (§2.3, Algorithm 1).</summary>
-    DiscreteTime,
-    /// <summary>NoProp-CT: one network û(z_t, x, t), learnable noise schedule, ODE inference (Eq. 9, Algorithm 2).</summary>
-    ContinuousTime,
-    /// <summary>NoProp-FM: flow matching of the label embedding (Eqs. 10–13, Algorithm 3).</summary>
-    FlowMatching,
-    /// <summary>The back-propagation baseline (§4, Eqs. 17–19): the DT blocks chained and trained end to end.</summary>
-    Backprop,
-    /// <summary>The adjoint baseline: the CT network as a neural ODE trained by the adjoint method (Chen et al. 2018).</summary>
-    Adjoint,
-}
-
-/// <summary>
 /// Every training method, one <see cref="IMethodDefinition"/> each (declared in the method's own folder). The CLI,
 /// the experiment grid and the ML.NET adapter ask the registry for names, defaults, the options a method takes and
 /// how to build it; nothing else switches on <see cref="MethodKind"/>. docs/adding-a-method.md shows how a method is added.
@@ -44,6 +26,11 @@ public static class MethodRegistry
 
     private static readonly Dictionary<MethodKind, IMethodDefinition> ByKind = All.ToDictionary(d => d.Kind);
 
+    private static readonly Dictionary<string, IMethodDefinition> ByKindName = All.ToDictionary(d => d.Kind.Name, StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The model.json names of the registered methods, for messages ("discrete_time, continuous_time, ...").</summary>
+    public static string KnownNames { get; } = string.Join(", ", All.Select(d => d.Kind.Name));
+
     private static readonly Dictionary<string, IMethodDefinition> ByName = All
         .SelectMany(d => d.Aliases.Prepend(d.CliName).Select(name => (name, d)))
         .ToDictionary(p => p.name, p => p.d, StringComparer.OrdinalIgnoreCase);
@@ -56,7 +43,14 @@ public static class MethodRegistry
 
     public static IMethodDefinition Get(MethodKind kind) => ByKind.TryGetValue(kind, out var definition)
         ? definition
-        : throw new NoPropException($"method {kind} is not registered (known: {string.Join(", ", CliNames)})");
+        : throw new NoPropException($"method '{kind}' is not registered (known: {KnownNames})");
+
+    /// <summary>The method whose <see cref="MethodKind.Name"/> (model.json's "method") is <paramref name="name"/>, in any case.</summary>
+    public static bool TryGetByName(string? name, out IMethodDefinition definition)
+    {
+        definition = null!;
+        return name is not null && ByKindName.TryGetValue(name, out definition!);
+    }
 
     /// <summary>The method a CLI name or alias names (any case); a <see cref="NoPropException"/> lists the valid names.</summary>
     public static IMethodDefinition Parse(string name) => TryParse(name, out var definition)

@@ -77,10 +77,11 @@ public sealed class ContinuousMethodsTests
     }
 
     [TestMethod]
-    [DataRow(MethodKind.ContinuousTime)]
-    [DataRow(MethodKind.FlowMatching)]
-    public void InferenceIntegratesRatherThanReplaces(MethodKind kind)
+    [DataRow("continuous_time")]
+    [DataRow("flow_matching")]
+    public void InferenceIntegratesRatherThanReplaces(string kindName)
     {
+        var kind = new MethodKind(kindName);
         // On an (untrained) network, refining the grid must converge: |z_N − z_2N| shrinks as N grows.
         using var method = MethodFactory.Create(Config(kind, solver: OdeSolverKind.Euler));
         var (x, _) = TestSupport.Mnist.Test.Take(16).ToTensors();
@@ -100,10 +101,11 @@ public sealed class ContinuousMethodsTests
     }
 
     [TestMethod]
-    [DataRow(MethodKind.ContinuousTime)]
-    [DataRow(MethodKind.FlowMatching)]
-    public void CachedImageFeaturesGiveTheSameAnswerWithFarFewerImagePasses(MethodKind kind)
+    [DataRow("continuous_time")]
+    [DataRow("flow_matching")]
+    public void CachedImageFeaturesGiveTheSameAnswerWithFarFewerImagePasses(string kindName)
     {
+        var kind = new MethodKind(kindName);
         using var method = MethodFactory.Create(Config(kind, steps: 6));
         var (x, _) = TestSupport.Mnist.Test.Take(32).ToTensors();
         var cachedStats = new InferenceStatistics();
@@ -114,12 +116,13 @@ public sealed class ContinuousMethodsTests
     }
 
     [TestMethod]
-    [DataRow(MethodKind.ContinuousTime, LabelEmbeddingKind.OneHot)]
-    [DataRow(MethodKind.ContinuousTime, LabelEmbeddingKind.Prototype)]
-    [DataRow(MethodKind.FlowMatching, LabelEmbeddingKind.OneHot)]
-    [DataRow(MethodKind.FlowMatching, LabelEmbeddingKind.Learned)]
-    public void TrainingStepsAreFiniteAndTrainTheRightParameters(MethodKind kind, LabelEmbeddingKind embedding)
+    [DataRow("continuous_time", LabelEmbeddingKind.OneHot)]
+    [DataRow("continuous_time", LabelEmbeddingKind.Prototype)]
+    [DataRow("flow_matching", LabelEmbeddingKind.OneHot)]
+    [DataRow("flow_matching", LabelEmbeddingKind.Learned)]
+    public void TrainingStepsAreFiniteAndTrainTheRightParameters(string kindName, LabelEmbeddingKind embedding)
     {
+        var kind = new MethodKind(kindName);
         using var method = MethodFactory.Create(Config(kind, embedding));
         var (x, y) = TestSupport.Mnist.Train.Take(16).ToTensors();
         var before = method.Embedding.Weight.detach().clone();
@@ -257,10 +260,11 @@ public sealed class ContinuousMethodsTests
     }
 
     [TestMethod]
-    [DataRow(MethodKind.ContinuousTime)]
-    [DataRow(MethodKind.FlowMatching)]
-    public void ShortTrainingBeatsChanceByAWideMargin(MethodKind kind)
+    [DataRow("continuous_time")]
+    [DataRow("flow_matching")]
+    public void ShortTrainingBeatsChanceByAWideMargin(string kindName)
     {
+        var kind = new MethodKind(kindName);
         var splits = DataSplits.Create(TestSupport.Mnist, 2000, 200, 500, seed: 3);
         using var method = MethodFactory.Create(Config(kind, steps: 10));   // the defaults: constant weight, nearest embedding
         new Trainer(method, splits, new TrainingOptions { Epochs = 2, BatchSize = 32, Seed = 2 }).Run();
