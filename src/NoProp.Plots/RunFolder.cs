@@ -30,8 +30,8 @@ public sealed class RunFolder
     public IReadOnlyList<SweepResult> Sweeps { get; init; } = [];
     public IReadOnlyList<SchedulePoint> Schedule { get; init; } = [];
 
-    public const string MetricsCsv = "metrics.csv";
-    public const string TestCurveCsv = "test-curve.csv";
+    public const string MetricsCsv = NoProp.Training.RunFolderStore.MetricsCsv;
+    public const string TestCurveCsv = NoProp.Training.Runs.TestCurve.FileName;
     public const string ScheduleCsv = "schedule.csv";
 
     /// <summary>Reads a run folder; <paramref name="name"/> labels it in legends (the folder's name by default).</summary>

@@ -269,14 +269,13 @@ internal sealed class TrainCommand : Command, ITailoredHelp
         return 0;
     }
 
-    /// <summary>The CLI's additions around the core run (<see cref="TrainExtras"/>): test curve, CUDA memory, method details, charts.</summary>
+    /// <summary>The CLI's additions around the core run (<see cref="TrainExtras"/>): CUDA memory, method details, charts.</summary>
     private sealed class ExtrasObserver(TextWriter stderr) : IRunObserver, IDisposable
     {
         public TrainExtras? Extras { get; private set; }
 
         public void Started(RunContext context) =>
-            Extras = TrainExtras.Attach(context.Trainer, context.Method, context.Output!, context.Request.Training.TrackTest, context.Splits,
-                context.Device, context.Request.Training.Seed, context.Progress);
+            Extras = TrainExtras.Attach(context.Method, context.Output!, context.Device, context.Progress);
 
         public RunMetrics Finished(RunContext context, RunMetrics metrics)
         {

@@ -10,26 +10,22 @@ using static TorchSharp.torch;
 namespace NoProp.Cli.Commands;
 
 /// <summary>
-/// What <c>noprop train</c> adds around the training loop besides the model and metrics: the per-epoch test
-/// curve (<c>--track-test</c>), peak CUDA memory, method details for metrics.json, the CT schedule and the charts
-/// written at the end. Kept out of <see cref="TrainCommand"/> so that command stays a plain sequence of steps.
+/// What <c>noprop train</c> adds around the training loop besides the model and metrics (and the test curve, which
+/// the core run writes: <see cref="NoProp.Training.Runs.TestCurve"/>): peak CUDA memory, method details for
+/// metrics.json, the CT schedule and the charts written at the end. Kept out of <see cref="TrainCommand"/> so that
+/// command stays a plain sequence of steps.
 /// </summary>
 internal sealed class TrainExtras : IDisposable
 {
-    public const string TestCurveHeader = "epoch,train_seconds,test_accuracy,test_seconds";
-
     private readonly INoPropMethod method;
     private readonly string output;
     private readonly CudaMemoryMonitor? cuda;
     private readonly string? cudaUnavailable;
-    private readonly Tensor? testX, testY;
-    private readonly long seed;
 
-    private TrainExtras(INoPropMethod method, string output, bool trackTest, DataSplits splits, Device device, long seed, ITrainingProgress progress)
+    private TrainExtras(INoPropMethod method, string output, Device device, ITrainingProgress progress)
     {
         this.method = method;
         this.output = output;
-        this.seed = seed;
         if (device.type == TorchSharp.DeviceType.CUDA)
         {
             cuda = CudaMemoryMonitor.TryStart(TimeSpan.FromMilliseconds(100), out cudaUnavailable);
@@ -37,31 +33,10 @@ internal sealed class TrainExtras : IDisposable
         }
         // The CT schedule as initialised, beside the learned one written at the end (schedule.csv).
         if (!File.Exists(Path.Combine(output, ScheduleExport.InitialCsv))) ScheduleExport.WriteIfContinuous(method, output, ScheduleExport.InitialCsv);
-        if (trackTest)
-        {
-            (testX, testY) = splits.Test.ToTensors(device);
-            var path = Path.Combine(output, RunFolder.TestCurveCsv);
-            if (!File.Exists(path)) File.WriteAllText(path, TestCurveHeader + "\n");
-        }
     }
 
-    public static TrainExtras Attach(Trainer trainer, INoPropMethod method, string output, bool trackTest, DataSplits splits, Device device, long seed, ITrainingProgress progress)
-    {
-        var extras = new TrainExtras(method, output, trackTest, splits, device, seed, progress);
-        if (trackTest) trainer.EpochCompleted += extras.RecordTestAccuracy;
-        return extras;
-    }
-
-    /// <summary>Test accuracy after an epoch (seeded per epoch, like validation). Never used for model selection.</summary>
-    private void RecordTestAccuracy(EpochRecord record)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var options = new InferenceOptions { Generator = Evaluator.InferenceGenerator(seed + record.Epoch, testX!.device) };
-        double accuracy = Evaluator.Accuracy(method, testX!, testY!, options);
-        var c = CultureInfo.InvariantCulture;
-        File.AppendAllText(Path.Combine(output, RunFolder.TestCurveCsv),
-            $"{record.Epoch.ToString(c)},{record.TrainSeconds.ToString("F3", c)},{accuracy.ToString("F6", c)},{clock.Elapsed.TotalSeconds.ToString("F3", c)}\n");
-    }
+    public static TrainExtras Attach(INoPropMethod method, string output, Device device, ITrainingProgress progress) =>
+        new(method, output, device, progress);
 
     /// <summary>Adds peak CUDA memory (null on the CPU) and what the method learned that is worth a look.</summary>
     public void AddMetrics(Dictionary<string, object?> metrics)
@@ -97,8 +72,6 @@ internal sealed class TrainExtras : IDisposable
     public void Dispose()
     {
         cuda?.Dispose();
-        testX?.Dispose();
-        testY?.Dispose();
     }
 }
 

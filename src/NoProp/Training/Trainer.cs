@@ -20,7 +20,9 @@ public sealed class TrainingDivergedException(string message) : NoPropException(
 /// <summary>
 /// The training loop shared by every method: seeded shuffling, stages (DT blocks) over the whole training
 /// split in each epoch, per-epoch validation, model selection on the validation split (never on the test
-/// set), checkpoints after every epoch and on cancellation, resume, CSV metrics and progress reports.
+/// set), resume and progress reports. What is kept of a run (the selected model, metrics.csv, checkpoints after
+/// every epoch and on cancellation) is the <see cref="IRunStore"/>'s business, told at the commit points; further
+/// <see cref="Sinks"/> see the same points.
 /// </summary>
 public sealed class Trainer
 {
@@ -47,22 +49,40 @@ public sealed class Trainer
     public event Action<EpochRecord>? EpochCompleted;
 
     /// <summary>
+    /// Where the run is kept; null (the default): a <see cref="RunFolderStore"/> in <see cref="TrainingOptions.OutputDirectory"/>,
+    /// or an <see cref="InMemoryRunStore"/> without one (those the trainer creates it disposes; a given one is the caller's).
+    /// </summary>
+    public IRunStore? Store { get; init; }
+
+    /// <summary>Further observers of the commit points, called after the store, in this order.</summary>
+    public IList<IEpochSink> Sinks { get; } = new List<IEpochSink>();
+
+    /// <summary>
     /// Trains for <see cref="TrainingOptions.Epochs"/> epochs, continuing from the checkpoint in the output
     /// directory when <paramref name="resume"/> is set. On return the network holds the weights of the epoch
     /// with the best validation accuracy. Cancellation saves a checkpoint, then throws <see cref="OperationCanceledException"/>.
     /// </summary>
     public TrainingResult Run(bool resume = false, CancellationToken cancellation = default)
     {
-        var device = method.Device;
-        var output = options.OutputDirectory;
-        if (output is not null) Directory.CreateDirectory(output);
+        var ownStore = Store is null ? (options.OutputDirectory is string output ? new RunFolderStore(output) : (IRunStore)new InMemoryRunStore()) : null;
+        try
+        {
+            return RunWith(Store ?? ownStore!, resume, cancellation);
+        }
+        finally
+        {
+            ownStore?.Dispose();
+        }
+    }
 
+    private TrainingResult RunWith(IRunStore store, bool resume, CancellationToken cancellation)
+    {
+        var device = method.Device;
         TrainerState state;
         if (resume)
         {
-            if (output is null) throw new NoPropException("resuming needs an output directory holding a checkpoint");
-            state = Checkpoint.Load(method, output);
-            progress.Message($"resuming from {Checkpoint.PathIn(output)} at epoch {state.Epoch + 1}, {method.DescribeStage(state.Stage)}, batch {state.Batch}");
+            state = store.Resume(method);
+            progress.Message($"resuming from {store.CheckpointLocation} at epoch {state.Epoch + 1}, {method.DescribeStage(state.Stage)}, batch {state.Batch}");
         }
         else
         {
@@ -73,8 +93,7 @@ public sealed class Trainer
 
         var (trainX, trainY) = splits.Train.ToTensors(device);
         var (validX, validY) = splits.Validation.Count > 0 ? splits.Validation.ToTensors(device) : (null, null);
-        Dictionary<string, Tensor>? bestWeights = null;
-        if (output is not null) WriteCsvHeaderIfNew(output);
+        store.Open(method);
 
         int n = splits.Train.Count;
         int batchesPerStage = (n + options.BatchSize - 1) / options.BatchSize;
@@ -105,7 +124,7 @@ public sealed class Trainer
                     {
                         if (cancellation.IsCancellationRequested)
                         {
-                            SaveCheckpointOnCancel(state, lossSum, stopwatch, output);
+                            CommitCancellation(store, state, lossSum, stopwatch);
                             cancellation.ThrowIfCancellationRequested();
                         }
                         stopwatch.Start();
@@ -128,7 +147,7 @@ public sealed class Trainer
                         ReportProgress(state, lossSum, stopwatch, step, stepsPerEpoch, epochNumber);
                     }
                     state.Batch = 0;
-                    FoldLosses(state, lossSum);   // also checks for divergence at every stage end
+                    FoldLosses(store, state, lossSum);   // also checks for divergence at every stage end
                 }
                 state.Stage = 0;
 
@@ -155,36 +174,31 @@ public sealed class Trainer
                     {
                         state.BestValidationAccuracy = accuracy;
                         state.BestEpoch = epochNumber;
-                        if (output is not null) ModelStore.Save(method, output);
-                        else ReplaceSnapshot(ref bestWeights);
+                        Commit(store, s => s.ModelSelected(method, record));
                     }
                 }
                 else if (validX is null)
                 {
                     // No validation split: the latest epoch is the model.
                     state.BestEpoch = epochNumber;
-                    if (output is not null) ModelStore.Save(method, output);
+                    Commit(store, s => s.ModelSelected(method, record));
                 }
                 state.History.Add(record);
                 state.EpochTrainSeconds = 0;
                 state.EpochImages = 0;
                 state.EpochLossSteps = 0;
                 Array.Clear(state.EpochLossSums);
-                if (output is not null)
-                {
-                    File.AppendAllText(Path.Combine(output, "metrics.csv"), record.ToCsv(method.LossNames) + Environment.NewLine);
-                    var next = state with { Epoch = state.Epoch + 1, History = [.. state.History] };
-                    Checkpoint.Save(method, next, output);
-                }
+                // The store first (metrics.csv's row, then the checkpoint of the next epoch's start), the progress line,
+                // then the sinks (the test curve): a sink never sees an epoch a resumed run would train again.
+                var next = state with { Epoch = state.Epoch + 1, History = [.. state.History] };
+                store.EpochCommitted(method, record, next);
                 progress.EpochCompleted(record);
+                foreach (var sink in Sinks) sink.EpochCommitted(method, record, next);
                 EpochCompleted?.Invoke(record);
             }
 
             // Leave the network holding the selected (best-validation) weights.
-            if (output is not null && File.Exists(Path.Combine(output, ModelStore.WeightsFile)))
-                ModelStore.LoadWeights(method, Path.Combine(output, ModelStore.WeightsFile));
-            else if (bestWeights is not null)
-                method.Network.load_state_dict(bestWeights);
+            store.RestoreSelected(method);
 
             return new TrainingResult(state.History, state.TrainSeconds,
                 double.IsNegativeInfinity(state.BestValidationAccuracy) ? null : state.BestValidationAccuracy,
@@ -195,7 +209,6 @@ public sealed class Trainer
             lossSum.Dispose();
             trainX.Dispose(); trainY.Dispose();
             validX?.Dispose(); validY?.Dispose();
-            if (bestWeights is not null) foreach (var t in bestWeights.Values) t.Dispose();
         }
     }
 
@@ -256,16 +269,16 @@ public sealed class Trainer
     }
 
     /// <summary>Adds the stage's accumulated losses to the epoch's sums; a NaN or infinite loss stops training.</summary>
-    private void FoldLosses(TrainerState state, Tensor lossSum)
+    private void FoldLosses(IRunStore store, TrainerState state, Tensor lossSum)
     {
         var sums = lossSum.cpu().data<double>().ToArray();
         lossSum.zero_();
         if (sums.Any(v => !double.IsFinite(v)))
         {
-            string where = options.OutputDirectory is null
+            string where = store.CheckpointLocation is not string checkpoint
                 ? "no checkpoint was written (no output directory)"
-                : Checkpoint.Exists(options.OutputDirectory)
-                    ? $"the last good checkpoint (end of epoch {state.Epoch}) is kept in {Checkpoint.PathIn(options.OutputDirectory)}"
+                : store.HasCheckpoint
+                    ? $"the last good checkpoint (end of epoch {state.Epoch}) is kept in {checkpoint}"
                     : "no epoch had completed, so there is no checkpoint";
             throw new TrainingDivergedException(
                 $"training diverged: the loss became {(sums.Any(double.IsNaN) ? "NaN" : "infinite")} in epoch {state.Epoch + 1}, {method.DescribeStage(state.Stage)}; {where}. Try a lower --lr.");
@@ -273,26 +286,28 @@ public sealed class Trainer
         for (int i = 0; i < sums.Length; i++) state.EpochLossSums[i] += sums[i];
     }
 
-    private void SaveCheckpointOnCancel(TrainerState state, Tensor lossSum, Stopwatch stopwatch, string? output)
+    /// <summary>The store, then each sink, at one commit point.</summary>
+    private void Commit(IRunStore store, Action<IEpochSink> point)
     {
-        if (output is null) return;
-        FoldLosses(state, lossSum);
+        point(store);
+        foreach (var sink in Sinks) point(sink);
+    }
+
+    /// <summary>
+    /// Cancelled between two steps: the epoch so far folded into the state the store keeps (with an output folder, a
+    /// checkpoint a resumed run continues from). A store that keeps no checkpoint and no sink: nothing to do.
+    /// </summary>
+    private void CommitCancellation(IRunStore store, TrainerState state, Tensor lossSum, Stopwatch stopwatch)
+    {
+        if (store.CheckpointLocation is null && Sinks.Count == 0) return;
+        FoldLosses(store, state, lossSum);
         state.EpochTrainSeconds += stopwatch.Elapsed.TotalSeconds;
         state.TrainSeconds += stopwatch.Elapsed.TotalSeconds;
         stopwatch.Reset();
-        Checkpoint.Save(method, state with { History = [.. state.History] }, output);
-        progress.Message($"interrupted: checkpoint saved in {Checkpoint.PathIn(output)} (epoch {state.Epoch + 1}, {method.DescribeStage(state.Stage)}, batch {state.Batch})");
+        var snapshot = state with { History = [.. state.History] };
+        Commit(store, s => s.Cancelled(method, snapshot));
+        if (store.CheckpointLocation is string checkpoint)
+            progress.Message($"interrupted: checkpoint saved in {checkpoint} (epoch {state.Epoch + 1}, {method.DescribeStage(state.Stage)}, batch {state.Batch})");
     }
 
-    private void WriteCsvHeaderIfNew(string output)
-    {
-        var path = Path.Combine(output, "metrics.csv");
-        if (!File.Exists(path)) File.WriteAllText(path, EpochRecord.CsvHeader(method.LossNames) + Environment.NewLine);
-    }
-
-    private void ReplaceSnapshot(ref Dictionary<string, Tensor>? snapshot)
-    {
-        if (snapshot is not null) foreach (var t in snapshot.Values) t.Dispose();
-        snapshot = method.Network.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone());
-    }
 }

@@ -14,8 +14,8 @@ public sealed record RunContext(TrainRequest Request, string? Output, INoPropMet
     Trainer Trainer, ITrainingProgress Progress);
 
 /// <summary>
-/// Watches a <see cref="TrainingRun"/>: <see cref="Started"/> once the model and trainer exist (subscribe to
-/// <see cref="Trainer.EpochCompleted"/> there for per-epoch work), <see cref="Finished"/> with the final metrics, which
+/// Watches a <see cref="TrainingRun"/>: <see cref="Started"/> once the model and trainer exist (per-epoch work: an
+/// <see cref="IEpochSink"/> in <see cref="TrainingRun.Sinks"/>), <see cref="Finished"/> with the final metrics, which
 /// it may extend before they are written, <see cref="Completed"/> once they are written (the model is still alive:
 /// charts, exports).
 /// </summary>
@@ -33,7 +33,8 @@ public sealed record RunOutcome(RunMetrics Metrics, TrainingResult Training);
 /// One training run from a <see cref="TrainRequest"/>: loads the data, carves the splits, builds (or, resuming, reloads)
 /// the model, trains it with the shared <see cref="Trainer"/>, evaluates the selected model on the test split and
 /// returns typed <see cref="RunMetrics"/>. With an output folder the run keeps run.json, the model, checkpoints,
-/// metrics.csv and metrics.json there, so a host needs nothing but this class to reproduce <c>noprop train</c>.
+/// metrics.csv (<see cref="RunFolderStore"/>), test-curve.csv (<see cref="TrainingSettings.TrackTest"/>:
+/// <see cref="TestCurve"/>) and metrics.json there, so a host needs nothing but this class to reproduce <c>noprop train</c>.
 /// </summary>
 public sealed class TrainingRun(TrainRequest request)
 {
@@ -44,6 +45,8 @@ public sealed class TrainingRun(TrainRequest request)
     /// <summary>Loads the data set (a host may download it first); <see cref="Datasets.Load(DatasetSpec)"/> by default.</summary>
     public Func<DatasetSpec, DatasetPair> LoadData { get; init; } = Datasets.Load;
     public IReadOnlyList<IRunObserver> Observers { get; init; } = [];
+    /// <summary>Observers of the trainer's commit points (every epoch, the selected model, a cancellation), after the run folder and the test curve.</summary>
+    public IReadOnlyList<IEpochSink> Sinks { get; init; } = [];
 
     /// <summary>Trains and tests; a cancelled token stops after the current step (with an output folder: a checkpoint is saved).</summary>
     public RunOutcome Run(CancellationToken cancellation = default)
@@ -51,6 +54,8 @@ public sealed class TrainingRun(TrainRequest request)
         var request = Request;
         var output = request.Output;
         if (Resume && output is null) throw new ArgumentException("a resumed run needs its output folder");
+        if (request.Training.TrackTest && output is null)
+            throw new NoPropException("--track-test writes test-curve.csv into the run folder: it needs an output folder");
         TorchRuntime.Initialize(request.Threads);
         var device = TorchRuntime.ResolveDevice(request.Device);
         if (output is not null)
@@ -94,6 +99,9 @@ public sealed class TrainingRun(TrainRequest request)
                 : new LearningRateSchedule { Kind = LearningRateSchedule.Parse(training.LrSchedule), WarmupEpochs = training.WarmupEpochs },
         };
         var trainer = new Trainer(method, splits, options, Progress);
+        using var testCurve = training.TrackTest ? new TestCurve(output!, splits.Test, device, training.Seed) : null;
+        if (testCurve is not null) trainer.Sinks.Add(testCurve);
+        foreach (var sink in Sinks) trainer.Sinks.Add(sink);
         var context = new RunContext(request, output, method, splits, device, trainer, Progress);
         foreach (var observer in Observers) observer.Started(context);
         var result = trainer.Run(Resume, cancellation);
