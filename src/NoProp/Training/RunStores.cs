@@ -75,7 +75,22 @@ public sealed class RunFolderStore : IRunStore
 
     public bool HasCheckpoint => Checkpoint.Exists(Directory);
 
-    public TrainerState Resume(INoPropMethod method) => Checkpoint.Load(method, Directory);
+    /// <summary>
+    /// Restores the checkpoint, and cuts metrics.csv back to the epochs it holds: a run stopped between an epoch's row and
+    /// its checkpoint (the row is written first) trains that epoch again, and must not list it twice.
+    /// </summary>
+    public TrainerState Resume(INoPropMethod method)
+    {
+        var state = Checkpoint.Load(method, Directory);
+        var path = Path.Combine(Directory, MetricsCsv);
+        if (File.Exists(path))
+        {
+            var lines = File.ReadAllLines(path);
+            if (lines.Length > state.History.Count + 1)
+                AtomicFile.WriteAllText(path, string.Concat(lines.Take(state.History.Count + 1).Select(l => l + Environment.NewLine)));
+        }
+        return state;
+    }
 
     /// <summary>Writes metrics.csv's header unless the file exists (a resumed run appends to it).</summary>
     public void Open(INoPropMethod method)

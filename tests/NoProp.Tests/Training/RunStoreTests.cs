@@ -88,6 +88,29 @@ public sealed class RunStoreTests
         Assert.AreEqual(best, outcome.Metrics.ValidationAccuracy);
     }
 
+    /// <summary>A run stopped after an epoch's metrics.csv row but before its checkpoint trains the epoch again, listed once.</summary>
+    [TestMethod]
+    public void AResumedRunListsAnEpochOnceThoughItsRowOutlivedItsCheckpoint()
+    {
+        var splits = DataSplits.Create(TestSupport.Mnist, 32, 16, 16, seed: 3);
+        var dir = TestSupport.TempDirectory();
+        var options = new TrainingOptions { Epochs = 1, BatchSize = 16, Seed = 4, OutputDirectory = dir };
+        TorchRuntime.Seed(5);
+        using (var first = new NoPropDt(TestSupport.Config(blocks: 1)))
+            new Trainer(first, splits, options).Run();
+        var csv = Path.Combine(dir, RunFolderStore.MetricsCsv);
+        var afterOne = File.ReadAllLines(csv);
+        Assert.AreEqual(2, afterOne.Length);
+        File.AppendAllText(csv, afterOne[1].Replace("1,", "2,") + Environment.NewLine);   // epoch 2's row, then the crash
+
+        using var resumed = new NoPropDt(TestSupport.Config(blocks: 1));
+        var result = new Trainer(resumed, splits, options with { Epochs = 2 }).Run(resume: true);
+        var lines = File.ReadAllLines(csv);
+        Assert.AreEqual(3, lines.Length, "header and one row per epoch");
+        Assert.AreEqual(afterOne[1], lines[1]);
+        Assert.AreEqual(result.History[1].ToCsv(resumed.LossNames), lines[2], "epoch 2 as trained after the resume");
+    }
+
     [TestMethod]
     public void TheTestCurveNeedsARunFolder()
     {
