@@ -25,13 +25,21 @@ var config = new ModelConfig
 TorchRuntime.Seed(1);
 using var method = new NoPropDt(config);
 
+// BENCH_THREADS=1: one intra-op thread; then the process's CPU time per iteration (printed beside the wall time)
+// hardly depends on other load on the machine, so A/B comparisons can be made on a busy one.
+if (Environment.GetEnvironmentVariable("BENCH_THREADS") is string threads) set_num_threads(int.Parse(threads));
+
 double Time(string name, Action action)
 {
     for (int i = 0; i < 3; i++) action();
+    var process = Process.GetCurrentProcess();
+    var cpu = process.TotalProcessorTime;
     var sw = Stopwatch.StartNew();
     for (int i = 0; i < iterations; i++) action();
     double ms = sw.Elapsed.TotalMilliseconds / iterations;
-    Console.WriteLine($"{name,-28} {ms,8:F2} ms  ({batch / ms * 1000,7:F0} images/s)");
+    process.Refresh();
+    double cpuMs = (process.TotalProcessorTime - cpu).TotalMilliseconds / iterations;
+    Console.WriteLine($"{name,-28} {ms,8:F2} ms  ({batch / ms * 1000,7:F0} images/s), CPU {cpuMs,8:F2} ms");
     return ms;
 }
 
@@ -97,6 +105,29 @@ switch (command)
                 string layout = channelsLast ? "channels-last" : "NCHW";
                 Time($"image features, {layout}", () => { using var s = NewDisposeScope(); method.ImageFeatures(x); });
                 Time($"inference chain, {layout}", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
+            }
+            break;
+        }
+    case "pool":
+        {
+            // 2×2 max-pool of conv1's output (NCHW): max_pool2d against a view-and-amax formulation, forward and backward.
+            var a = functional.relu(randn(batch, 32, 26, 26));
+            Tensor ViaAmax(Tensor t) => t.view(t.shape[0], t.shape[1], t.shape[2] / 2, 2, t.shape[3] / 2, 2).amax(new long[] { 3, 5 });
+            using (no_grad())
+            {
+                var d = (functional.max_pool2d(a, 2) - ViaAmax(a)).abs().max().item<float>();
+                Console.WriteLine($"max difference {d}");
+            }
+            for (int round = 0; round < 2; round++)
+            {
+                using (no_grad())
+                {
+                    Time("max_pool2d fwd", () => { using var s = NewDisposeScope(); functional.max_pool2d(a, 2); });
+                    Time("amax fwd", () => { using var s = NewDisposeScope(); ViaAmax(a); });
+                }
+                var leaf = a.detach().requires_grad_();
+                Time("max_pool2d fwd+bwd", () => { using var s = NewDisposeScope(); functional.max_pool2d(leaf, 2).sum().backward(); leaf.grad!.zero_(); });
+                Time("amax fwd+bwd", () => { using var s = NewDisposeScope(); ViaAmax(leaf).sum().backward(); leaf.grad!.zero_(); });
             }
             break;
         }
@@ -178,7 +209,7 @@ switch (command)
             break;
         }
     default:
-        Console.Error.WriteLine($"unknown benchmark '{command}' (expected dt-step or load)");
+        Console.Error.WriteLine($"unknown benchmark '{command}' (expected dt-step, dt-fused, features, pool, conv or load)");
         return 2;
 }
 return 0;

@@ -125,8 +125,10 @@ public sealed class FusedDtBlocks
         // Not for the prototype label images (T groups of one input channel each): libtorch 2.10's channels-last grouped
         // convolution with one input channel per group gave logits 3e-3 away from NCHW's (FusedDtBlocksTests).
         bool channelsLast = ChannelsLastInference && sharedInput && !is_grad_enabled();
-        if (channelsLast) x = ChannelsLast(x);
-        var h = Convolve(encoders.Select(e => e.Conv1).ToArray(), x, sharedInput ? 1 : T, channelsLast);
+        var h = Convolve(encoders.Select(e => e.Conv1).ToArray(), x, sharedInput ? 1 : T, false);
+        // From a one-channel image oneDNN's first convolution returns NCHW whatever the strides; the copy to
+        // channels-last (when it is not one already) costs less than NCHW's 2×2 max-pool alone.
+        if (channelsLast) h = ChannelsLast(h);
         h = functional.dropout(functional.max_pool2d(functional.relu(h), 2), p, training);
         h = functional.dropout(functional.relu(Convolve(encoders.Select(e => e.Conv2).ToArray(), h, T, channelsLast)), p, training);
         return functional.dropout(functional.max_pool2d(functional.relu(Convolve(encoders.Select(e => e.Conv3).ToArray(), h, T, channelsLast)), 2), p, training);
@@ -142,9 +144,10 @@ public sealed class FusedDtBlocks
     /// <summary>
     /// Run the no-grad convolutions on channels-last (NHWC-strided) tensors. oneDNN's convolutions work on blocked
     /// layouts; from NCHW every convolution reorders its input and output (a full pass over activations of up to tens
-    /// of MB each), from channels-last most of those reorders go: the image features of inference come 1.4× faster
-    /// (BENCHMARKS.md, issue 12). Training keeps NCHW, where channels-last measured no faster (the backward
-    /// convolutions lose what the forward ones gain). A switch for benchmarks and tests.
+    /// of MB each), from channels-last most of those reorders go, and the 2×2 max-pool runs vectorised over channels:
+    /// DT inference (fused features and chain, 1000 images) took 0.8× the time
+    /// (BENCHMARKS.md, issue 12). Training keeps NCHW: there channels-last measured no faster, per block or fused
+    /// (the backward pass loses what the forward gains). A switch for benchmarks and tests.
     /// </summary>
     internal static bool ChannelsLastInference { get; set; } = true;
 
