@@ -180,9 +180,9 @@ class FusedDtBlocks:
         training = encoders[0].training
         p = encoders[0].dropout1.p
         cl = self.CHANNELS_LAST_INFERENCE and not torch.is_grad_enabled()
-        if cl:
-            x = x.contiguous(memory_format=torch.channels_last)
-        h = self._conv([e.conv1 for e in encoders], x, 1, cl)
+        h = self._conv([e.conv1 for e in encoders], x, 1, False)
+        if cl:   # conv1's output to channels-last, as ours (its one-channel input does not carry the layout)
+            h = h.contiguous(memory_format=torch.channels_last)
         h = F.dropout(F.max_pool2d(F.relu(h), 2), p, training)
         h = F.dropout(F.relu(self._conv([e.conv2 for e in encoders], h, T, cl)), p, training)
         return F.dropout(F.max_pool2d(F.relu(self._conv([e.conv3 for e in encoders], h, T, cl)), 2), p, training)
