@@ -6,7 +6,8 @@
 # Trains with validation after every epoch and the test split tracked per epoch (test-curve.csv: never used for model
 # selection), then reports the first epoch whose validation accuracy reaches --target: the minutes of training up to
 # it (training steps only, as metrics.csv counts them) and the test accuracy of that epoch's model.
-# The run goes on to --max-epochs (the trainer has no stop-at-target); the figure is read off the per-epoch records.
+# The script stops the run (SIGTERM: the CLI saves a checkpoint and exits) once an epoch has reached the target and
+# that epoch's test accuracy is recorded, or at --max-epochs; the figure is read off the per-epoch records.
 #
 # Recipes (both are NoProp-DT: every block learns from its own local loss only):
 #   paper: the paper's recipe: Algorithm 1's sequential schedule, AdamW lr 1e-3, weight decay 1e-3, batch 128, constant lr.
@@ -39,8 +40,32 @@ output=${output:-runs/time-to-accuracy-$recipe-$(date +%Y%m%d-%H%M%S)}
 
 echo "CPU: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "recipe $recipe: up to $max_epochs epochs, target validation accuracy $target; output in $output"
+mkdir -p "$output"
 ./noprop train --method dt --embedding onehot --epochs "$max_epochs" --threads "$threads" --track-test \
-  --output "$output" "${flags[@]}" "${extra[@]}"
+  --output "$output" "${flags[@]}" "${extra[@]}" &
+train=$!
+trap 'kill -TERM $train 2>/dev/null || true' INT TERM
+# The first epoch at the target, once its test accuracy is in test-curve.csv (written after metrics.csv's row).
+reached() {
+  [ -f "$output/metrics.csv" ] && [ -f "$output/test-curve.csv" ] || return 1
+  /usr/bin/python3 - "$output" "$target" <<'EOF2'
+import csv, sys
+output, target = sys.argv[1], float(sys.argv[2])
+rows = list(csv.DictReader(open(f"{output}/metrics.csv")))
+tested = {r["epoch"] for r in csv.DictReader(open(f"{output}/test-curve.csv"))}
+hit = [r["epoch"] for r in rows if (r.get("validation_accuracy") or "") and float(r["validation_accuracy"]) >= target]
+sys.exit(0 if hit and hit[0] in tested else 1)
+EOF2
+}
+while kill -0 "$train" 2>/dev/null; do
+  if reached; then
+    echo "target reached: stopping the run"
+    kill -TERM "$train" 2>/dev/null || true
+    break
+  fi
+  sleep 5
+done
+wait "$train" || true
 
 /usr/bin/python3 - "$output" "$target" "$recipe" <<'EOF'
 import csv, sys

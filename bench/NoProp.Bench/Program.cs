@@ -7,6 +7,7 @@ using NoProp.Models;
 using NoProp.Runtime;
 using NoProp.Training;
 using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
 
 // Micro-benchmarks of the hot paths. Usage: dotnet run -c Release --project bench/NoProp.Bench -- dt-step [batch] [iterations]
 TorchRuntime.Initialize();
@@ -24,13 +25,21 @@ var config = new ModelConfig
 TorchRuntime.Seed(1);
 using var method = new NoPropDt(config);
 
+// BENCH_THREADS=1: one intra-op thread; then the process's CPU time per iteration (printed beside the wall time)
+// hardly depends on other load on the machine, so A/B comparisons can be made on a busy one.
+if (Environment.GetEnvironmentVariable("BENCH_THREADS") is string threads) set_num_threads(int.Parse(threads));
+
 double Time(string name, Action action)
 {
     for (int i = 0; i < 3; i++) action();
+    var process = Process.GetCurrentProcess();
+    var cpu = process.TotalProcessorTime;
     var sw = Stopwatch.StartNew();
     for (int i = 0; i < iterations; i++) action();
     double ms = sw.Elapsed.TotalMilliseconds / iterations;
-    Console.WriteLine($"{name,-28} {ms,8:F2} ms  ({batch / ms * 1000,7:F0} images/s)");
+    process.Refresh();
+    double cpuMs = (process.TotalProcessorTime - cpu).TotalMilliseconds / iterations;
+    Console.WriteLine($"{name,-28} {ms,8:F2} ms  ({batch / ms * 1000,7:F0} images/s), CPU {cpuMs,8:F2} ms");
     return ms;
 }
 
@@ -69,14 +78,97 @@ switch (command)
             using (no_grad())
             {
                 Time("per-block image paths", () => { using var s = NewDisposeScope(); foreach (var b in method.DtNetwork.Blocks) b.ImageFeatures(x); });
-                foreach (int chunk in new[] { 32, 64, 100, 128, 256, 500 })
+                foreach (bool channelsLast in new[] { false, true, false, true })
                 {
-                    if (chunk > batch) continue;
-                    method.ImageChunk = chunk;
-                    Time($"fused image paths, chunk {chunk}", () => { using var s = NewDisposeScope(); method.ImageFeatures(x); });
+                    FusedDtBlocks.ChannelsLastInference = channelsLast;
+                    foreach (int chunk in new[] { 32, 64, 100, 128, 256, 500 })
+                    {
+                        if (chunk > batch) continue;
+                        method.ImageChunk = chunk;
+                        Time($"fused image paths, chunk {chunk}{(channelsLast ? ", channels-last" : ", NCHW")}", () => { using var s = NewDisposeScope(); method.ImageFeatures(x); });
+                    }
                 }
                 method.ImageChunk = 100;
                 Time("inference chain (fused)", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
+            }
+            break;
+        }
+    case "features":
+        {
+            // Inference: every block's image features (fused, chunks of 64) and the whole chain, NCHW against
+            // channels-last convolutions, alternated so that a busy machine's drift hits both alike.
+            method.Network.eval();
+            using var _ = no_grad();
+            foreach (bool channelsLast in new[] { false, true, false, true, false, true })
+            {
+                FusedDtBlocks.ChannelsLastInference = channelsLast;
+                string layout = channelsLast ? "channels-last" : "NCHW";
+                Time($"image features, {layout}", () => { using var s = NewDisposeScope(); method.ImageFeatures(x); });
+                Time($"inference chain, {layout}", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
+            }
+            break;
+        }
+    case "pool":
+        {
+            // 2×2 max-pool of conv1's output (NCHW): max_pool2d against a view-and-amax formulation, forward and backward.
+            var a = functional.relu(randn(batch, 32, 26, 26));
+            Tensor ViaAmax(Tensor t) => t.view(t.shape[0], t.shape[1], t.shape[2] / 2, 2, t.shape[3] / 2, 2).amax(new long[] { 3, 5 });
+            using (no_grad())
+            {
+                var d = (functional.max_pool2d(a, 2) - ViaAmax(a)).abs().max().item<float>();
+                Console.WriteLine($"max difference {d}");
+            }
+            for (int round = 0; round < 2; round++)
+            {
+                using (no_grad())
+                {
+                    Time("max_pool2d fwd", () => { using var s = NewDisposeScope(); functional.max_pool2d(a, 2); });
+                    Time("amax fwd", () => { using var s = NewDisposeScope(); ViaAmax(a); });
+                }
+                var leaf = a.detach().requires_grad_();
+                Time("max_pool2d fwd+bwd", () => { using var s = NewDisposeScope(); functional.max_pool2d(leaf, 2).sum().backward(); leaf.grad!.zero_(); });
+                Time("amax fwd+bwd", () => { using var s = NewDisposeScope(); ViaAmax(leaf).sum().backward(); leaf.grad!.zero_(); });
+            }
+            break;
+        }
+    case "conv":
+        {
+            // The fused conv stack of T = 10 blocks on one chunk of images: NCHW against channels-last, forward (eval)
+            // and forward + backward, with the achieved GFLOP/s (multiply-adds × 2).
+            int T = config.Blocks;
+            var w1 = randn(T * 32, 1, 3, 3) * 0.1; var b1 = zeros(T * 32);
+            var w2 = randn(T * 64, 32, 3, 3) * 0.05; var b2 = zeros(T * 64);
+            var w3 = randn(T * 128, 64, 3, 3) * 0.05; var b3 = zeros(T * 128);
+            static Tensor Cl(Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+            Tensor Stack(Tensor input, Tensor c1, Tensor c2, Tensor c3)
+            {
+                var h = functional.max_pool2d(functional.relu(functional.conv2d(input, c1, b1)), 2);
+                h = functional.relu(functional.conv2d(h, c2, b2, groups: T));
+                return functional.max_pool2d(functional.relu(functional.conv2d(h, c3, b3, groups: T)), 2);
+            }
+            double macs = T * (26 * 26 * 32 * 9 + 11 * 11 * 64 * 288 + 9 * 9 * 128 * 576.0);
+            foreach (int chunk in new[] { 27, 64 })
+            {
+                var xc = x.narrow(0, 0, Math.Min(chunk, batch)).contiguous();
+                long n = xc.shape[0];
+                foreach (var layout in (Environment.GetEnvironmentVariable("BENCH_LAYOUT") ?? "nchw,channels-last").Split(","))
+                {
+                    bool cl = layout != "nchw";
+                    var (xi, c1, c2, c3) = cl ? (Cl(xc), Cl(w1), Cl(w2), Cl(w3)) : (xc, w1, w2, w3);
+                    using (no_grad())
+                    {
+                        double ms = Time($"{layout} fwd, {n} images", () => { using var s = NewDisposeScope(); Stack(xi, c1, c2, c3); });
+                        Console.WriteLine($"    {n * macs * 2 / ms / 1e6:F0} GFLOP/s");
+                    }
+                    var p1 = c1.detach().requires_grad_(); var p2 = c2.detach().requires_grad_(); var p3 = c3.detach().requires_grad_();
+                    double msb = Time($"{layout} fwd+bwd, {n} images", () =>
+                    {
+                        using var s = NewDisposeScope();
+                        Stack(xi, p1, p2, p3).sum().backward();
+                        p1.grad!.zero_(); p2.grad!.zero_(); p3.grad!.zero_();
+                    });
+                    Console.WriteLine($"    {n * macs * 2 * 3 / msb / 1e6:F0} GFLOP/s (3× the forward's multiply-adds)");
+                }
             }
             break;
         }
@@ -117,7 +209,7 @@ switch (command)
             break;
         }
     default:
-        Console.Error.WriteLine($"unknown benchmark '{command}' (expected dt-step or load)");
+        Console.Error.WriteLine($"unknown benchmark '{command}' (expected dt-step, dt-fused, features, pool, conv or load)");
         return 2;
 }
 return 0;

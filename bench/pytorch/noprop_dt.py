@@ -173,18 +173,26 @@ class FusedDtBlocks:
         flat = h.reshape(h.shape[0], T, -1).transpose(0, 1)
         return self._batch_norm([e.finish for e in encoders], self._linear([e.fc for e in encoders], flat))
 
+    CHANNELS_LAST_INFERENCE = True   # as FusedDtBlocks.ChannelsLastInference: no-grad convolutions run channels-last
+
     def _conv_stack(self, encoders, x):
         T = len(encoders)
         training = encoders[0].training
         p = encoders[0].dropout1.p
-        h = self._conv([e.conv1 for e in encoders], x, 1)
+        cl = self.CHANNELS_LAST_INFERENCE and not torch.is_grad_enabled()
+        h = self._conv([e.conv1 for e in encoders], x, 1, False)
+        if cl:   # conv1's output to channels-last, as ours (its one-channel input does not carry the layout)
+            h = h.contiguous(memory_format=torch.channels_last)
         h = F.dropout(F.max_pool2d(F.relu(h), 2), p, training)
-        h = F.dropout(F.relu(self._conv([e.conv2 for e in encoders], h, T)), p, training)
-        return F.dropout(F.max_pool2d(F.relu(self._conv([e.conv3 for e in encoders], h, T)), 2), p, training)
+        h = F.dropout(F.relu(self._conv([e.conv2 for e in encoders], h, T, cl)), p, training)
+        return F.dropout(F.max_pool2d(F.relu(self._conv([e.conv3 for e in encoders], h, T, cl)), 2), p, training)
 
     @staticmethod
-    def _conv(convs, x, groups):
-        return F.conv2d(x, torch.cat([c.weight for c in convs]), torch.cat([c.bias for c in convs]), groups=groups)
+    def _conv(convs, x, groups, channels_last):
+        weight = torch.cat([c.weight for c in convs])
+        if channels_last:
+            weight = weight.contiguous(memory_format=torch.channels_last)
+        return F.conv2d(x, weight, torch.cat([c.bias for c in convs]), groups=groups)
 
     @staticmethod
     def _linear(layers, x):
@@ -369,11 +377,17 @@ def main():
     p.add_argument("--inference-batch-size", type=int, default=1000)
     p.add_argument("--image-chunk", type=int, default=64)
     p.add_argument("--quiet", action="store_true", help="only print the final JSON line")
+    p.add_argument("--also-per-block-test", action="store_true",
+                   help="after the test inference, time it again block by block (each block's own convolutions, "
+                        "NCHW: the paper's Algorithm 1 as usually written) into test_inference_per_block_seconds")
+    p.add_argument("--no-channels-last", action="store_true",
+                   help="run the fused no-grad convolutions in NCHW (default: channels-last, as NoProp.NET)")
     args = p.parse_args()
     if args.batch_size < 2:
         p.error("--batch-size must be at least 2 (BatchNorm needs two images)")
 
     torch.set_num_threads(args.threads)
+    FusedDtBlocks.CHANNELS_LAST_INFERENCE = not args.no_channels_last
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
     train_x_all, train_y_all, test_x, test_y = load_mnist(args.data_dir)
@@ -442,12 +456,21 @@ def main():
     start = time.perf_counter()
     test_acc = accuracy(method, test_x, test_y, args.seed, args.inference_batch_size)
     test_seconds = time.perf_counter() - start
+    per_block_seconds, per_block_acc = None, None
+    if args.also_per_block_test:
+        fused, method.fused_inference = method.fused_inference, False
+        start = time.perf_counter()
+        per_block_acc = accuracy(method, test_x, test_y, args.seed, args.inference_batch_size)
+        per_block_seconds = round(time.perf_counter() - start, 3)
+        method.fused_inference = fused
 
     result = {
         "train_seconds": round(train_seconds, 3),
         "test_accuracy": test_acc,
         "validation_accuracy": best_val if best_val >= 0 else None,
         "test_inference_seconds": round(test_seconds, 3),
+        "test_inference_per_block_seconds": per_block_seconds,
+        "test_accuracy_per_block": per_block_acc,
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "train_size": n,
         "validation_size": len(val_y),

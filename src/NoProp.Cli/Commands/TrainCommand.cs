@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using NoProp.Cli.CommandLine;
 using NoProp.Data;
 using NoProp.Methods;
@@ -245,6 +246,14 @@ internal sealed class TrainCommand : Command, ITailoredHelp
             run.Progress.Message("stopping after the current step and saving a checkpoint (Ctrl+C again to abort)...");
         };
         Console.CancelKeyPress += onCancel;
+        // SIGTERM (kill, docker stop, a batch scheduler's time limit) stops the same way: the work so far is kept.
+        using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            if (cancellation.IsCancellationRequested) return;
+            cancellation.Cancel();
+            run.Progress.Message("terminated: stopping after the current step and saving a checkpoint...");
+        });
         RunOutcome outcome;
         try
         {

@@ -113,24 +113,46 @@ public sealed class FusedDtBlocks
     /// <summary>The largest convolution activation of one chunk of images (see <see cref="Encode"/>); tests lower it.</summary>
     internal static long ActivationBytes { get; set; } = 24L << 20;
 
-    /// <summary>The three convolutions (with ReLU, pooling and dropout) of T encoders: [B, T×128, h, w].</summary>
+    /// <summary>
+    /// The three convolutions (with ReLU, pooling and dropout) of T encoders: [B, T×128, h, w]. Without autograd
+    /// (inference) the image paths run channels-last (see <see cref="ChannelsLastInference"/>); the values are the same.
+    /// </summary>
     private static Tensor ConvStack(ConvImageEncoder[] encoders, Tensor x, bool sharedInput)
     {
         int T = encoders.Length;
         bool training = encoders[0].training;
         double p = encoders[0].DropoutRate;
-        var h = Convolve(encoders.Select(e => e.Conv1).ToArray(), x, sharedInput ? 1 : T);
+        // Not for the prototype label images (T groups of one input channel each): libtorch 2.10's channels-last grouped
+        // convolution with one input channel per group gave logits 3e-3 away from NCHW's (FusedDtBlocksTests).
+        bool channelsLast = ChannelsLastInference && sharedInput && !is_grad_enabled();
+        var h = Convolve(encoders.Select(e => e.Conv1).ToArray(), x, sharedInput ? 1 : T, false);
+        // From a one-channel image oneDNN's first convolution returns NCHW whatever the strides; the copy to
+        // channels-last (when it is not one already) costs less than NCHW's 2×2 max-pool alone.
+        if (channelsLast) h = ChannelsLast(h);
         h = functional.dropout(functional.max_pool2d(functional.relu(h), 2), p, training);
-        h = functional.dropout(functional.relu(Convolve(encoders.Select(e => e.Conv2).ToArray(), h, T)), p, training);
-        return functional.dropout(functional.max_pool2d(functional.relu(Convolve(encoders.Select(e => e.Conv3).ToArray(), h, T)), 2), p, training);
+        h = functional.dropout(functional.relu(Convolve(encoders.Select(e => e.Conv2).ToArray(), h, T, channelsLast)), p, training);
+        return functional.dropout(functional.max_pool2d(functional.relu(Convolve(encoders.Select(e => e.Conv3).ToArray(), h, T, channelsLast)), 2), p, training);
     }
 
-    private static Tensor Convolve(Conv2d[] convs, Tensor x, long groups)
+    private static Tensor Convolve(Conv2d[] convs, Tensor x, long groups, bool channelsLast)
     {
         var weight = cat(convs.Select(c => (Tensor)c.weight).ToArray(), 0);
         var bias = cat(convs.Select(c => (Tensor)c.bias!).ToArray(), 0);
-        return functional.conv2d(x, weight, bias, groups: groups);
+        return functional.conv2d(x, channelsLast ? ChannelsLast(weight) : weight, bias, groups: groups);
     }
+
+    /// <summary>
+    /// Run the no-grad convolutions on channels-last (NHWC-strided) tensors. oneDNN's convolutions work on blocked
+    /// layouts; from NCHW every convolution reorders its input and output (a full pass over activations of up to tens
+    /// of MB each), from channels-last most of those reorders go, and the 2×2 max-pool runs vectorised over channels:
+    /// DT inference (fused features and chain, 1000 images) took 0.8× the time
+    /// (BENCHMARKS.md, issue 12). Training keeps NCHW: there channels-last measured no faster, per block or fused
+    /// (the backward pass loses what the forward gains). A switch for benchmarks and tests.
+    /// </summary>
+    internal static bool ChannelsLastInference { get; set; } = true;
+
+    /// <summary>The same tensor [N, C, H, W] with channels-last strides (torch.channels_last): one copy.</summary>
+    private static Tensor ChannelsLast(Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
 
     /// <summary>T linear layers on x [T, B, in]: one batched matrix product, [T, B, out].</summary>
     private static Tensor Linear(Linear[] layers, Tensor x)

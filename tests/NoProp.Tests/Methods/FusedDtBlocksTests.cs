@@ -63,7 +63,7 @@ public sealed class FusedDtBlocksTests
         var features = fused.ImageFeatures(x);
         for (int t = 0; t < 3; t++)
         {
-            Assert.IsTrue(MaxDifference(logits[t], blocks[t].forward(x, z[t])) <= 1e-5, $"block {t + 1}: fused logits differ");
+            Assert.IsTrue(MaxDifference(logits[t], blocks[t].forward(x, z[t])) <= 1e-5, $"block {t + 1}: fused logits differ by {MaxDifference(logits[t], blocks[t].forward(x, z[t]))} (max |logit| {logits[t].abs().max().item<float>()})");
             Assert.IsTrue(MaxDifference(features[t], blocks[t].ImageFeatures(x)) <= 1e-5, $"block {t + 1}: fused image features differ");
         }
     }
