@@ -377,9 +377,6 @@ def main():
     p.add_argument("--inference-batch-size", type=int, default=1000)
     p.add_argument("--image-chunk", type=int, default=64)
     p.add_argument("--quiet", action="store_true", help="only print the final JSON line")
-    p.add_argument("--also-per-block-test", action="store_true",
-                   help="after the test inference, time it again block by block (each block's own convolutions, "
-                        "NCHW: the paper's Algorithm 1 as usually written) into test_inference_per_block_seconds")
     p.add_argument("--no-channels-last", action="store_true",
                    help="run the fused no-grad convolutions in NCHW (default: channels-last, as NoProp.NET)")
     args = p.parse_args()
@@ -456,21 +453,12 @@ def main():
     start = time.perf_counter()
     test_acc = accuracy(method, test_x, test_y, args.seed, args.inference_batch_size)
     test_seconds = time.perf_counter() - start
-    per_block_seconds, per_block_acc = None, None
-    if args.also_per_block_test:
-        fused, method.fused_inference = method.fused_inference, False
-        start = time.perf_counter()
-        per_block_acc = accuracy(method, test_x, test_y, args.seed, args.inference_batch_size)
-        per_block_seconds = round(time.perf_counter() - start, 3)
-        method.fused_inference = fused
 
     result = {
         "train_seconds": round(train_seconds, 3),
         "test_accuracy": test_acc,
         "validation_accuracy": best_val if best_val >= 0 else None,
         "test_inference_seconds": round(test_seconds, 3),
-        "test_inference_per_block_seconds": per_block_seconds,
-        "test_accuracy_per_block": per_block_acc,
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "train_size": n,
         "validation_size": len(val_y),
