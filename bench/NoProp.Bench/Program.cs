@@ -110,24 +110,48 @@ switch (command)
         }
     case "pool":
         {
-            // 2×2 max-pool of conv1's output (NCHW): max_pool2d against a view-and-amax formulation, forward and backward.
-            var a = functional.relu(randn(batch, 32, 26, 26));
-            Tensor ViaAmax(Tensor t) => t.view(t.shape[0], t.shape[1], t.shape[2] / 2, 2, t.shape[3] / 2, 2).amax(new long[] { 3, 5 });
-            using (no_grad())
+            // ReLU + 2×2 max-pool of the fused conv1 output of one chunk (27 images × T·32 channels, 26×26) and of conv3's
+            // (27 × T·128, 9×9), forward and backward, formulated four ways (all give the same values and gradients):
+            // relu-then-pool (NCHW), pool-then-relu (NCHW), pool-then-relu via a channels-last copy, and via max over a
+            // [.., 4] window view (first index wins ties, as in max_pool2d).
+            int T = config.Blocks;
+            Tensor ReluPool(Tensor t) => functional.max_pool2d(functional.relu(t), 2);
+            Tensor PoolRelu(Tensor t) => functional.relu(functional.max_pool2d(t, 2));
+            static Tensor Cl(Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+            Tensor PoolReluCl(Tensor t) => functional.relu(functional.max_pool2d(Cl(t), 2)).contiguous();
+            Tensor Window(Tensor t)
             {
-                var d = (functional.max_pool2d(a, 2) - ViaAmax(a)).abs().max().item<float>();
-                Console.WriteLine($"max difference {d}");
+                long n = t.shape[0], c = t.shape[1], h = t.shape[2] / 2, w = t.shape[3] / 2;
+                var v = t.narrow(2, 0, 2 * h).narrow(3, 0, 2 * w).reshape(n, c, h, 2, w, 2).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h, w, 4);
+                return functional.relu(v.max(4).values);
             }
-            for (int round = 0; round < 2; round++)
+            Tensor Gather(Tensor t)
             {
+                long n = t.shape[0], c = t.shape[1];
+                Tensor index;
                 using (no_grad())
                 {
-                    Time("max_pool2d fwd", () => { using var s = NewDisposeScope(); functional.max_pool2d(a, 2); });
-                    Time("amax fwd", () => { using var s = NewDisposeScope(); ViaAmax(a); });
+                    var (pooled, indices) = functional.max_pool2d_with_indices(Cl(t.detach()), new long[] { 2, 2 });
+                    index = indices.contiguous();
                 }
-                var leaf = a.detach().requires_grad_();
-                Time("max_pool2d fwd+bwd", () => { using var s = NewDisposeScope(); functional.max_pool2d(leaf, 2).sum().backward(); leaf.grad!.zero_(); });
-                Time("amax fwd+bwd", () => { using var s = NewDisposeScope(); ViaAmax(leaf).sum().backward(); leaf.grad!.zero_(); });
+                var oh = index.shape[2]; var ow = index.shape[3];
+                return functional.relu(t.flatten(2).gather(2, index.view(n, c, -1)).view(n, c, oh, ow));
+            }
+            var variants = new (string, Func<Tensor, Tensor>)[] { ("relu→pool NCHW", ReluPool), ("pool→relu NCHW", PoolRelu), ("pool→relu channels-last", PoolReluCl), ("pool→relu window max", Window), ("gather at CL pool's indices", Gather) };
+            foreach (var a in new[] { randn(27, T * 32, 26, 26), randn(27, T * 128, 9, 9) })
+            {
+                Console.WriteLine($"input [{string.Join(", ", a.shape)}]");
+                using (no_grad())
+                    foreach (var (name, f) in variants.Skip(1))
+                        Console.WriteLine($"  {name}: max difference from relu→pool {(f(a) - ReluPool(a)).abs().max().item<float>()}");
+                for (int round = 0; round < 2; round++)
+                    foreach (var (name, f) in variants)
+                    {
+                        using (no_grad()) Time($"  {name} fwd", () => { using var s = NewDisposeScope(); f(a); });
+                        var leaf = a.detach().requires_grad_();
+                        var g = randn_like(ReluPool(a));
+                        Time($"  {name} fwd+bwd", () => { using var s = NewDisposeScope(); (f(leaf) * g).sum().backward(); leaf.grad!.zero_(); });
+                    }
             }
             break;
         }
@@ -147,9 +171,12 @@ switch (command)
                 return functional.max_pool2d(functional.relu(functional.conv2d(h, c3, b3, groups: T)), 2);
             }
             double macs = T * (26 * 26 * 32 * 9 + 11 * 11 * 64 * 288 + 9 * 9 * 128 * 576.0);
+            // BENCH_DTYPE=bfloat16: the same stack in bf16 (oneDNN's avx512_core_bf16 kernels where the CPU has them).
+            var dtype = Environment.GetEnvironmentVariable("BENCH_DTYPE") == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32;
+            (w1, b1, w2, b2, w3, b3) = (w1.to(dtype), b1.to(dtype), w2.to(dtype), b2.to(dtype), w3.to(dtype), b3.to(dtype));
             foreach (int chunk in new[] { 27, 64 })
             {
-                var xc = x.narrow(0, 0, Math.Min(chunk, batch)).contiguous();
+                var xc = x.narrow(0, 0, Math.Min(chunk, batch)).contiguous().to(dtype);
                 long n = xc.shape[0];
                 foreach (var layout in (Environment.GetEnvironmentVariable("BENCH_LAYOUT") ?? "nchw,channels-last").Split(","))
                 {

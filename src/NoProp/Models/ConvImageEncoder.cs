@@ -69,10 +69,41 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = dropout1.forward(functional.max_pool2d(functional.relu(conv1.forward(x)), 2));
+        var h = dropout1.forward(PoolRelu(conv1.forward(x)));
         h = dropout2.forward(functional.relu(conv2.forward(h)));
-        h = dropout3.forward(functional.max_pool2d(functional.relu(conv3.forward(h)), 2));
+        h = dropout3.forward(PoolRelu(conv3.forward(h)));
         var output = finish.forward(fc.forward(h.flatten(1)));
         return output.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// ReLU then 2×2 max-pooling (stride 2, floor) of conv activations [N, C, H, W], computed as pooling then ReLU: ReLU
+    /// is monotone, so the values are the same, and so is every gradient (the window's first maximum receives it when
+    /// positive, nothing otherwise), with ReLU on a quarter of the elements.
+    /// <para>
+    /// On the CPU, ATen's NCHW max-pool runs at under 1 GB/s (a fifth of a DT training step, measured with perf); its
+    /// channels-last kernel is vectorised over channels. NCHW activations are therefore pooled by finding each window's
+    /// maximum with the channels-last kernel on a copy (no autograd) and gathering the values at those positions from
+    /// the NCHW tensor: the gather's backward scatters the gradient to exactly the positions max_pool2d's would
+    /// (`NoProp.Bench pool`: forward and backward 2.4× faster on the fused conv1 output).
+    /// </para>
+    /// </summary>
+    internal static Tensor PoolRelu(Tensor h)
+    {
+        bool channelsLast = h.stride(1) == 1 && h.shape[1] > 1;
+        if (channelsLast || h.device_type != DeviceType.CPU)
+            return functional.relu(functional.max_pool2d(h, 2));
+        using var scope = NewDisposeScope();
+        long n = h.shape[0], c = h.shape[1];
+        Tensor index;
+        using (no_grad())
+        {
+            using var copy = h.detach().permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+            var (pooled, indices) = functional.max_pool2d_with_indices(copy, new long[] { 2, 2 });
+            pooled.Dispose();
+            index = indices.contiguous();
+        }
+        var pooledShape = index.shape;
+        return functional.relu(h.flatten(2).gather(2, index.view(n, c, -1)).view(pooledShape)).MoveToOuterDisposeScope();
     }
 }

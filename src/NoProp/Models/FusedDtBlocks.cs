@@ -129,9 +129,9 @@ public sealed class FusedDtBlocks
         // From a one-channel image oneDNN's first convolution returns NCHW whatever the strides; the copy to
         // channels-last (when it is not one already) costs less than NCHW's 2×2 max-pool alone.
         if (channelsLast) h = ChannelsLast(h);
-        h = functional.dropout(functional.max_pool2d(functional.relu(h), 2), p, training);
+        h = functional.dropout(ConvImageEncoder.PoolRelu(h), p, training);
         h = functional.dropout(functional.relu(Convolve(encoders.Select(e => e.Conv2).ToArray(), h, T, channelsLast)), p, training);
-        return functional.dropout(functional.max_pool2d(functional.relu(Convolve(encoders.Select(e => e.Conv3).ToArray(), h, T, channelsLast)), 2), p, training);
+        return functional.dropout(ConvImageEncoder.PoolRelu(Convolve(encoders.Select(e => e.Conv3).ToArray(), h, T, channelsLast)), p, training);
     }
 
     private static Tensor Convolve(Conv2d[] convs, Tensor x, long groups, bool channelsLast)
