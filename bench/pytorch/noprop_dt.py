@@ -83,6 +83,23 @@ class CosineSchedule:
 
 # ---------------------------------------------------------------- model (Models/*.cs)
 
+MIRROR_POOL = True   # as ConvImageEncoder.PoolRelu; --plain-pool: F.max_pool2d(F.relu(h), 2), as usually written
+
+
+def relu_pool(h):
+    """ReLU then 2x2 max-pool. Mirrored (default): pool first, NCHW CPU tensors through the channels-last kernel's
+    window maxima and a gather, as NoProp.NET's ConvImageEncoder.PoolRelu (same values and gradients)."""
+    if not MIRROR_POOL:
+        return F.max_pool2d(F.relu(h), 2)
+    if h.is_contiguous(memory_format=torch.channels_last) and h.shape[1] > 1 or h.device.type != "cpu":
+        return F.relu(F.max_pool2d(h, 2))
+    with torch.no_grad():
+        _, index = F.max_pool2d(h.detach().contiguous(memory_format=torch.channels_last), 2, return_indices=True)
+        index = index.contiguous()
+    n, c = h.shape[0], h.shape[1]
+    return F.relu(h.flatten(2).gather(2, index.view(n, c, -1)).view(index.shape))
+
+
 class ConvImageEncoder(nn.Module):
     """conv3x3(32) ReLU maxpool2 dropout, conv3x3(64) ReLU dropout, conv3x3(128) ReLU maxpool2 dropout, FC(256) BN."""
 
@@ -99,9 +116,9 @@ class ConvImageEncoder(nn.Module):
         self.finish = nn.BatchNorm1d(256)
 
     def forward(self, x):
-        h = self.dropout1(F.max_pool2d(F.relu(self.conv1(x)), 2))
+        h = self.dropout1(relu_pool(self.conv1(x)))
         h = self.dropout2(F.relu(self.conv2(h)))
-        h = self.dropout3(F.max_pool2d(F.relu(self.conv3(h)), 2))
+        h = self.dropout3(relu_pool(self.conv3(h)))
         return self.finish(self.fc(h.flatten(1)))
 
 
@@ -183,9 +200,9 @@ class FusedDtBlocks:
         h = self._conv([e.conv1 for e in encoders], x, 1, False)
         if cl:   # conv1's output to channels-last, as ours (its one-channel input does not carry the layout)
             h = h.contiguous(memory_format=torch.channels_last)
-        h = F.dropout(F.max_pool2d(F.relu(h), 2), p, training)
+        h = F.dropout(relu_pool(h), p, training)
         h = F.dropout(F.relu(self._conv([e.conv2 for e in encoders], h, T, cl)), p, training)
-        return F.dropout(F.max_pool2d(F.relu(self._conv([e.conv3 for e in encoders], h, T, cl)), 2), p, training)
+        return F.dropout(relu_pool(self._conv([e.conv3 for e in encoders], h, T, cl)), p, training)
 
     @staticmethod
     def _conv(convs, x, groups, channels_last):
@@ -379,12 +396,16 @@ def main():
     p.add_argument("--quiet", action="store_true", help="only print the final JSON line")
     p.add_argument("--no-channels-last", action="store_true",
                    help="run the fused no-grad convolutions in NCHW (default: channels-last, as NoProp.NET)")
+    p.add_argument("--plain-pool", action="store_true",
+                   help="F.max_pool2d(F.relu(h), 2) as usually written (default: pooled as NoProp.NET, same values)")
     args = p.parse_args()
     if args.batch_size < 2:
         p.error("--batch-size must be at least 2 (BatchNorm needs two images)")
 
     torch.set_num_threads(args.threads)
     FusedDtBlocks.CHANNELS_LAST_INFERENCE = not args.no_channels_last
+    global MIRROR_POOL
+    MIRROR_POOL = not args.plain_pool
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
     train_x_all, train_y_all, test_x, test_y = load_mnist(args.data_dir)
@@ -472,7 +493,7 @@ def main():
         "schedule": args.schedule,
         "inference": args.inference,
         "torch_version": torch.__version__,
-        "implementation": "pytorch",
+        "pool": "plain" if args.plain_pool else "mirrored", "implementation": "pytorch",
     }
     print(json.dumps(result), flush=True)
 
