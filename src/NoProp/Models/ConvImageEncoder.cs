@@ -69,9 +69,9 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = dropout1.forward(PoolRelu(conv1.forward(x)));
-        h = dropout2.forward(functional.relu(conv2.forward(h)));
-        h = dropout3.forward(PoolRelu(conv3.forward(h)));
+        var h = conv1.forward(x).Then(PoolRelu).Then(dropout1.forward)
+            .Then(conv2.forward).Then(t => functional.relu(t)).Then(dropout2.forward)
+            .Then(conv3.forward).Then(PoolRelu).Then(dropout3.forward);
         var output = finish.forward(fc.forward(h.flatten(1)));
         return output.MoveToOuterDisposeScope();
     }
@@ -92,7 +92,7 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     {
         bool channelsLast = h.stride(1) == 1 && h.shape[1] > 1;
         if (channelsLast || h.device_type != DeviceType.CPU)
-            return functional.relu(functional.max_pool2d(h, 2));
+            return functional.max_pool2d(h, 2).Then(t => functional.relu(t));
         using var scope = NewDisposeScope();
         long n = h.shape[0], c = h.shape[1];
         Tensor index;

@@ -89,17 +89,25 @@ public sealed class FusedDtBlocks
         // so every step would map and fault them in afresh. BatchNorm needs the whole batch: FC and BN run after.
         long perImage = (long)T * encoders[0].Conv1.weight.shape[0] * (x.shape[2] - 2) * (x.shape[3] - 2) * sizeof(float);
         long chunk = Math.Max(1, ActivationBytes / perImage);
+        // The T blocks' weights, stacked once for all chunks (autograd then saves one copy, not one per chunk).
+        bool channelsLast = ChannelsLastInference && sharedInput && !is_grad_enabled();
+        var stack = new ConvStackWeights(
+            FusedConv.Of(encoders.Select(e => e.Conv1), sharedInput ? 1 : T, false),
+            FusedConv.Of(encoders.Select(e => e.Conv2), T, channelsLast),
+            FusedConv.Of(encoders.Select(e => e.Conv3), T, channelsLast),
+            channelsLast, encoders[0].DropoutRate, encoders[0].training);
         Tensor h;
         if (B <= chunk)
         {
-            h = ConvStack(encoders, x, sharedInput);
+            h = ConvStack(stack, x);
         }
         else
         {
             var parts = new List<Tensor>();
             for (long start = 0; start < B; start += chunk)
-                parts.Add(ConvStack(encoders, x.narrow(0, start, Math.Min(chunk, B - start)), sharedInput));
+                parts.Add(ConvStack(stack, x.narrow(0, start, Math.Min(chunk, B - start))));
             h = cat(parts, 0);
+            foreach (var part in parts) part.Dispose();
         }
         var flat = h.reshape(B, T, -1).transpose(0, 1);   // [T, B, 128·h·w], each block's channels in its own order
         var features = Linear(encoders.Select(e => e.Fc).ToArray(), flat);
@@ -113,32 +121,40 @@ public sealed class FusedDtBlocks
     /// <summary>The largest convolution activation of one chunk of images (see <see cref="Encode"/>); tests lower it.</summary>
     internal static long ActivationBytes { get; set; } = 24L << 20;
 
-    /// <summary>
-    /// The three convolutions (with ReLU, pooling and dropout) of T encoders: [B, T×128, h, w]. Without autograd
-    /// (inference) the image paths run channels-last (see <see cref="ChannelsLastInference"/>); the values are the same.
-    /// </summary>
-    private static Tensor ConvStack(ConvImageEncoder[] encoders, Tensor x, bool sharedInput)
+    /// <summary>One fused convolution: the T blocks' weights [T·out, in, k, k] and biases, and its group count.</summary>
+    private sealed record FusedConv(Tensor Weight, Tensor Bias, long Groups)
     {
-        int T = encoders.Length;
-        bool training = encoders[0].training;
-        double p = encoders[0].DropoutRate;
-        // Not for the prototype label images (T groups of one input channel each): libtorch 2.10's channels-last grouped
-        // convolution with one input channel per group gave logits 3e-3 away from NCHW's (FusedDtBlocksTests).
-        bool channelsLast = ChannelsLastInference && sharedInput && !is_grad_enabled();
-        var h = Convolve(encoders.Select(e => e.Conv1).ToArray(), x, sharedInput ? 1 : T, false);
-        // From a one-channel image oneDNN's first convolution returns NCHW whatever the strides; the copy to
-        // channels-last (when it is not one already) costs less than NCHW's 2×2 max-pool alone.
-        if (channelsLast) h = ChannelsLast(h);
-        h = functional.dropout(ConvImageEncoder.PoolRelu(h), p, training);
-        h = functional.dropout(functional.relu(Convolve(encoders.Select(e => e.Conv2).ToArray(), h, T, channelsLast)), p, training);
-        return functional.dropout(ConvImageEncoder.PoolRelu(Convolve(encoders.Select(e => e.Conv3).ToArray(), h, T, channelsLast)), p, training);
+        public static FusedConv Of(IEnumerable<Conv2d> convs, long groups, bool channelsLast)
+        {
+            var list = convs.ToArray();
+            var weight = cat(list.Select(c => (Tensor)c.weight).ToArray(), 0);
+            return new FusedConv(channelsLast ? weight.Then(ChannelsLast) : weight, cat(list.Select(c => (Tensor)c.bias!).ToArray(), 0), groups);
+        }
+
+        public Tensor Apply(Tensor x) => functional.conv2d(x, Weight, Bias, groups: Groups);
     }
 
-    private static Tensor Convolve(Conv2d[] convs, Tensor x, long groups, bool channelsLast)
+    /// <summary>The fused conv module of T encoders; <see cref="ChannelsLast"/>: the no-grad channels-last form.</summary>
+    private sealed record ConvStackWeights(FusedConv Conv1, FusedConv Conv2, FusedConv Conv3, bool ChannelsLast, double Dropout, bool Training);
+
+    /// <summary>
+    /// The three convolutions (with ReLU, pooling and dropout) of T encoders on one chunk of images: [B, T×128, h, w].
+    /// Without autograd (inference) the image paths run channels-last (see <see cref="ChannelsLastInference"/>); the
+    /// values are the same. Not for the prototype label images (T groups of one input channel each): libtorch 2.10's
+    /// channels-last grouped convolution with one input channel per group gave logits 3e-3 away from NCHW's
+    /// (FusedDtBlocksTests).
+    /// </summary>
+    private static Tensor ConvStack(ConvStackWeights stack, Tensor x)
     {
-        var weight = cat(convs.Select(c => (Tensor)c.weight).ToArray(), 0);
-        var bias = cat(convs.Select(c => (Tensor)c.bias!).ToArray(), 0);
-        return functional.conv2d(x, channelsLast ? ChannelsLast(weight) : weight, bias, groups: groups);
+        Tensor Dropout(Tensor t) => functional.dropout(t, stack.Dropout, stack.Training);
+        var h = stack.Conv1.Apply(x);
+        // From a one-channel image oneDNN's first convolution returns NCHW whatever the strides; the copy to
+        // channels-last (when it is not one already) costs less than NCHW's 2×2 max-pool alone.
+        if (stack.ChannelsLast) h = h.Then(ChannelsLast);
+        // Each intermediate is released as soon as the next layer has read it (TensorLifetime).
+        return h.Then(ConvImageEncoder.PoolRelu).Then(Dropout)
+            .Then(stack.Conv2.Apply).Then(t => functional.relu(t)).Then(Dropout)
+            .Then(stack.Conv3.Apply).Then(ConvImageEncoder.PoolRelu).Then(Dropout);
     }
 
     /// <summary>
@@ -152,7 +168,11 @@ public sealed class FusedDtBlocks
     internal static bool ChannelsLastInference { get; set; } = true;
 
     /// <summary>The same tensor [N, C, H, W] with channels-last strides (torch.channels_last): one copy.</summary>
-    private static Tensor ChannelsLast(Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+    private static Tensor ChannelsLast(Tensor t)
+    {
+        using var scope = NewDisposeScope();   // no handle to the copy outlives the returned view
+        return t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+    }
 
     /// <summary>T linear layers on x [T, B, in]: one batched matrix product, [T, B, out].</summary>
     private static Tensor Linear(Linear[] layers, Tensor x)
