@@ -155,6 +155,23 @@ switch (command)
             }
             break;
         }
+    case "gemm":
+        {
+            // The linear layers' matrix products (libtorch's CPU BLAS: MKL), [rows, in] × [in, out]ᵀ, against the
+            // same product as a 1×1 convolution (oneDNN), in GFLOP/s.
+            foreach (var (rows, inF, outF) in new[] { (1000L, 768L, 256L), (1000L, 256L, 128L), (128L, 2048L, 256L), (128L, 512L, 256L) })
+            {
+                var a = randn(rows, inF); var w = randn(outF, inF); var b = zeros(outF);
+                var a4 = a.view(rows, inF, 1, 1); var w4 = w.view(outF, inF, 1, 1);
+                using var _ = no_grad();
+                double flop = 2.0 * rows * inF * outF;
+                double ms = Time($"linear [{rows}×{inF}]·[{inF}×{outF}]", () => { using var s = NewDisposeScope(); functional.linear(a, w, b); });
+                Console.WriteLine($"    {flop / ms / 1e6:F0} GFLOP/s");
+                double msc = Time($"  as 1×1 conv", () => { using var s = NewDisposeScope(); functional.conv2d(a4, w4, b); });
+                Console.WriteLine($"    {flop / msc / 1e6:F0} GFLOP/s, max difference {(functional.linear(a, w, b) - functional.conv2d(a4, w4, b).view(rows, outF)).abs().max().item<float>()}");
+            }
+            break;
+        }
     case "conv":
         {
             // The fused conv stack of T = 10 blocks on one chunk of images: NCHW against channels-last, forward (eval)

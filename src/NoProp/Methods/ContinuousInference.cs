@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using NoProp.Models;
 using NoProp.Solvers;
 using static TorchSharp.torch;
@@ -19,7 +20,7 @@ public static class ContinuousInference
         Func<LogitsAt, Tensor, double, Tensor> drift)
     {
         long batch = x.shape[0];
-        using var features = options.CacheImageFeatures ? denoiser.EncodeImage(x) : null;
+        using var features = options.CacheImageFeatures ? Chunking.Map(x, ImageChunk, denoiser.EncodeImage) : null;
         LogitsAt logits = features is not null
             ? (z, t) => denoiser.Logits(features, z, t)
             : (z, t) => denoiser.forward(x, z, t);
@@ -39,6 +40,13 @@ public static class ContinuousInference
         }
         return solution.Z;
     }
+
+    /// <summary>
+    /// Images per image-encoder call when the features are cached: a batch of 1000 MNIST images gives conv1 an 86 MB
+    /// activation (above glibc's mmap threshold, so mapped and faulted in afresh every batch) where chunks stay in
+    /// cache. The features, and so the results, are the same (the encoder has no batch statistics in eval mode).
+    /// </summary>
+    internal static int ImageChunk { get; set; } = 64;
 
     /// <summary>Class probabilities from the final z: the output head's softmax, or softmax(−‖z − u_c‖²) whose argmax is the nearest embedding.</summary>
     public static Tensor Classify(Tensor z, PredictionRule rule, TorchSharp.Modules.Linear outputHead, Tensor embedding) => rule switch

@@ -109,9 +109,14 @@ public sealed class ContinuousMethodsTests
         using var method = MethodFactory.Create(Config(kind, steps: 6));
         var (x, _) = TestSupport.Mnist.Test.Take(32).ToTensors();
         var cachedStats = new InferenceStatistics();
-        using var cached = Evaluator.PredictProbabilities(method, x, new InferenceOptions { Generator = Evaluator.InferenceGenerator(2), Statistics = cachedStats });
+        int savedChunk = ContinuousInference.ImageChunk;
+        ContinuousInference.ImageChunk = 5;   // the cached features computed in chunks of 5, 5, ..., 2 images
+        Tensor cached;
+        try { cached = Evaluator.PredictProbabilities(method, x, new InferenceOptions { Generator = Evaluator.InferenceGenerator(2), Statistics = cachedStats }); }
+        finally { ContinuousInference.ImageChunk = savedChunk; }
         using var uncached = Evaluator.PredictProbabilities(method, x, new InferenceOptions { Generator = Evaluator.InferenceGenerator(2), CacheImageFeatures = false });
-        Assert.IsTrue(cached.CloseTo(uncached, 1e-5), "caching must not change the result");
+        Assert.IsTrue(cached.CloseTo(uncached, 1e-5), "caching (in chunks) must not change the result");
+        cached.Dispose();
         Assert.AreEqual(12, cachedStats.FunctionEvaluations, "Heun: 2 evaluations per step");
     }
 

@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using NoProp.Embeddings;
 using NoProp.Losses;
 using NoProp.Models;
@@ -162,22 +163,7 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
     /// <see cref="ImageChunk"/> images so that the convolutions' activations stay small. In eval mode they do not
     /// depend on the inference noise, so one computation serves every run, diagnostic and block of a batch.
     /// </summary>
-    public Tensor ImageFeatures(Tensor x)
-    {
-        long n = x.shape[0];
-        if (n <= ImageChunk) return fused.ImageFeatures(x);
-        var parts = new List<Tensor>();
-        try
-        {
-            for (long start = 0; start < n; start += ImageChunk)
-                parts.Add(fused.ImageFeatures(x.narrow(0, start, Math.Min(ImageChunk, n - start))));
-            return cat(parts, 1);
-        }
-        finally
-        {
-            foreach (var p in parts) p.Dispose();
-        }
-    }
+    public Tensor ImageFeatures(Tensor x) => Chunking.Map(x, ImageChunk, fused.ImageFeatures, resultDimension: 1);
 
     /// <summary>Images per fused image-path computation (measured: see BENCHMARKS.md, "Inference batch size").</summary>
     public int ImageChunk { get; set; } = DefaultImageChunk;
