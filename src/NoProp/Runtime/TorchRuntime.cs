@@ -41,6 +41,10 @@ public static class TorchRuntime
                     // Not glibc (musl, say): nothing to tune.
                 }
             }
+            // Loads libtorch (TorchSharp's first native call), then lets its MKL take the AVX-512 kernels on AMD CPUs
+            // before the first matrix product (Native/MklCpuDispatch.cs).
+            torch.get_num_threads();
+            Native.MklCpuDispatch.Apply();
         }
         if (threads is int n)
         {
