@@ -42,9 +42,12 @@ public static class TorchRuntime
                 }
             }
             // Loads libtorch (TorchSharp's first native call), then lets its MKL take the AVX-512 kernels on AMD CPUs
-            // before the first matrix product (Native/MklCpuDispatch.cs).
-            torch.get_num_threads();
-            Native.MklCpuDispatch.Apply();
+            // before the first matrix product (Native/MklCpuDispatch.cs). Where libtorch cannot load (no libtorch
+            // package, say), the first real TorchSharp call reports that as it always has.
+            bool loaded;
+            try { torch.get_num_threads(); loaded = true; }
+            catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException) { loaded = false; }
+            if (loaded) Native.MklCpuDispatch.Apply();
         }
         if (threads is int n)
         {
