@@ -20,7 +20,9 @@ public static class ContinuousInference
         Func<LogitsAt, Tensor, double, Tensor> drift)
     {
         long batch = x.shape[0];
-        using var features = options.CacheImageFeatures ? Chunking.Map(x, ImageChunk, denoiser.EncodeImage) : null;
+        // Chunks on the CPU (its caches); a GPU takes the whole batch at once.
+        long chunk = x.device_type == TorchSharp.DeviceType.CPU ? ImageChunk : Math.Max(1, x.shape[0]);
+        using var features = options.CacheImageFeatures ? Chunking.Map(x, chunk, denoiser.EncodeImage) : null;
         LogitsAt logits = features is not null
             ? (z, t) => denoiser.Logits(features, z, t)
             : (z, t) => denoiser.forward(x, z, t);
@@ -45,6 +47,7 @@ public static class ContinuousInference
     /// Images per image-encoder call when the features are cached: a batch of 1000 MNIST images gives conv1 an 86 MB
     /// activation (above glibc's mmap threshold, so mapped and faulted in afresh every batch) where chunks stay in
     /// cache. The features, and so the results, are the same (the encoder has no batch statistics in eval mode).
+    /// CPU only: on a GPU the whole batch is one call.
     /// </summary>
     internal static int ImageChunk { get; set; } = 64;
 
