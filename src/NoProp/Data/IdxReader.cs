@@ -74,21 +74,54 @@ public static class IdxReader
             if (d == 0 || d > int.MaxValue) throw new NoPropException($"{name}: dimension {i} has invalid size {d}");
             dims[i] = (int)d;
             count *= d;
+            if (count > Array.MaxLength)
+                throw new NoPropException($"{name}: the header announces more than {Array.MaxLength} bytes of data, more than one array can hold");
         }
         string Truncated(long actual) =>
             $"{name}: truncated: the header announces {string.Join("×", dims)} = {count} bytes of data, the file holds {actual}";
         if (knownLength is long length && length - headerLength < count) throw new NoPropException(Truncated(length - headerLength));
-        if (count > Array.MaxLength)
-            throw new NoPropException($"{name}: the header announces {string.Join("×", dims)} = {count} bytes of data, more than one array can hold");
-        var data = new byte[count];
-        int read = stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
-        if (read < count) throw new NoPropException(Truncated(read));
+        var data = ReadData(stream, (int)count, knownLength is not null);
+        if (data.Length < count) throw new NoPropException(Truncated(data.Length));
         long extra = 0;
         Span<byte> rest = stackalloc byte[4096];
         for (int n; (n = stream.Read(rest)) > 0;) extra += n;
         if (extra > 0)
             throw new NoPropException($"{name}: {extra} unexpected bytes after the {string.Join("×", dims)} data the header announces");
         return new IdxArray(dims, data);
+    }
+
+    /// <summary>
+    /// Up to <paramref name="count"/> bytes of data. Where the stream's length is unknown (gzip) and the header
+    /// announces much, the data is read in segments first, so that a corrupt header cannot make the reader allocate
+    /// gigabytes for a small file; a shorter result means the stream ended early.
+    /// </summary>
+    private static byte[] ReadData(Stream stream, int count, bool lengthKnown)
+    {
+        const int Segment = 64 << 20;
+        if (lengthKnown || count <= Segment)
+        {
+            var data = new byte[count];
+            int read = stream.ReadAtLeast(data, count, throwOnEndOfStream: false);
+            return read == count ? data : data[..read];
+        }
+        var segments = new List<byte[]>();
+        long total = 0;
+        while (total < count)
+        {
+            var segment = new byte[(int)Math.Min(Segment, count - total)];
+            int read = stream.ReadAtLeast(segment, segment.Length, throwOnEndOfStream: false);
+            segments.Add(read == segment.Length ? segment : segment[..read]);
+            total += read;
+            if (read < segment.Length) break;
+        }
+        var all = new byte[total];
+        long offset = 0;
+        foreach (var segment in segments)
+        {
+            segment.CopyTo(all, offset);
+            offset += segment.Length;
+        }
+        return all;
     }
 
     /// <summary>Reads an images file (rank 3: count × rows × columns) and its labels file (rank 1).</summary>

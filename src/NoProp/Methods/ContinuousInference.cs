@@ -20,8 +20,9 @@ public static class ContinuousInference
         Func<LogitsAt, Tensor, double, Tensor> drift)
     {
         long batch = x.shape[0];
-        // Chunks on the CPU (its caches); a GPU takes the whole batch at once.
-        long chunk = x.device_type == TorchSharp.DeviceType.CPU ? ImageChunk : Math.Max(1, x.shape[0]);
+        // Chunks on the CPU (its caches); a GPU takes the whole batch at once, and so does a network in training mode
+        // (a backbone's BatchNorm would then use per-chunk statistics).
+        long chunk = x.device_type == TorchSharp.DeviceType.CPU && !denoiser.training ? ImageChunk : Math.Max(1, x.shape[0]);
         using var features = options.CacheImageFeatures ? Chunking.Map(x, chunk, denoiser.EncodeImage) : null;
         LogitsAt logits = features is not null
             ? (z, t) => denoiser.Logits(features, z, t)

@@ -99,7 +99,7 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
         using (no_grad())
         {
             using var copy = h.detach().permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
-            var (pooled, indices) = functional.max_pool2d_with_indices(copy, new long[] { 2, 2 });
+            var (pooled, indices) = functional.max_pool2d_with_indices(copy, new long[] { 2, 2 }, strides: new long[] { 2, 2 });
             pooled.Dispose();
             index = indices.contiguous();
         }

@@ -20,8 +20,10 @@ public static class Chunking
         {
             for (long start = 0; start < n; start += chunk)
             {
-                using var rows = x.narrow(0, start, Math.Min(chunk, n - start));
-                parts.Add(compute(rows));
+                var rows = x.narrow(0, start, Math.Min(chunk, n - start));
+                var result = compute(rows);
+                if (!ReferenceEquals(result, rows)) rows.Dispose();
+                parts.Add(result);
             }
             return cat(parts, resultDimension);
         }

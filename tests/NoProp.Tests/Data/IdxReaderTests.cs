@@ -74,6 +74,19 @@ public sealed class IdxReaderTests
     }
 
     [TestMethod]
+    public void AHeaderThatAnnouncesFarMoreThanAGzipFileHoldsIsReportedAsTruncated()
+    {
+        // 1000 × 1000 × 100 = 100 MB announced, 5 bytes present: read in segments, never allocated whole.
+        var dir = TestSupport.TempDirectory();
+        var path = Write(dir, "liar.gz", [.. Header(0x803, 1000, 1000, 100), 1, 2, 3, 4, 5], gzip: true);
+        StringAssert.Contains(Assert.ThrowsExactly<NoPropException>(() => IdxReader.Read(path, 3)).Message,
+            "1000×1000×100 = 100000000 bytes of data, the file holds 5");
+        // Dimensions whose product no array can hold are refused from the header alone.
+        var huge = Write(dir, "huge.gz", [.. Header(0x803, 2_000_000_000, 2_000_000_000, 2_000_000_000), 1], gzip: true);
+        StringAssert.Contains(Assert.ThrowsExactly<NoPropException>(() => IdxReader.Read(huge, 3)).Message, "more than one array can hold");
+    }
+
+    [TestMethod]
     public void RejectsTrailingBytes()
     {
         var dir = TestSupport.TempDirectory();
