@@ -76,6 +76,13 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
         return output.MoveToOuterDisposeScope();
     }
 
+    /// <summary>The same tensor [N, C, H, W] with channels-last strides (torch.channels_last): one copy.</summary>
+    internal static Tensor ChannelsLast(Tensor t)
+    {
+        using var scope = NewDisposeScope();   // no handle to the copy outlives the returned view
+        return t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+    }
+
     /// <summary>
     /// ReLU then 2×2 max-pooling (stride 2, floor) of conv activations [N, C, H, W], computed as pooling then ReLU: ReLU
     /// is monotone, so the values are the same, and so is every gradient (the window's first maximum receives it when
@@ -98,7 +105,7 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
         Tensor index;
         using (no_grad())
         {
-            using var copy = h.detach().permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+            using var copy = ChannelsLast(h.detach());
             var (pooled, indices) = functional.max_pool2d_with_indices(copy, new long[] { 2, 2 }, strides: new long[] { 2, 2 });
             pooled.Dispose();
             index = indices.contiguous();

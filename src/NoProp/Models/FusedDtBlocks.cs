@@ -128,7 +128,7 @@ public sealed class FusedDtBlocks
         {
             var list = convs.ToArray();
             var weight = cat(list.Select(c => (Tensor)c.weight).ToArray(), 0);
-            return new FusedConv(channelsLast ? weight.Then(ChannelsLast) : weight, cat(list.Select(c => (Tensor)c.bias!).ToArray(), 0), groups);
+            return new FusedConv(channelsLast ? weight.Then(ConvImageEncoder.ChannelsLast) : weight, cat(list.Select(c => (Tensor)c.bias!).ToArray(), 0), groups);
         }
 
         public Tensor Apply(Tensor x) => functional.conv2d(x, Weight, Bias, groups: Groups);
@@ -150,7 +150,7 @@ public sealed class FusedDtBlocks
         var h = stack.Conv1.Apply(x);
         // From a one-channel image oneDNN's first convolution returns NCHW whatever the strides; the copy to
         // channels-last (when it is not one already) costs less than NCHW's 2×2 max-pool alone.
-        if (stack.ChannelsLast) h = h.Then(ChannelsLast);
+        if (stack.ChannelsLast) h = h.Then(ConvImageEncoder.ChannelsLast);
         // Each intermediate is released as soon as the next layer has read it (TensorLifetime).
         return h.Then(ConvImageEncoder.PoolRelu).Then(Dropout)
             .Then(stack.Conv2.Apply).Then(t => functional.relu(t)).Then(Dropout)
@@ -167,12 +167,6 @@ public sealed class FusedDtBlocks
     /// </summary>
     internal static bool ChannelsLastInference { get; set; } = true;
 
-    /// <summary>The same tensor [N, C, H, W] with channels-last strides (torch.channels_last): one copy.</summary>
-    private static Tensor ChannelsLast(Tensor t)
-    {
-        using var scope = NewDisposeScope();   // no handle to the copy outlives the returned view
-        return t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2).MoveToOuterDisposeScope();
-    }
 
     /// <summary>T linear layers on x [T, B, in]: one batched matrix product, [T, B, out].</summary>
     private static Tensor Linear(Linear[] layers, Tensor x)
