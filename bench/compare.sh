@@ -15,10 +15,11 @@
 # data (MNIST, our split sizes), the same intra-op thread count, one OpenBLAS thread, the same glibc malloc
 # thresholds (ours sets them with mallopt at start-up; PyTorch gets them through MALLOC_*_ environment variables).
 # The replica mirrors our fused blocks for the parallel schedule and our fused, chunked, channels-last image
-# features for inference, and our ReLU + max-pool (pooled first through the channels-last kernel, same values), so
+# features for inference, our ReLU + max-pool (pooled first through the channels-last kernel, same values) and our
+# dropout masks (rand < 1 - p, the same Bernoulli distribution as F.dropout's), so
 # each of those figures compares the same algorithm (and the same oneDNN kernels: the ratio is what the .NET side
 # costs or saves). Three more rows compare us with the replica run the way Algorithm 1 is usually written, block by
-# block with each block's own NCHW convolutions and F.max_pool2d(F.relu(h), 2): what a user gains over a plain
+# block with each block's own NCHW convolutions, F.max_pool2d(F.relu(h), 2) and F.dropout: what a user gains over a plain
 # PyTorch NoProp.
 # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (set by this machine's environment for other purposes) are unset for the
 # PyTorch commands only, so OpenBLAS picks its own kernel for the CPU; the script prints which BLAS, core and oneDNN
@@ -120,9 +121,9 @@ run_torch_dt() {
   add "dt-$1-rss-torch" "$(awk 'END { print int($1 / 1024) }' "$out.rss")"
   add "dt-$1-cpu-torch" "$(awk 'END { print $2 + $3 }' "$out.rss")"
 }
-run_torch_dt_plain() {   # Algorithm 1 as usually written: per block, F.max_pool2d(F.relu(h), 2)
+run_torch_dt_plain() {   # Algorithm 1 as usually written: per block, F.max_pool2d(F.relu(h), 2), F.dropout
   local out="$work/torch-dt-plain-$1"
-  "${pyenv[@]}" "$py" bench/pytorch/noprop_dt.py --schedule sequential --plain-pool --epochs 1 --train-size "$train" \
+  "${pyenv[@]}" "$py" bench/pytorch/noprop_dt.py --schedule sequential --plain --epochs 1 --train-size "$train" \
     --validation-size "$valid" --test-size 10 --threads "$threads" --seed 1 --quiet >"$out.log" 2>&1 \
     || { echo "the plain PyTorch DT run failed: see $out.log" >&2; tail -5 "$out.log" >&2; exit 1; }
   add "dt-plain-train-torch" "$(json "$out.log" train_seconds)"
@@ -131,7 +132,7 @@ run_torch_dt_per_block_inference() {   # a separate process, so that the DT runs
   local out="$work/torch-dt-per-block-inference-$1"
   # Batches of 128: the per-block replica's fastest (2,000 test images, quiet AMD EPYC: batches of 32/64/128/256/1000
   # took 4.9/3.9/3.8/4.0/16.1 s; at 1000 every block's activations are tens of MB).
-  "${pyenv[@]}" "$py" bench/pytorch/noprop_dt.py --inference per-block --plain-pool --inference-batch-size 128 --epochs 1 --train-size 256 --validation-size 0 \
+  "${pyenv[@]}" "$py" bench/pytorch/noprop_dt.py --inference per-block --plain --inference-batch-size 128 --epochs 1 --train-size 256 --validation-size 0 \
     --test-size "$test" --threads "$threads" --seed 1 --quiet >"$out.log" 2>&1 \
     || { echo "the PyTorch per-block inference run failed: see $out.log" >&2; tail -5 "$out.log" >&2; exit 1; }
   add "dt-per-block-infer-torch" "$(json "$out.log" test_inference_seconds)"
@@ -161,7 +162,7 @@ for r in $(seq 1 "$rounds"); do
     if [ $((r % 2)) = 1 ]; then run_ours_dt "$schedule" "$r"; run_torch_dt "$schedule" "$r"
     else run_torch_dt "$schedule" "$r"; run_ours_dt "$schedule" "$r"; fi
   done
-  echo "== round $r/$rounds: PyTorch DT as usually written (block by block, plain pooling): a training epoch, inference"
+  echo "== round $r/$rounds: PyTorch DT as usually written (block by block, plain pooling and dropout): a training epoch, inference"
   run_torch_dt_plain "$r"
   run_torch_dt_per_block_inference "$r"
   if [ "$skip_fm" = 0 ]; then

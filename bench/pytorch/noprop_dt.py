@@ -83,13 +83,24 @@ class CosineSchedule:
 
 # ---------------------------------------------------------------- model (Models/*.cs)
 
-MIRROR_POOL = True   # as ConvImageEncoder.PoolRelu; --plain-pool: F.max_pool2d(F.relu(h), 2), as usually written
+MIRROR = True   # pooling as ConvImageEncoder.PoolRelu, dropout as UniformDropout; --plain: F.max_pool2d(F.relu(h), 2), F.dropout
+
+
+def dropout(h, p, training):
+    """Inverted dropout. Mirrored (default): on the CPU the keep mask is rand < 1 - p, as NoProp.NET's UniformDropout
+    (the same Bernoulli(1 - p) mask as F.dropout's, from one 32-bit draw per element instead of bernoulli_'s 64-bit one)."""
+    if not MIRROR or not training or p == 0 or p == 1 or h.device.type != "cpu":
+        return F.dropout(h, p, training)
+    keep = 1 - p
+    mask = torch.rand_like(h)
+    mask.lt_(keep).div_(keep)
+    return h * mask
 
 
 def relu_pool(h):
     """ReLU then 2x2 max-pool. Mirrored (default): pool first, NCHW CPU tensors through the channels-last kernel's
     window maxima and a gather, as NoProp.NET's ConvImageEncoder.PoolRelu (same values and gradients)."""
-    if not MIRROR_POOL:
+    if not MIRROR:
         return F.max_pool2d(F.relu(h), 2)
     if h.is_contiguous(memory_format=torch.channels_last) and h.shape[1] > 1 or h.device.type != "cpu":
         return F.relu(F.max_pool2d(h, 2))
@@ -109,16 +120,14 @@ class ConvImageEncoder(nn.Module):
         self.conv1 = nn.Conv2d(channels, 32, 3)
         self.conv2 = nn.Conv2d(32, 64, 3)
         self.conv3 = nn.Conv2d(64, 128, 3)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
+        self.p = dropout
         self.fc = nn.Linear(128 * side(height) * side(width), 256)
         self.finish = nn.BatchNorm1d(256)
 
     def forward(self, x):
-        h = self.dropout1(relu_pool(self.conv1(x)))
-        h = self.dropout2(F.relu(self.conv2(h)))
-        h = self.dropout3(relu_pool(self.conv3(h)))
+        h = dropout(relu_pool(self.conv1(x)), self.p, self.training)
+        h = dropout(F.relu(self.conv2(h)), self.p, self.training)
+        h = dropout(relu_pool(self.conv3(h)), self.p, self.training)
         return self.finish(self.fc(h.flatten(1)))
 
 
@@ -195,14 +204,14 @@ class FusedDtBlocks:
     def _conv_stack(self, encoders, x):
         T = len(encoders)
         training = encoders[0].training
-        p = encoders[0].dropout1.p
+        p = encoders[0].p
         cl = self.CHANNELS_LAST_INFERENCE and not torch.is_grad_enabled()
         h = self._conv([e.conv1 for e in encoders], x, 1, False)
         if cl:   # conv1's output to channels-last, as ours (its one-channel input does not carry the layout)
             h = h.contiguous(memory_format=torch.channels_last)
-        h = F.dropout(relu_pool(h), p, training)
-        h = F.dropout(F.relu(self._conv([e.conv2 for e in encoders], h, T, cl)), p, training)
-        return F.dropout(relu_pool(self._conv([e.conv3 for e in encoders], h, T, cl)), p, training)
+        h = dropout(relu_pool(h), p, training)
+        h = dropout(F.relu(self._conv([e.conv2 for e in encoders], h, T, cl)), p, training)
+        return dropout(relu_pool(self._conv([e.conv3 for e in encoders], h, T, cl)), p, training)
 
     @staticmethod
     def _conv(convs, x, groups, channels_last):
@@ -396,16 +405,17 @@ def main():
     p.add_argument("--quiet", action="store_true", help="only print the final JSON line")
     p.add_argument("--no-channels-last", action="store_true",
                    help="run the fused no-grad convolutions in NCHW (default: channels-last, as NoProp.NET)")
-    p.add_argument("--plain-pool", action="store_true",
-                   help="F.max_pool2d(F.relu(h), 2) as usually written (default: pooled as NoProp.NET, same values)")
+    p.add_argument("--plain", "--plain-pool", dest="plain", action="store_true",
+                   help="F.max_pool2d(F.relu(h), 2) and F.dropout, as usually written (default: pooling and dropout "
+                        "masks formulated as NoProp.NET's: the same values and the same mask distribution)")
     args = p.parse_args()
     if args.batch_size < 2:
         p.error("--batch-size must be at least 2 (BatchNorm needs two images)")
 
     torch.set_num_threads(args.threads)
     FusedDtBlocks.CHANNELS_LAST_INFERENCE = not args.no_channels_last
-    global MIRROR_POOL
-    MIRROR_POOL = not args.plain_pool
+    global MIRROR
+    MIRROR = not args.plain
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
     train_x_all, train_y_all, test_x, test_y = load_mnist(args.data_dir)
@@ -493,7 +503,7 @@ def main():
         "schedule": args.schedule,
         "inference": args.inference,
         "torch_version": torch.__version__,
-        "pool": "plain" if args.plain_pool else "mirrored", "implementation": "pytorch",
+        "formulation": "plain" if args.plain else "mirrored", "implementation": "pytorch",
     }
     print(json.dumps(result), flush=True)
 

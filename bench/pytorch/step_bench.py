@@ -24,10 +24,11 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--rounds", type=int, default=2, help="the two schedules alternated this many times")
-    p.add_argument("--plain-pool", action="store_true", help="F.max_pool2d(F.relu(h), 2) (default: pooled as ours)")
+    p.add_argument("--plain", "--plain-pool", dest="plain", action="store_true",
+                   help="F.max_pool2d(F.relu(h), 2) and F.dropout (default: pooling and dropout masks as ours)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    noprop_dt.MIRROR_POOL = not args.plain_pool
+    noprop_dt.MIRROR = not args.plain
     torch.manual_seed(1)
     train_x, train_y, _, _ = noprop_dt.load_mnist(noprop_dt.DATA_DIR)
     x, y = train_x[:128].contiguous(), train_y[:128].contiguous()
@@ -41,7 +42,7 @@ def main():
     def parallel():
         method.train_all_blocks(x, y)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, pool {'plain' if args.plain_pool else 'mirrored'}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {'plain' if args.plain else 'mirrored'} pooling and dropout")
     for _ in range(args.rounds):
         for name, step in (("sequential: T TrainSteps", sequential), ("parallel: one fused TrainStep", parallel)):
             for _ in range(2):

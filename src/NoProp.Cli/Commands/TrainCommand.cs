@@ -65,6 +65,7 @@ internal sealed class TrainCommand : Command, ITailoredHelp
     private readonly Option<double?> scheduleWeightDecay = CliOptions.Double(MethodOption.ScheduleWeightDecay.Flag, MethodOptions.Describe(MethodOption.ScheduleWeightDecay), -1e-300);
     private readonly Option<double?> flowSigma = CliOptions.Double(MethodOption.FlowSigma.Flag, MethodOptions.Describe(MethodOption.FlowSigma), -1e-300, MethodOption.FlowSigma.ValueName!);
     private readonly Option<double?> eta = CliOptions.Double(MethodOption.Eta.Flag, MethodOptions.Describe(MethodOption.Eta), 0);
+    private readonly Option<string?> inference = CliOptions.Choice(MethodOption.Inference.Flag, MethodOptions.Describe(MethodOption.Inference), DtInferences.CliNames);
 
     public TrainCommand() : base("train", Summary)
     {
@@ -73,7 +74,7 @@ internal sealed class TrainCommand : Command, ITailoredHelp
                      method, dataset, dataDir, download, label, imageSize, channels, augment, cropPadding, epochs, batchSize, embedding, embeddingDim,
                      eta, lr, weightDecay, trainSize, validationSize, testSize, evalEvery, patience, minDelta, seed, threads, device, output, resume,
                      trackTest, inferenceBatchSize, lrSchedule, warmupEpochs, blocks, schedule, backbone, solver, steps, prediction, weighting,
-                     gammaMax, gammaMin, scheduleTraining, scheduleWeightDecay, flowSigma,
+                     gammaMax, gammaMin, scheduleTraining, scheduleWeightDecay, flowSigma, inference,
                  })
             Options.Add(option);
         SetAction(result => Run(result, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error));
@@ -163,6 +164,7 @@ internal sealed class TrainCommand : Command, ITailoredHelp
             GammaMin = r.GetValue(gammaMin) ?? request.Model.GammaMin,
             FlowSigma = r.GetValue(flowSigma) ?? request.Model.FlowSigma,
             Schedule = r.GetValue(schedule) ?? request.Model.Schedule,
+            Inference = r.GetValue(inference) ?? request.Model.Inference,
         };
         var splits = request.Splits with
         {

@@ -134,6 +134,8 @@ public abstract class MethodDefinition(
     {
         if (config.BlockSchedule != BlockSchedule.Sequential && !Accepts(MethodOption.Schedule))
             throw new NoPropException($"--schedule {config.BlockSchedule.ToString().ToLowerInvariant()} applies to {MethodRegistry.AppliesTo(MethodOption.Schedule)} (the other methods have no independent blocks)");
+        if (config.DtInference != DtInference.Stochastic && !Accepts(MethodOption.Inference))
+            throw new NoPropException($"--inference {config.DtInference.ToCliName()} applies to {MethodRegistry.AppliesTo(MethodOption.Inference)} (use eval --deterministic for the other methods)");
         if (config.Backbone != BackboneKind.Paper && !Accepts(MethodOption.Backbone))
             throw new NoPropException($"--backbone applies to {MethodRegistry.AppliesTo(MethodOption.Backbone)} ({DisplayName} is built from the paper's DT blocks)");
         ValidatePrediction(config, config.Prediction);

@@ -24,6 +24,8 @@ public sealed record MethodOption(string CliName, string? ValueName, string Help
     public static readonly MethodOption Schedule = new("schedule", "ORDER",
         "sequential (Algorithm 1: block 1 on every minibatch, then block 2, ...) | parallel (every block steps on each minibatch, all T computed as one fused computation)");
     public static readonly MethodOption Eta = new("eta", "X", "weight η of the denoising loss");
+    public static readonly MethodOption Inference = new("inference", "MODE",
+        "stochastic (Eq. 3, the paper's: fresh noise √c_t·ε after every block) | deterministic (ε = 0: each step's mean; z_0 still drawn)");
     public static readonly MethodOption Backbone = new("backbone", "NAME", "paper | resnet18 | resnet50 | resnet152");
     public static readonly MethodOption Solver = new("solver", "NAME", "euler | heun | midpoint | rk4 | dopri5");
     public static readonly MethodOption Steps = new("steps", "N", "solver steps over t in [0, 1]");

@@ -20,6 +20,29 @@ public enum BlockSchedule
     Parallel,
 }
 
+/// <summary>How NoProp-DT's inference chain (Eq. 3) treats the noise term √c_t·ε_t.</summary>
+public enum DtInference
+{
+    /// <summary>Eq. 3 as the paper writes it: fresh Gaussian noise √c_t·ε_t after every block (z_0 ~ N(0, I)).</summary>
+    Stochastic,
+    /// <summary>
+    /// ε_t = 0: every step takes the mean a_t·û + b_t·z_{t−1} of Eq. 3's transition (as DDIM's η = 0 does for a
+    /// diffusion model); z_0 is still drawn. The blocks are trained exactly as with <see cref="Stochastic"/>.
+    /// </summary>
+    Deterministic,
+}
+
+public static class DtInferences
+{
+    public static readonly string[] CliNames = ["stochastic", "deterministic"];
+
+    public static string ToCliName(this DtInference value) => CliNames[(int)value];
+
+    public static DtInference Parse(string value) => Array.IndexOf(CliNames, value) is int i and >= 0
+        ? (DtInference)i
+        : throw new NoPropException($"unknown DT inference '{value}' (expected {string.Join(" or ", CliNames)})");
+}
+
 /// <summary>How NoProp-CT weights its denoising term.</summary>
 public enum CtWeighting
 {
@@ -134,6 +157,9 @@ public sealed record ModelConfig
 
     /// <summary>NoProp-DT: the order of the blocks' training steps (Algorithm 1's sequential order by default).</summary>
     public BlockSchedule BlockSchedule { get; init; } = BlockSchedule.Sequential;
+
+    /// <summary>NoProp-DT: whether inference draws Eq. 3's noise (the paper) or takes each step's mean.</summary>
+    public DtInference DtInference { get; init; } = DtInference.Stochastic;
 
     // ---- continuous time (CT and FM) ----
 

@@ -25,7 +25,6 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     public const int Features = 256;
 
     private readonly Conv2d conv1, conv2, conv3;
-    private readonly Dropout dropout1, dropout2, dropout3;
     private readonly Linear fc;
     private readonly Module<Tensor, Tensor> finish;
 
@@ -37,9 +36,7 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
         conv1 = Conv2d(channels, 32, 3);
         conv2 = Conv2d(32, 64, 3);
         conv3 = Conv2d(64, 128, 3);
-        dropout1 = Dropout(dropout);
-        dropout2 = Dropout(dropout);
-        dropout3 = Dropout(dropout);
+        if (!(dropout >= 0 && dropout <= 1)) throw new ArgumentOutOfRangeException(nameof(dropout), dropout, "dropout probability must be in [0, 1]");
         fc = Linear(FlattenedSize, Features);
         finish = outputLayer == EncoderOutputLayer.BatchNorm ? BatchNorm1d(Features) : ReLU();
         RegisterComponents();
@@ -69,12 +66,14 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = conv1.forward(x).Then(PoolRelu).Then(dropout1.forward)
-            .Then(conv2.forward).Then(t => functional.relu(t)).Then(dropout2.forward)
-            .Then(conv3.forward).Then(PoolRelu).Then(dropout3.forward);
+        var h = conv1.forward(x).Then(PoolRelu).Then(Dropout)
+            .Then(conv2.forward).Then(t => functional.relu(t)).Then(Dropout)
+            .Then(conv3.forward).Then(PoolRelu).Then(Dropout);
         var output = finish.forward(fc.forward(h.flatten(1)));
         return output.MoveToOuterDisposeScope();
     }
+
+    private Tensor Dropout(Tensor h) => UniformDropout.Apply(h, DropoutRate, training);
 
     /// <summary>The same tensor [N, C, H, W] with channels-last strides (torch.channels_last): one copy.</summary>
     internal static Tensor ChannelsLast(Tensor t)

@@ -146,7 +146,7 @@ public sealed class FusedDtBlocks
     /// </summary>
     private static Tensor ConvStack(ConvStackWeights stack, Tensor x)
     {
-        Tensor Dropout(Tensor t) => functional.dropout(t, stack.Dropout, stack.Training);
+        Tensor Dropout(Tensor t) => UniformDropout.Apply(t, stack.Dropout, stack.Training);
         var h = stack.Conv1.Apply(x);
         // From a one-channel image oneDNN's first convolution returns NCHW whatever the strides; the copy to
         // channels-last (when it is not one already) costs less than NCHW's 2×2 max-pool alone.

@@ -53,6 +53,8 @@ public sealed class CliTests
     [DataRow(new[] { "eval", "--model", "m", "--per-block=often" }, "--per-block: expected true or false, got 'often'")]
     [DataRow(new[] { "train", "--method", "backprop", "--schedule", "parallel" }, "--schedule applies to --method dt, not --method backprop")]
     [DataRow(new[] { "train", "--method", "dt", "--schedule", "random" }, "--schedule: unknown value 'random'")]
+    [DataRow(new[] { "train", "--method", "ct", "--inference", "deterministic" }, "--inference applies to --method dt, not --method ct")]
+    [DataRow(new[] { "train", "--method", "dt", "--inference", "mean" }, "--inference: unknown value 'mean'")]
     [DataRow(new[] { "train", "--method", "dt", "--epochs", "2", "--warmup-epochs", "2" }, "--warmup-epochs 2: must be shorter than the run (--epochs 2)")]
     [DataRow(new[] { "train", "--method", "dt", "--lr-schedule", "step" }, "--lr-schedule: unknown value 'step'")]
     [DataRow(new[] { "eval", "--model", "m", "--inference-batch-size", "0" }, "--inference-batch-size: must be at least 1, got 0")]

@@ -73,6 +73,18 @@ public sealed class RunFolderFormatTests
     }
 
     [TestMethod]
+    public void RunJsonKeepsTheDtInferenceWhenSetAndOmitsItOtherwise()
+    {
+        var request = RunFile.FromJson(File.ReadAllText(Fixture("dt", "run.json")), "fixture");
+        Assert.IsNull(request.Model.Inference, "a run folder from before --inference has none");
+        var deterministic = request with { Model = request.Model with { Inference = "deterministic" } };
+        var json = RunFile.ToJson(deterministic);
+        StringAssert.Contains(json, "\"inference\": \"deterministic\"");
+        Assert.AreEqual("deterministic", RunFile.FromJson(json, "written").Model.Inference);
+        Assert.IsFalse(RunFile.ToJson(request).Contains("\"inference\""));
+    }
+
+    [TestMethod]
     public void SweepJsonRoundTripsByteForByte()
     {
         var text = File.ReadAllText(Fixture("fm", "sweep-heun.json"));

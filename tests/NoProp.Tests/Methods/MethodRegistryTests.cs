@@ -59,6 +59,7 @@ public sealed class MethodRegistryTests
     [TestMethod]
     [DataRow("blocks", "dt,backprop")]
     [DataRow("schedule", "dt")]
+    [DataRow("inference", "dt")]
     [DataRow("eta", "dt,ct")]
     [DataRow("backbone", "ct,fm,adjoint")]
     [DataRow("solver", "ct,fm,adjoint")]
@@ -80,7 +81,7 @@ public sealed class MethodRegistryTests
     [TestMethod]
     public void EveryOptionIsListedAndNoOtherIsAccepted()
     {
-        Assert.AreEqual(13, MethodRegistry.Options.Count);
+        Assert.AreEqual(14, MethodRegistry.Options.Count);
         Assert.IsNull(MethodRegistry.FindOption("lr"), "--lr applies to every method: not a method option");
         foreach (var d in MethodRegistry.All)
             Assert.AreEqual(d.Options.Count, d.Options.Select(o => o.Option).Distinct().Count(), $"{d.CliName} lists an option twice");
@@ -155,7 +156,7 @@ public sealed class MethodRegistryTests
         Assert.AreEqual("solver steps over t in [0, 1] (ct, fm, adjoint)  [40]", MethodRegistry.HelpForAll(MethodOption.Steps));
         var adjointSteps = MethodRegistry.Parse("adjoint").Options.Single(o => o.Option == MethodOption.Steps);
         Assert.AreEqual("solver steps over t in [0, 1] (training too)  [40]", adjointSteps.HelpText);
-        CollectionAssert.AreEqual(new[] { "--blocks", "--schedule", "--eta" }, MethodRegistry.Parse("dt").Options.Select(o => o.Option.Flag).ToArray(),
+        CollectionAssert.AreEqual(new[] { "--blocks", "--schedule", "--eta", "--inference" }, MethodRegistry.Parse("dt").Options.Select(o => o.Option.Flag).ToArray(),
             "--help for --method dt lists these method options only");
     }
 

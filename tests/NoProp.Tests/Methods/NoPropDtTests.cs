@@ -187,6 +187,28 @@ public sealed class NoPropDtTests
         Assert.IsFalse(Run(true, 1).SameAs(Run(false, 1)), "ε = 0 must change the result");
     }
 
+    /// <summary>
+    /// A model configured for deterministic inference (--inference deterministic) runs the chain with ε = 0 whatever
+    /// the caller asks: the same z as InferenceOptions.Deterministic on the same weights and the same z_0 draw.
+    /// </summary>
+    [TestMethod]
+    public void AModelConfiguredDeterministicTakesEachStepsMean()
+    {
+        var config = TestSupport.Config(blocks: 3);
+        using var stochastic = new NoPropDt(config);
+        using var deterministic = new NoPropDt(config with { DtInference = DtInference.Deterministic });
+        deterministic.Network.load_state_dict(stochastic.Network.state_dict());
+        var (x, _) = Batch(32);
+        stochastic.Network.eval();
+        deterministic.Network.eval();
+        using var _g = no_grad();
+        InferenceOptions Options(bool epsilonZero) => new() { Deterministic = epsilonZero, Generator = Evaluator.InferenceGenerator(7) };
+        var expected = stochastic.RunChain(x, Options(true), null);
+        Assert.IsTrue(deterministic.RunChain(x, Options(false), null).SameAs(expected), "the model's setting drops ε");
+        Assert.IsTrue(deterministic.RunChain(x, Options(true), null).SameAs(expected));
+        Assert.IsFalse(stochastic.RunChain(x, Options(false), null).SameAs(expected), "a stochastic model keeps Eq. 3's noise");
+    }
+
     [TestMethod]
     public void PerBlockProbabilitiesFollowTheChain()
     {

@@ -202,13 +202,14 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
             ? zeros(batch, Config.EmbeddingDimension, device: device)
             : options.Noise([batch, Config.EmbeddingDimension], device);
         var embedding = Net.Embedding.Weight;
+        bool deterministic = options.Deterministic || Config.DtInference == DtInference.Deterministic;
         for (int t = 1; t <= Config.Blocks; t++)
         {
             using var scope = NewDisposeScope();
             var (a, b, c) = coefficients[t - 1];
             var uHat = EmbeddingReadout.ConvexCombination(Net.Blocks[t - 1].Logits(imageFeatures[t - 1], z), embedding);
             var next = uHat * a + z * b;
-            if (!options.Deterministic && c > 0)
+            if (!deterministic && c > 0)
                 next.add_(options.Noise(next.shape, device), alpha: Math.Sqrt(c));
             z.Dispose();
             z = next.MoveToOuterDisposeScope();

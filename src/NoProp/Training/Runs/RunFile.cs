@@ -80,6 +80,9 @@ public static class RunFile
         public double? WarmupEpochs { get; set; }
         public int InferenceBatchSize { get; set; } = NoProp.Methods.InferenceOptions.DefaultBatchSize;
         public bool TrackTest { get; set; }
+        /// <summary>Written only when set: run folders from before the option stay byte-identical.</summary>
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public string? Inference { get; set; }
 
         /// <summary>The file keeps every method option resolved (the method's default where the request has none), as it always has.</summary>
         public static Flat From(TrainRequest r)
@@ -99,7 +102,7 @@ public static class RunFile
             Prediction = r.Model.Prediction, ScheduleTraining = r.Model.ScheduleTraining, ScheduleWeightDecay = r.Model.ScheduleWeightDecay,
             GammaMax = r.Model.GammaMax, GammaMin = r.Model.GammaMin, FlowSigma = r.Model.FlowSigma, Schedule = r.Model.Schedule ?? defaults.BlockSchedule.ToString().ToLowerInvariant(),
             LrSchedule = r.Training.LrSchedule, WarmupEpochs = r.Training.WarmupEpochs, InferenceBatchSize = r.Training.InferenceBatchSize,
-            TrackTest = r.Training.TrackTest,
+            TrackTest = r.Training.TrackTest, Inference = r.Model.Inference,
             };
         }
 
@@ -117,6 +120,7 @@ public static class RunFile
                 Embedding = Embedding, EmbeddingDim = EmbeddingDim, Blocks = Blocks, Eta = Eta, LearningRate = LearningRate, WeightDecay = WeightDecay,
                 Backbone = Backbone, Solver = Solver, Steps = Steps, Weighting = Weighting, Prediction = Prediction, ScheduleTraining = ScheduleTraining,
                 ScheduleWeightDecay = ScheduleWeightDecay, GammaMax = GammaMax, GammaMin = GammaMin, FlowSigma = FlowSigma, Schedule = Schedule,
+                Inference = Inference,
             },
             Training = new TrainingSettings
             {

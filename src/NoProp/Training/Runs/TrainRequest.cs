@@ -98,6 +98,8 @@ public sealed record ModelRequest
     public double FlowSigma { get; init; }
     /// <summary>dt: sequential (Algorithm 1) or parallel (all blocks step on each minibatch, fused).</summary>
     public string? Schedule { get; init; }
+    /// <summary>dt: stochastic (Eq. 3) or deterministic (ε = 0) inference; null: stochastic.</summary>
+    public string? Inference { get; init; }
 }
 
 /// <summary>The training loop's options.</summary>

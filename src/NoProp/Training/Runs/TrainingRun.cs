@@ -156,6 +156,7 @@ public sealed class TrainingRun(TrainRequest request)
             InitialGammaMin = m.GammaMin ?? -5.0,
             FlowSigma = m.FlowSigma,
             BlockSchedule = m.Schedule switch { "parallel" => BlockSchedule.Parallel, "sequential" => BlockSchedule.Sequential, _ => defaults.BlockSchedule },
+            DtInference = m.Inference is string inference ? DtInferences.Parse(inference) : DtInference.Stochastic,
         };
     }
 
@@ -184,6 +185,7 @@ public sealed class TrainingRun(TrainRequest request)
             ScheduleTraining = definition.Accepts(MethodOption.ScheduleTraining) ? config.ScheduleTrainingOrDefault.ToCliName() : null,
             ScheduleWeightDecay = definition.Accepts(MethodOption.ScheduleWeightDecay) ? config.ScheduleWeightDecay : null,
             Eta = definition.Accepts(MethodOption.Eta) ? config.Eta : null,
+            Inference = config.DtInference == DtInference.Stochastic ? null : config.DtInference.ToCliName(),
             Epochs = training.Epochs,
             BestEpoch = result.BestEpoch,
             EpochsTrained = result.History.Count,

@@ -1,0 +1,77 @@
+using NoProp.Models;
+using NoProp.Runtime;
+using static TorchSharp.torch;
+
+namespace NoProp.Tests.Models;
+
+/// <summary>Dropout with its CPU keep mask drawn as rand &lt; 1 − p: a Bernoulli(1 − p) mask, scaled by 1/(1 − p).</summary>
+[TestClass]
+public sealed class UniformDropoutTests
+{
+    [TestInitialize]
+    public void Seed() { TorchRuntime.Initialize(); TorchRuntime.Seed(5); }
+
+    [TestMethod]
+    [DataRow(0.2)]
+    [DataRow(0.5)]
+    [DataRow(0.9)]
+    public void ZeroesAFractionPAndScalesTheRestByOneOverOneMinusP(double p)
+    {
+        var x = rand(1_000_000) + 0.5;   // no zeros of its own
+        var y = UniformDropout.Apply(x, p, training: true);
+
+        var dropped = y.eq(0);
+        double fraction = dropped.to_type(ScalarType.Float64).mean().item<double>();
+        // Standard error of the fraction: sqrt(p(1 − p)/10⁶) ≤ 5e-4; eight of them.
+        Assert.AreEqual(p, fraction, 4e-3, "fraction of zeroed elements");
+        var kept = y.masked_select(dropped.logical_not()) / x.masked_select(dropped.logical_not());
+        Assert.AreEqual(1 / (1 - p), kept.min().item<float>(), 1e-5);
+        Assert.AreEqual(1 / (1 - p), kept.max().item<float>(), 1e-5);
+        // Inverted dropout keeps the expectation: E[y] = E[x].
+        Assert.AreEqual(x.mean().item<float>(), y.mean().item<float>(), 0.01);
+    }
+
+    [TestMethod]
+    public void GradientFlowsThroughTheKeptElementsOnly()
+    {
+        var x = (rand(4, 8, 5, 5) + 0.5).requires_grad_();
+        var y = UniformDropout.Apply(x, 0.3, training: true);
+        var upstream = randn(4, 8, 5, 5);
+        (y * upstream).sum().backward();
+        var expected = upstream * (y.detach() / x.detach());   // 1/(1 − p) where kept, 0 where dropped
+        Assert.AreEqual(0, (x.grad! - expected).abs().max().item<float>(), 1e-5);
+        Assert.IsTrue(y.eq(0).any().item<bool>() && y.ne(0).any().item<bool>());
+    }
+
+    [TestMethod]
+    public void TheSameSeedDrawsTheSameMask()
+    {
+        var x = rand(64, 32) + 0.5;
+        TorchRuntime.Seed(9);
+        var a = UniformDropout.Apply(x, 0.2, training: true);
+        TorchRuntime.Seed(9);
+        var b = UniformDropout.Apply(x, 0.2, training: true);
+        var c = UniformDropout.Apply(x, 0.2, training: true);
+        Assert.AreEqual(0, (a - b).abs().max().item<float>());
+        Assert.IsTrue((a - c).abs().max().item<float>() > 0, "the next draw is a different mask");
+    }
+
+    [TestMethod]
+    public void OutsideTrainingOrAtPZeroItIsTheIdentity()
+    {
+        var x = randn(3, 4);
+        Assert.AreSame(x, UniformDropout.Apply(x, 0.2, training: false));
+        Assert.AreSame(x, UniformDropout.Apply(x, 0, training: true));
+        Assert.AreEqual(0, UniformDropout.Apply(x, 1, training: true).abs().max().item<float>());
+    }
+
+    [TestMethod]
+    [DataRow(-0.1)]
+    [DataRow(1.5)]
+    [DataRow(double.NaN)]
+    public void RejectsAProbabilityOutsideZeroToOne(double p)
+    {
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => UniformDropout.Apply(randn(2), p, training: true));
+        StringAssert.Contains(e.Message, "dropout probability");
+    }
+}
