@@ -269,6 +269,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
             Solver = (OdeSolverKind)options.Solver,
             InferenceSteps = options.InferenceSteps,
             Prediction = definition.Defaults.Prediction,
+            DtInference = options.DeterministicInference ? DtInference.Deterministic : DtInference.Stochastic,
         };
         try
         {
@@ -306,6 +307,8 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         Require(o.EarlyStoppingMinDelta == 0 || o.EarlyStoppingPatience is not null, "EarlyStoppingMinDelta", "applies with EarlyStoppingPatience");
         Require(Enum.IsDefined(o.Method), "Method", $"is not a NoPropMethod: {o.Method}");
         Require(o.Eta is null || MethodRegistry.Get(o.Method.ToMethodKind()).Accepts(MethodOption.Eta), "Eta", $"does not apply to NoPropMethod.{o.Method} (its loss has no η)");
+        Require(!o.DeterministicInference || MethodRegistry.Get(o.Method.ToMethodKind()).Accepts(MethodOption.Inference), "DeterministicInference",
+            $"applies to NoPropMethod.DiscreteTime only (NoPropMethod.{o.Method} has no Eq. 3 noise)");
         Require(Enum.IsDefined(o.Embedding), "Embedding", $"is not a NoPropLabelEmbedding: {o.Embedding}");
         Require(Enum.IsDefined(o.Solver), "Solver", $"is not a NoPropOdeSolver: {o.Solver}");
         Require(o.EmbeddingDimension is null || o.Embedding == NoPropLabelEmbedding.Learned, "EmbeddingDimension",

@@ -125,6 +125,12 @@ public sealed class NoPropOptions
     /// <summary>η, the weight of the denoising loss; null: the method's default (<see cref="MethodDefaults.Eta"/>: 0.1 for DT, 1 for CT; FM has no η).</summary>
     public double? Eta { get; set; }
 
+    /// <summary>
+    /// NoProp-DT only: inference takes each step's mean (ε = 0 in Eq. 3; z_0 is still drawn) instead of the paper's fresh
+    /// noise after every block, for validation and for scoring with the trained model. Training is the same either way.
+    /// </summary>
+    public bool DeterministicInference { get; set; }
+
     /// <summary>NoProp-CT and NoProp-FM only: the ODE solver used at inference.</summary>
     public NoPropOdeSolver Solver { get; set; } = (NoPropOdeSolver)MethodRegistry.Get(MethodKind.ContinuousTime).Defaults.Solver;
 

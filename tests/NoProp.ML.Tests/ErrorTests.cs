@@ -126,6 +126,7 @@ public sealed class ErrorTests
     [DataRow("EmbeddingDimension", "NoPropOptions.EmbeddingDimension applies to NoPropLabelEmbedding.Learned only")]
     [DataRow("Eta", "NoPropOptions.Eta does not apply to NoPropMethod.FlowMatching")]
     [DataRow("NormalizationMean", "NoPropOptions.NormalizationMean and NormalizationStd apply to FeatureNormalization.Explicit only")]
+    [DataRow("DeterministicInference", "NoPropOptions.DeterministicInference applies to NoPropMethod.DiscreteTime only")]
     public void OptionsOutOfRangeAreNamed(string option, string message)
     {
         var options = MlTestSupport.TinyOptions();
@@ -137,6 +138,7 @@ public sealed class ErrorTests
             case "EmbeddingDimension": options.EmbeddingDimension = 8; break;
             case "Eta": options.Method = NoPropMethod.FlowMatching; options.Eta = 0.5; break;
             case "NormalizationMean": options.NormalizationMean = [0.5f]; break;
+            case "DeterministicInference": options.Method = NoPropMethod.ContinuousTime; options.DeterministicInference = true; break;
         }
         Fails<ArgumentOutOfRangeException>(() => new NoPropEstimator(Ml, options), message);
     }

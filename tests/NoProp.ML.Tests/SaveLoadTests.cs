@@ -34,6 +34,26 @@ public sealed class SaveLoadTests
     }
 
     [TestMethod]
+    public void DeterministicInferenceIsSavedWithTheModel()
+    {
+        var ml = new MLContext(seed: 1);
+        var options = MlTestSupport.TinyOptions();
+        options.DeterministicInference = true;
+        var train = ml.Data.LoadFromEnumerable(MlTestSupport.Digits(train: true, 128));
+        using var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.NoProp(options)).Fit(train);
+        Assert.AreEqual(Methods.DtInference.Deterministic, model.LastTransformer.Configuration.DtInference);
+        var path = Path.Combine(MlTestSupport.TempDirectory(), "deterministic.zip");
+        ml.Model.Save(model, train.Schema, path);
+        var loaded = new MLContext().Model.Load(path, out _);
+        using (loaded as IDisposable)
+        {
+            var noProp = ((TransformerChain<ITransformer>)loaded).OfType<NoPropTransformer>().Single();
+            Assert.AreEqual(Methods.DtInference.Deterministic, noProp.Configuration.DtInference);
+        }
+        Assert.AreEqual(Methods.DtInference.Stochastic, MlTestSupport.NoProp.Configuration.DtInference, "the paper's inference by default");
+    }
+
+    [TestMethod]
     public void LoadInANewContextGivesIdenticalScores()
     {
         var path = SavedModel();
