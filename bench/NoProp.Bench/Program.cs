@@ -72,6 +72,10 @@ switch (command)
             double image = Time("  fused image paths (train)", () => { using var s = NewDisposeScope(); parallel.FusedBlocks.ImageFeatures(x); });
             double forward = Time("  fused forward (train)", () => { using var s = NewDisposeScope(); parallel.FusedBlocks.Logits(x, zAll); });
             double backward = Time("  fused forward+backward", () => { using var s = NewDisposeScope(); parallel.FusedBlocks.Logits(x, zAll).sum().backward(); });
+            parallel.Network.eval();   // the same computation with autograd, without dropout (and BN on running statistics)
+            Time("  fused forward (eval mode, grad)", () => { using var s = NewDisposeScope(); parallel.FusedBlocks.Logits(x, zAll); });
+            Time("  fused forward+backward (eval mode)", () => { using var s = NewDisposeScope(); parallel.FusedBlocks.Logits(x, zAll).sum().backward(); });
+            parallel.Network.train();
             Console.WriteLine($"  breakdown: image paths forward {image / whole:P0}, label paths + heads forward {(forward - image) / whole:P0}, " +
                               $"backward {(backward - forward) / whole:P0}, optimiser steps and the rest {(whole - backward) / whole:P0}");
             method.Network.eval();
@@ -105,6 +109,22 @@ switch (command)
                 string layout = channelsLast ? "channels-last" : "NCHW";
                 Time($"image features, {layout}", () => { using var s = NewDisposeScope(); method.ImageFeatures(x); });
                 Time($"inference chain, {layout}", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
+            }
+            break;
+        }
+    case "dropout":
+        {
+            // Training-mode dropout (p = 0.2) on the fused activations of one minibatch: after pool 1 [B, T·32, 13, 13],
+            // after conv 2 [B, T·64, 11, 11] and after pool 3 [B, T·128, 4, 4]: the whole op, ATen's bernoulli_ mask, and the
+            // uniform draws UniformDropout compares with 1 − p instead.
+            int T = config.Blocks;
+            foreach (var shape in new long[][] { [batch, T * 32, 13, 13], [batch, T * 64, 11, 11], [batch, T * 128, 4, 4] })
+            {
+                var a = randn(shape);
+                Console.WriteLine($"input [{string.Join(", ", shape)}]");
+                Time("  functional.dropout", () => { using var s = NewDisposeScope(); functional.dropout(a, 0.2, true); });
+                Time("  bernoulli_ mask", () => { using var s = NewDisposeScope(); empty_like(a).bernoulli_(0.8); });
+                Time("  rand_like", () => { using var s = NewDisposeScope(); rand_like(a); });
             }
             break;
         }
@@ -253,7 +273,7 @@ switch (command)
             break;
         }
     default:
-        Console.Error.WriteLine($"unknown benchmark '{command}' (expected dt-step, dt-fused, features, pool, conv or load)");
+        Console.Error.WriteLine($"unknown benchmark '{command}' (expected dt-step, dt-fused, features, pool, dropout, gemm, conv or load)");
         return 2;
 }
 return 0;

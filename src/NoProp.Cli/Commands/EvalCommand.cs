@@ -88,7 +88,8 @@ internal sealed class EvalCommand : Command
         x.Dispose(); y.Dispose();
         var (mean, se) = result.Summary;
         double seconds = result.SecondsPerRun;
-        string mode = deterministic ? "deterministic" : "stochastic";
+        // A DT model trained with --inference deterministic always takes each step's mean (its runs differ in z_0 only).
+        string mode = deterministic || method.Config.DtInference == DtInference.Deterministic ? "deterministic" : "stochastic";
         string name = split.Name;
         if (runs == 1)
             stdout.WriteLine($"{name} accuracy: {mean * 100:F2} % ({test.Count} images, {mode} inference, noise seed {seed}, {seconds:F1} s)");

@@ -57,7 +57,7 @@ internal sealed record EvaluationSplit(string Name, ImageDataset Images, long De
         if (RunMetrics.TryLoad(modelDir) is { BestEpoch: > 0 and int epoch, ValidationAccuracy: double v })
         {
             seed = Evaluator.ValidationNoiseSeed(run.Training.Seed, epoch);
-            recorded = $"noprop train recorded {v * 100:F2} % for the kept epoch {epoch} (stochastic inference with the model's settings, noise seed {seed})";
+            recorded = $"noprop train recorded {v * 100:F2} % for the kept epoch {epoch} (inference with the model's settings, noise seed {seed})";
         }
         return new EvaluationSplit(Validation, splits.Validation, seed, recorded);
     }

@@ -8,8 +8,9 @@ namespace NoProp.Models;
 /// uniform draws, <c>rand &lt; 1 − p</c>, instead of ATen's <c>bernoulli_</c>. Both are Bernoulli(1 − p) masks; the
 /// difference is cost: libtorch's CPU <c>bernoulli_</c> turns one 64-bit draw per element into a double on one thread
 /// (~7 ns per element), <c>rand</c> one 32-bit draw (~2.4 ns). With three dropouts after the paper's convolutions
-/// (19 M mask elements per minibatch of 128 through ten fused DT blocks) the masks were ~30 % of a training step on
-/// 2 cores (BENCHMARKS.md, "Dropout masks from uniform draws"). On other devices ATen's fused dropout is used.
+/// (19 M mask elements per minibatch of 128 through ten DT blocks) the masks took ~137 ms of a ~850 ms training step
+/// at one thread, now ~47 ms: the step is 8–9 % faster (BENCHMARKS.md, "Dropout masks from uniform draws"). On other
+/// devices ATen's fused dropout is used.
 /// </summary>
 public static class UniformDropout
 {
