@@ -16,6 +16,7 @@ internal sealed class EvalCommand : Command
     private readonly Option<int?> testSize = CliOptions.Int("--test-size", "the first N test images  [all]", 1);
     private readonly Option<int?> runs = CliOptions.Int("--runs", "stochastic inference runs; reports mean ± standard error  [1]", 1, 10_000, "R");
     private readonly Option<bool?> deterministic = CliOptions.Flag("--deterministic", "DT: ε = 0 in Eq. 3; CT/FM/adjoint/backprop: start from z_0 = 0 (CT, FM, adjoint and backprop are then fully deterministic)");
+    private readonly Option<bool?> stochastic = CliOptions.Flag("--stochastic", "dt: Eq. 3's noise, also for a model trained with --inference deterministic (the paper's inference rule)");
     private readonly Option<bool?> perBlock = CliOptions.Flag("--per-block", "dt, backprop: also the accuracy of the output head on z_t after every block t");
     private readonly Option<bool?> imageOnly = CliOptions.Flag("--image-only", "also the image path alone, without the chain: the first network evaluation at z = 0 (dt, backprop: block 1; ct: û(0, x, 0); fm: nearest embedding to v(0, x, 0))");
     private readonly Option<long?> seed = CliOptions.Long("--seed", "seed of the first run's inference noise (run r uses S + r)  [test: 1; validation: the seed training validated the kept epoch with]", "S");
@@ -30,7 +31,7 @@ internal sealed class EvalCommand : Command
 
     public EvalCommand() : base("eval", "evaluate a trained model on the test split (or the run's validation split)")
     {
-        foreach (var option in new Option[] { model, split, testSize, runs, deterministic, perBlock, imageOnly, seed, batchSize, dataDir, threads, device, solver, steps, prediction, noCache })
+        foreach (var option in new Option[] { model, split, testSize, runs, deterministic, stochastic, perBlock, imageOnly, seed, batchSize, dataDir, threads, device, solver, steps, prediction, noCache })
             Options.Add(option);
         SetAction(p => Run(p, p.InvocationConfiguration.Output));
     }
@@ -42,6 +43,8 @@ internal sealed class EvalCommand : Command
         int? testSize = parse.GetValue(this.testSize);
         int runs = parse.GetValue(this.runs) ?? 1;
         bool deterministic = parse.GetValue(this.deterministic) ?? false;
+        bool stochastic = parse.GetValue(this.stochastic) ?? false;
+        if (deterministic && stochastic) throw new UsageException("--deterministic and --stochastic exclude each other");
         long? seedOption = parse.GetValue(this.seed);
         var dataDir = parse.GetValue(this.dataDir);
         int? threads = parse.GetValue(this.threads);
@@ -59,6 +62,8 @@ internal sealed class EvalCommand : Command
         using var method = ModelStore.Load(modelDir, device);
         if (method.Config.Method.IsBlockChain() && (solverName is not null || steps is not null || prediction is not null || noCache))
             throw new UsageException("--solver, --steps, --prediction and --no-cache apply to CT, FM and adjoint models");
+        if (stochastic && !MethodRegistry.Get(method.Config.Method).Accepts(MethodOption.Inference))
+            throw new UsageException($"--stochastic applies to dt models (Eq. 3's noise), not to this {method.Config.Method.ToCliName()} model");
         if (perBlock && !ChainDiagnostics.HasBlocks(method))
             throw new UsageException($"--per-block applies to models made of blocks (dt, backprop), not to this {method.Config.Method.ToCliName()} model");
         if (imageOnly && !ChainDiagnostics.HasImageOnly(method))
@@ -78,6 +83,7 @@ internal sealed class EvalCommand : Command
             {
                 BatchSize = batchSize,
                 Deterministic = deterministic,
+                DtInference = stochastic ? DtInference.Stochastic : null,
                 Solver = solverName is null ? null : OdeSolvers.Parse(solverName),
                 Steps = steps,
                 Prediction = prediction switch { "head" => PredictionRule.OutputHead, "nearest" => PredictionRule.NearestEmbedding, _ => null },
@@ -89,14 +95,14 @@ internal sealed class EvalCommand : Command
         var (mean, se) = result.Summary;
         double seconds = result.SecondsPerRun;
         // A DT model trained with --inference deterministic always takes each step's mean (its runs differ in z_0 only).
-        string mode = deterministic || method.Config.DtInference == DtInference.Deterministic ? "deterministic" : "stochastic";
+        string mode = deterministic || (!stochastic && method.Config.DtInference == DtInference.Deterministic) ? "deterministic" : "stochastic";
         string name = split.Name;
         if (runs == 1)
             stdout.WriteLine($"{name} accuracy: {mean * 100:F2} % ({test.Count} images, {mode} inference, noise seed {seed}, {seconds:F1} s)");
         else
             stdout.WriteLine($"{name} accuracy: {mean * 100:F2} ± {se * 100:F2} % (mean ± standard error over {runs} {mode} runs, {test.Count} images, noise seeds {seed}–{seed + runs - 1}, {seconds:F1} s per run)");
         // Training's figure, for comparison, when this evaluation reads the model as training did.
-        if (split.Recorded is not null && !deterministic && solverName is null && steps is null && prediction is null) stdout.WriteLine(split.Recorded);
+        if (split.Recorded is not null && !deterministic && !stochastic && solverName is null && steps is null && prediction is null) stdout.WriteLine(split.Recorded);
         if (result.PerBlock is not null)
         {
             stdout.WriteLine($"per-block {name} accuracy (output head on z_t; {(runs == 1 ? "1 run" : $"mean ± standard error over {runs} runs")}):");

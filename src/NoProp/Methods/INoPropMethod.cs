@@ -51,6 +51,12 @@ public sealed class InferenceOptions
     public bool Deterministic { get; init; }
 
     /// <summary>
+    /// NoProp-DT: the inference rule for this evaluation, overriding the model's <see cref="ModelConfig.DtInference"/>
+    /// (null: the model's). <see cref="Deterministic"/> still sets ε = 0 whatever this says.
+    /// </summary>
+    public DtInference? DtInference { get; init; }
+
+    /// <summary>
     /// Images per inference batch when a whole split is scored (<c>--inference-batch-size</c>). NoProp-DT computes the
     /// fused image paths of a batch in chunks of <see cref="DiscreteTime.NoPropDt.ImageChunk"/> images, so its batches can
     /// be large; CT/FM reuse one batch's image features at every solver step.

@@ -120,7 +120,7 @@ public static class RepeatedEvaluation
 
     private static InferenceOptions Copy(InferenceOptions o, Generator generator) => new()
     {
-        Deterministic = o.Deterministic, ZeroInitialState = o.ZeroInitialState, Generator = generator, Solver = o.Solver,
+        Deterministic = o.Deterministic, DtInference = o.DtInference, ZeroInitialState = o.ZeroInitialState, Generator = generator, Solver = o.Solver,
         Steps = o.Steps, CacheImageFeatures = o.CacheImageFeatures, Prediction = o.Prediction, Statistics = o.Statistics, BatchSize = o.BatchSize,
     };
 

@@ -55,6 +55,7 @@ public sealed class CliTests
     [DataRow(new[] { "train", "--method", "dt", "--schedule", "random" }, "--schedule: unknown value 'random'")]
     [DataRow(new[] { "train", "--method", "ct", "--inference", "deterministic" }, "--inference applies to --method dt, not --method ct")]
     [DataRow(new[] { "train", "--method", "dt", "--inference", "mean" }, "--inference: unknown value 'mean'")]
+    [DataRow(new[] { "eval", "--model", "m", "--deterministic", "--stochastic" }, "--deterministic and --stochastic exclude each other")]
     [DataRow(new[] { "train", "--method", "dt", "--epochs", "2", "--warmup-epochs", "2" }, "--warmup-epochs 2: must be shorter than the run (--epochs 2)")]
     [DataRow(new[] { "train", "--method", "dt", "--lr-schedule", "step" }, "--lr-schedule: unknown value 'step'")]
     [DataRow(new[] { "eval", "--model", "m", "--inference-batch-size", "0" }, "--inference-batch-size: must be at least 1, got 0")]

@@ -207,6 +207,9 @@ public sealed class NoPropDtTests
         Assert.IsTrue(deterministic.RunChain(x, Options(false), null).SameAs(expected), "the model's setting drops ε");
         Assert.IsTrue(deterministic.RunChain(x, Options(true), null).SameAs(expected));
         Assert.IsFalse(stochastic.RunChain(x, Options(false), null).SameAs(expected), "a stochastic model keeps Eq. 3's noise");
+        // eval --stochastic: the paper's noise for this evaluation, whatever the model's setting.
+        var paper = new InferenceOptions { DtInference = DtInference.Stochastic, Generator = Evaluator.InferenceGenerator(7) };
+        Assert.IsTrue(deterministic.RunChain(x, paper, null).SameAs(stochastic.RunChain(x, Options(false), null)));
     }
 
     [TestMethod]

@@ -202,7 +202,7 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
             ? zeros(batch, Config.EmbeddingDimension, device: device)
             : options.Noise([batch, Config.EmbeddingDimension], device);
         var embedding = Net.Embedding.Weight;
-        bool deterministic = options.Deterministic || Config.DtInference == DtInference.Deterministic;
+        bool deterministic = options.Deterministic || (options.DtInference ?? Config.DtInference) == DtInference.Deterministic;
         for (int t = 1; t <= Config.Blocks; t++)
         {
             using var scope = NewDisposeScope();
