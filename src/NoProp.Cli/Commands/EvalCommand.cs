@@ -102,7 +102,8 @@ internal sealed class EvalCommand : Command
         else
             stdout.WriteLine($"{name} accuracy: {mean * 100:F2} ± {se * 100:F2} % (mean ± standard error over {runs} {mode} runs, {test.Count} images, noise seeds {seed}–{seed + runs - 1}, {seconds:F1} s per run)");
         // Training's figure, for comparison, when this evaluation reads the model as training did.
-        if (split.Recorded is not null && !deterministic && !stochastic && solverName is null && steps is null && prediction is null) stdout.WriteLine(split.Recorded);
+        bool modelsRule = !deterministic && !(stochastic && method.Config.DtInference == DtInference.Deterministic);
+        if (split.Recorded is not null && modelsRule && solverName is null && steps is null && prediction is null) stdout.WriteLine(split.Recorded);
         if (result.PerBlock is not null)
         {
             stdout.WriteLine($"per-block {name} accuracy (output head on z_t; {(runs == 1 ? "1 run" : $"mean ± standard error over {runs} runs")}):");

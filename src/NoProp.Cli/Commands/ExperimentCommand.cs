@@ -275,7 +275,11 @@ internal sealed class ExperimentCommand : Command
             bool imageOnly = diagnostics.ImageOnly && ChainDiagnostics.HasImageOnly(method);
             // Different noise for every (seed, run): the seed of run r is 1000·seed + r.
             long evaluationSeed = 1000 * cell.Seed;
-            var stochastic = new EvaluationRequest { Runs = config.InferenceRuns, Seed = evaluationSeed };
+            // The paper's stochastic inference, also for a DT cell trained with --inference deterministic.
+            var stochastic = new EvaluationRequest
+            {
+                Runs = config.InferenceRuns, Seed = evaluationSeed, Inference = new InferenceOptions { DtInference = DtInference.Stochastic },
+            };
             stderr.WriteLine($"evaluating {cell.Name}: {config.InferenceRuns} run(s) on {train.Count} training and {splits.Test.Count} test images");
             var onTrain = RepeatedEvaluation.Run(method, trainX, trainY, stochastic with { ImageOnly = imageOnly });
             var onTest = RepeatedEvaluation.Run(method, testX, testY, stochastic with { ImageOnly = imageOnly, PerBlock = perBlock });

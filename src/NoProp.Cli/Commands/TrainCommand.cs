@@ -195,6 +195,10 @@ internal sealed class TrainCommand : Command, ITailoredHelp
             throw new UsageException($"--warmup-epochs {warmup}: must be shorter than the run (--epochs {training.Epochs})");
         if (model.EmbeddingDim is not null && model.Embedding != "learned")
             throw new UsageException($"--embedding-dim applies to --embedding learned only (a {model.Embedding} embedding's dimension is fixed)");
+        // The epochs a resumed run has validated used its inference rule; a different one would mix two rules in the
+        // choice of the best epoch (and the checkpoint's model keeps its own).
+        if (resumeDir is not null && r.GetValue(inference) is string newRule && newRule != (request.Model.Inference ?? DtInference.Stochastic.ToCliName()))
+            throw new UsageException($"--inference {newRule}: a resumed run keeps the inference rule it was trained with ({request.Model.Inference ?? "stochastic"})");
         // Options that only make sense for other methods are usage errors, not silently ignored flags.
         foreach (var option in Options)
             if (r.Given(option) && MethodOptions.Misapplied(option.Name, methodName) is string misapplied)

@@ -31,12 +31,12 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     public ConvImageEncoder(int channels, int height, int width, EncoderOutputLayer outputLayer, double dropout = 0.2)
         : base(nameof(ConvImageEncoder))
     {
+        if (!(dropout >= 0 && dropout <= 1)) throw new ArgumentOutOfRangeException(nameof(dropout), dropout, "dropout probability must be in [0, 1]");
         FlattenedSize = FlattenedFeatures(height, width);
         DropoutRate = dropout;
         conv1 = Conv2d(channels, 32, 3);
         conv2 = Conv2d(32, 64, 3);
         conv3 = Conv2d(64, 128, 3);
-        if (!(dropout >= 0 && dropout <= 1)) throw new ArgumentOutOfRangeException(nameof(dropout), dropout, "dropout probability must be in [0, 1]");
         fc = Linear(FlattenedSize, Features);
         finish = outputLayer == EncoderOutputLayer.BatchNorm ? BatchNorm1d(Features) : ReLU();
         RegisterComponents();

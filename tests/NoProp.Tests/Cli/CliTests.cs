@@ -68,6 +68,16 @@ public sealed class CliTests
     }
 
     [TestMethod]
+    public void AResumedRunKeepsItsInferenceRule()
+    {
+        var dir = TestSupport.TempDirectory();
+        NoProp.Training.Runs.RunFile.Save(new NoProp.Training.Runs.TrainRequest { Method = "dt" }, dir);
+        var (code, _, err) = Run("train", "--resume", dir, "--inference", "deterministic");
+        Assert.AreEqual(2, code, err);
+        StringAssert.Contains(err, "--inference deterministic: a resumed run keeps the inference rule it was trained with (stochastic)");
+    }
+
+    [TestMethod]
     public void MissingModelFolderExitsWithCode1()
     {
         var (code, _, err) = Run("eval", "--model", "/nonexistent/model-dir");

@@ -106,7 +106,7 @@ public sealed class TrainingRun(TrainRequest request)
         foreach (var observer in Observers) observer.Started(context);
         var result = trainer.Run(Resume, cancellation);
 
-        // Final test pass with the selected model (stochastic inference, seeded).
+        // Final test pass with the selected model (the model's inference rule, seeded noise).
         var (testX, testY) = splits.Test.ToTensors(device);
         var clock = Stopwatch.StartNew();
         var inference = new InferenceOptions { Generator = Evaluator.InferenceGenerator(training.Seed, device), BatchSize = training.InferenceBatchSize };
