@@ -94,16 +94,17 @@ internal sealed class EvalCommand : Command
         x.Dispose(); y.Dispose();
         var (mean, se) = result.Summary;
         double seconds = result.SecondsPerRun;
-        // A DT model trained with --inference deterministic always takes each step's mean (its runs differ in z_0 only).
-        string mode = deterministic || (!stochastic && method.Config.DtInference == DtInference.Deterministic) ? "deterministic" : "stochastic";
+        // The DT rule this evaluation used: the model's, unless --stochastic overrode it (a model trained with --inference
+        // deterministic takes each step's mean; its runs differ in z_0 only).
+        var rule = stochastic ? DtInference.Stochastic : method.Config.DtInference;
+        string mode = deterministic || rule == DtInference.Deterministic ? "deterministic" : "stochastic";
         string name = split.Name;
         if (runs == 1)
             stdout.WriteLine($"{name} accuracy: {mean * 100:F2} % ({test.Count} images, {mode} inference, noise seed {seed}, {seconds:F1} s)");
         else
             stdout.WriteLine($"{name} accuracy: {mean * 100:F2} ± {se * 100:F2} % (mean ± standard error over {runs} {mode} runs, {test.Count} images, noise seeds {seed}–{seed + runs - 1}, {seconds:F1} s per run)");
         // Training's figure, for comparison, when this evaluation reads the model as training did.
-        bool modelsRule = !deterministic && !(stochastic && method.Config.DtInference == DtInference.Deterministic);
-        if (split.Recorded is not null && modelsRule && solverName is null && steps is null && prediction is null) stdout.WriteLine(split.Recorded);
+        if (split.Recorded is not null && !deterministic && rule == method.Config.DtInference && solverName is null && steps is null && prediction is null) stdout.WriteLine(split.Recorded);
         if (result.PerBlock is not null)
         {
             stdout.WriteLine($"per-block {name} accuracy (output head on z_t; {(runs == 1 ? "1 run" : $"mean ± standard error over {runs} runs")}):");
