@@ -26,7 +26,7 @@ internal sealed class EvalCommand : Command
     private readonly Option<string?> device = CliOptions.Text("--device", "cpu | cuda  [cpu]", "cpu|cuda");
     private readonly Option<string?> solver = CliOptions.Choice("--solver", "CT, FM and adjoint models: override the model's ODE solver", OdeSolvers.Names.ToArray());
     private readonly Option<int?> steps = CliOptions.Int("--steps", "CT, FM and adjoint models: override the model's step count", 1, 1_000_000);
-    private readonly Option<string?> prediction = CliOptions.Choice("--prediction", "CT, FM and adjoint models: override the model's prediction rule", ["head", "nearest"]);
+    private readonly Option<string?> prediction = CliOptions.Choice("--prediction", "CT, FM and adjoint models: override the model's prediction rule", EnumNames<PredictionRule>.Names);
     private readonly Option<bool?> noCache = CliOptions.Flag("--no-cache", "CT, FM and adjoint models: recompute the image path at every solver evaluation");
 
     public EvalCommand() : base("eval", "evaluate a trained model on the test split (or the run's validation split)")
@@ -86,7 +86,7 @@ internal sealed class EvalCommand : Command
                 DtInference = stochastic ? DtInference.Stochastic : null,
                 Solver = solverName is null ? null : OdeSolvers.Parse(solverName),
                 Steps = steps,
-                Prediction = prediction switch { "head" => PredictionRule.OutputHead, "nearest" => PredictionRule.NearestEmbedding, _ => null },
+                Prediction = prediction is string readout ? EnumNames<PredictionRule>.Parse(readout) : null,
                 CacheImageFeatures = !noCache,
             },
         };
@@ -97,7 +97,7 @@ internal sealed class EvalCommand : Command
         // The DT rule this evaluation used: the model's, unless --stochastic overrode it (a model trained with --inference
         // deterministic takes each step's mean; its runs differ in z_0 only).
         var rule = stochastic ? DtInference.Stochastic : method.Config.DtInference;
-        string mode = deterministic || rule == DtInference.Deterministic ? "deterministic" : "stochastic";
+        string mode = (deterministic ? DtInference.Deterministic : rule).ToCliName();
         string name = split.Name;
         if (runs == 1)
             stdout.WriteLine($"{name} accuracy: {mean * 100:F2} % ({test.Count} images, {mode} inference, noise seed {seed}, {seconds:F1} s)");

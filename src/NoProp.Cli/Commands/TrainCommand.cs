@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using NoProp.Cli.CommandLine;
 using NoProp.Data;
+using NoProp.Embeddings;
 using NoProp.Methods;
 using NoProp.Models;
 using NoProp.Runtime;
@@ -32,7 +33,7 @@ internal sealed class TrainCommand : Command, ITailoredHelp
     private readonly Option<int?> cropPadding = CliOptions.Int("--crop-padding", "padding of the random crop, with --augment  [4]", 0, 64);
     private readonly Option<int?> epochs = CliOptions.Int("--epochs", "training epochs  [100, the paper's]", 1);
     private readonly Option<int?> batchSize = CliOptions.Int("--batch-size", "minibatch size  [128]", 2, valueName: "B");
-    private readonly Option<string?> embedding = CliOptions.Choice("--embedding", "label embedding  [onehot]", ["onehot", "learned", "prototype"]);
+    private readonly Option<string?> embedding = CliOptions.Choice("--embedding", "label embedding  [onehot]", EnumNames<LabelEmbeddingKind>.Names);
     private readonly Option<int?> embeddingDim = CliOptions.Int("--embedding-dim", "dimension of a learned embedding  [20]", 1, valueName: "K");
     private readonly Option<double?> lr = CliOptions.Double("--lr", "learning rate (dt, backprop, adjoint: AdamW; ct, fm: Adam)  [0.001]", 0);
     private readonly Option<double?> weightDecay = CliOptions.Double("--weight-decay", "weight decay  [0.001]", -1e-300);
@@ -49,23 +50,23 @@ internal sealed class TrainCommand : Command, ITailoredHelp
     private readonly Option<string?> resume = CliOptions.Text("--resume", "continue the run in DIR from its checkpoint (options given again override its run.json)", "DIR");
     private readonly Option<bool?> trackTest = CliOptions.Flag("--track-test", "also evaluate the test split after every epoch into test-curve.csv (for accuracy-against-time charts; never used to select the model)");
     private readonly Option<int?> inferenceBatchSize = CliOptions.Int("--inference-batch-size", "images per inference batch (validation, test)  [1000]", 1);
-    private readonly Option<string?> lrSchedule = CliOptions.Choice("--lr-schedule", "constant (the paper's) | cosine (to 0) | one-cycle (peak --lr, from lr/25, down to lr/(25·10⁴))  [constant]", LearningRateSchedule.CliNames);
+    private readonly Option<string?> lrSchedule = CliOptions.Choice("--lr-schedule", "constant (the paper's) | cosine (to 0) | one-cycle (peak --lr, from lr/25, down to lr/(25·10⁴))  [constant]", EnumNames<LearningRateScheduleKind>.Names);
     private readonly Option<double?> warmupEpochs = CliOptions.Double("--warmup-epochs", "linear (one-cycle: cosine) warm-up, in epochs  [0; one-cycle 30 %]", -1e-300);
     // The options only some methods take: help text, defaults and applicability come from the method registry.
     private readonly Option<int?> blocks = CliOptions.Int(MethodOption.Blocks.Flag, MethodOptions.Describe(MethodOption.Blocks), 1, 1000, MethodOption.Blocks.ValueName!);
-    private readonly Option<string?> schedule = CliOptions.Choice(MethodOption.Schedule.Flag, MethodOptions.Describe(MethodOption.Schedule), ["sequential", "parallel"]);
-    private readonly Option<string?> backbone = CliOptions.Choice(MethodOption.Backbone.Flag, MethodOptions.Describe(MethodOption.Backbone), Backbones.CliNames);
+    private readonly Option<string?> schedule = CliOptions.Choice(MethodOption.Schedule.Flag, MethodOptions.Describe(MethodOption.Schedule), EnumNames<BlockSchedule>.Names);
+    private readonly Option<string?> backbone = CliOptions.Choice(MethodOption.Backbone.Flag, MethodOptions.Describe(MethodOption.Backbone), EnumNames<BackboneKind>.Names);
     private readonly Option<string?> solver = CliOptions.Choice(MethodOption.Solver.Flag, MethodOptions.Describe(MethodOption.Solver), OdeSolvers.Names.ToArray());
     private readonly Option<int?> steps = CliOptions.Int(MethodOption.Steps.Flag, MethodOptions.Describe(MethodOption.Steps), 1, 1_000_000, MethodOption.Steps.ValueName!);
-    private readonly Option<string?> prediction = CliOptions.Choice(MethodOption.Prediction.Flag, MethodOptions.Describe(MethodOption.Prediction), PredictionRules.CliNames);
-    private readonly Option<string?> weighting = CliOptions.Choice(MethodOption.Weighting.Flag, MethodOptions.Describe(MethodOption.Weighting), ["constant", "snr-derivative"]);
+    private readonly Option<string?> prediction = CliOptions.Choice(MethodOption.Prediction.Flag, MethodOptions.Describe(MethodOption.Prediction), EnumNames<PredictionRule>.Names);
+    private readonly Option<string?> weighting = CliOptions.Choice(MethodOption.Weighting.Flag, MethodOptions.Describe(MethodOption.Weighting), EnumNames<CtWeighting>.Names);
     private readonly Option<double?> gammaMax = CliOptions.Double(MethodOption.GammaMax.Flag, MethodOptions.Describe(MethodOption.GammaMax));
     private readonly Option<double?> gammaMin = CliOptions.Double(MethodOption.GammaMin.Flag, MethodOptions.Describe(MethodOption.GammaMin));
-    private readonly Option<string?> scheduleTraining = CliOptions.Choice(MethodOption.ScheduleTraining.Flag, MethodOptions.Describe(MethodOption.ScheduleTraining), CtScheduleTrainings.CliNames);
+    private readonly Option<string?> scheduleTraining = CliOptions.Choice(MethodOption.ScheduleTraining.Flag, MethodOptions.Describe(MethodOption.ScheduleTraining), EnumNames<CtScheduleTraining>.Names);
     private readonly Option<double?> scheduleWeightDecay = CliOptions.Double(MethodOption.ScheduleWeightDecay.Flag, MethodOptions.Describe(MethodOption.ScheduleWeightDecay), -1e-300);
     private readonly Option<double?> flowSigma = CliOptions.Double(MethodOption.FlowSigma.Flag, MethodOptions.Describe(MethodOption.FlowSigma), -1e-300, MethodOption.FlowSigma.ValueName!);
     private readonly Option<double?> eta = CliOptions.Double(MethodOption.Eta.Flag, MethodOptions.Describe(MethodOption.Eta), 0);
-    private readonly Option<string?> inference = CliOptions.Choice(MethodOption.Inference.Flag, MethodOptions.Describe(MethodOption.Inference), DtInferences.CliNames);
+    private readonly Option<string?> inference = CliOptions.Choice(MethodOption.Inference.Flag, MethodOptions.Describe(MethodOption.Inference), EnumNames<DtInference>.Names);
 
     public TrainCommand() : base("train", Summary)
     {
@@ -193,12 +194,12 @@ internal sealed class TrainCommand : Command, ITailoredHelp
             throw new UsageException("--early-stopping-patience needs a validation split (--validation-size > 0)");
         if (training.WarmupEpochs is double warmup && warmup >= training.Epochs)
             throw new UsageException($"--warmup-epochs {warmup}: must be shorter than the run (--epochs {training.Epochs})");
-        if (model.EmbeddingDim is not null && model.Embedding != "learned")
+        if (model.EmbeddingDim is not null && model.Embedding != LabelEmbeddingKind.Learned.ToCliName())
             throw new UsageException($"--embedding-dim applies to --embedding learned only (a {model.Embedding} embedding's dimension is fixed)");
         // The epochs a resumed run has validated used its inference rule; a different one would mix two rules in the
         // choice of the best epoch (and the checkpoint's model keeps its own).
         if (resumeDir is not null && r.GetValue(inference) is string newRule && newRule != (request.Model.Inference ?? DtInference.Stochastic.ToCliName()))
-            throw new UsageException($"--inference {newRule}: a resumed run keeps the inference rule it was trained with ({request.Model.Inference ?? "stochastic"})");
+            throw new UsageException($"--inference {newRule}: a resumed run keeps the inference rule it was trained with ({request.Model.Inference ?? DtInference.Stochastic.ToCliName()})");
         // Options that only make sense for other methods are usage errors, not silently ignored flags.
         foreach (var option in Options)
             if (r.Given(option) && MethodOptions.Misapplied(option.Name, methodName) is string misapplied)

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using NoProp.Data;
+using NoProp.Embeddings;
 using NoProp.Methods;
 using NoProp.Runtime;
 
@@ -75,7 +76,7 @@ public record TrainSettings
         AddFor(MethodOption.Eta, Eta); AddFor(MethodOption.Blocks, Blocks);
         AddFor(MethodOption.Steps, Steps); AddFor(MethodOption.Solver, Solver); AddFor(MethodOption.Backbone, Backbone); AddFor(MethodOption.Prediction, Prediction);
         AddFor(MethodOption.Weighting, Weighting); AddFor(MethodOption.ScheduleTraining, ScheduleTraining); AddFor(MethodOption.ScheduleWeightDecay, ScheduleWeightDecay);
-        Add("embedding-dim", EmbeddingDim, embedding == "learned");
+        Add("embedding-dim", EmbeddingDim, embedding == LabelEmbeddingKind.Learned.ToCliName());
         Add("threads", Threads); Add("device", Device); Add("data-dir", DataDir);
         return args;
 
@@ -133,7 +134,7 @@ public sealed record ExperimentConfig
     public string? Output { get; init; }
     public string[] Datasets { get; init; } = ["mnist"];
     public string[] Methods { get; init; } = [];
-    public string[] Embeddings { get; init; } = ["onehot"];
+    public string[] Embeddings { get; init; } = [LabelEmbeddingKind.OneHot.ToCliName()];
     public long[] Seeds { get; init; } = [1];
     /// <summary>R, stochastic inference runs per model (the paper: 5).</summary>
     public int InferenceRuns { get; init; } = 5;
@@ -173,8 +174,6 @@ public sealed record ExperimentConfig
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
-    private static readonly string[] EmbeddingNames = ["onehot", "learned", "prototype"];
-
     public void Validate(string source)
     {
         void Fail(string message) => throw new NoPropException($"{source}: {message}");
@@ -191,7 +190,7 @@ public sealed record ExperimentConfig
         foreach (var d in Datasets)
             if (!NoProp.Data.Datasets.Names.Contains(d)) Fail($"unknown data set '{d}' in 'datasets' (expected {string.Join(", ", NoProp.Data.Datasets.Names)})");
         foreach (var e in Embeddings.Concat(PerMethod.Values.Concat(MethodVariants).SelectMany(p => p.Embeddings ?? [])))
-            if (!EmbeddingNames.Contains(e)) Fail($"unknown embedding '{e}' (expected onehot, learned or prototype)");
+            if (!EnumNames<LabelEmbeddingKind>.Names.Contains(e)) Fail($"unknown embedding '{e}' (expected {EnumNames.Join(EnumNames<LabelEmbeddingKind>.Names, "or")})");
         foreach (var m in PerMethod.Keys)
             if (!Methods.Contains(m)) Fail($"'per_method' names '{m}', which is not in 'methods'");
         foreach (var v in MethodVariants)

@@ -7,33 +7,15 @@ using static TorchSharp.torch.nn;
 namespace NoProp.Embeddings;
 
 /// <summary>How class labels are embedded as the targets u_y = W_Embed[y] (paper §2.2.1).</summary>
+[NamedAs("embedding")]
 public enum LabelEmbeddingKind
 {
     /// <summary>W_Embed = I (fixed), so d = number of classes.</summary>
-    OneHot,
+    [Name("onehot", "one-hot")] OneHot,
     /// <summary>W_Embed learned, dimension k, orthogonal initialisation (semi-orthogonal when m &gt; k).</summary>
-    Learned,
+    [Name("learned")] Learned,
     /// <summary>W_Embed learned with d = image size, each row initialised from its class's medoid training image.</summary>
-    Prototype,
-}
-
-public static class LabelEmbeddingKinds
-{
-    public static string ToCliName(this LabelEmbeddingKind kind) => kind switch
-    {
-        LabelEmbeddingKind.OneHot => "onehot",
-        LabelEmbeddingKind.Learned => "learned",
-        LabelEmbeddingKind.Prototype => "prototype",
-        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-    };
-
-    public static LabelEmbeddingKind Parse(string value) => value.ToLowerInvariant() switch
-    {
-        "onehot" or "one-hot" => LabelEmbeddingKind.OneHot,
-        "learned" => LabelEmbeddingKind.Learned,
-        "prototype" => LabelEmbeddingKind.Prototype,
-        _ => throw new NoPropException($"unknown embedding '{value}' (expected onehot, learned or prototype)"),
-    };
+    [Name("prototype")] Prototype,
 }
 
 /// <summary>The class embedding matrix W_Embed ∈ R^{m×d} (m classes, d dimensions).</summary>

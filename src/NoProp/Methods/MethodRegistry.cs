@@ -97,10 +97,6 @@ public static class MethodRegistry
     public static INoPropMethod Create(ModelConfig config, TorchSharp.torch.Device? device = null) => Get(config.Method).Create(config, device);
 
     /// <summary>"a, b and c" (or "a or b").</summary>
-    internal static string JoinNames(IReadOnlyList<string> names, string conjunction) => names.Count switch
-    {
-        0 => "no method",
-        1 => names[0],
-        _ => $"{string.Join(", ", names.Take(names.Count - 1))} {conjunction} {names[^1]}",
-    };
+    internal static string JoinNames(IReadOnlyList<string> names, string conjunction) =>
+        names.Count == 0 ? "no method" : EnumNames.Join(names, conjunction);
 }

@@ -8,93 +8,65 @@ using NoProp.Solvers;
 namespace NoProp.Methods;
 
 /// <summary>In which order NoProp-DT's blocks take their training steps.</summary>
+[NamedAs("block schedule")]
 public enum BlockSchedule
 {
     /// <summary>Algorithm 1: in each epoch block 1 trains on every minibatch, then block 2, ... (the paper's order).</summary>
-    Sequential,
+    [Name("sequential")] Sequential,
     /// <summary>
     /// Every block takes its own step on the same minibatch, all T computed as one fused computation
     /// (<see cref="Models.FusedDtBlocks"/>). Each block still sees every image once per epoch and learns from its own
     /// loss only; the output head (and a learned embedding) take T steps per minibatch, as in Algorithm 1.
     /// </summary>
-    Parallel,
+    [Name("parallel")] Parallel,
 }
 
 /// <summary>How NoProp-DT's inference chain (Eq. 3) treats the noise term √c_t·ε_t.</summary>
+[NamedAs("DT inference")]
 public enum DtInference
 {
     /// <summary>Eq. 3 as the paper writes it: fresh Gaussian noise √c_t·ε_t after every block (z_0 ~ N(0, I)).</summary>
-    Stochastic,
+    [Name("stochastic")] Stochastic,
     /// <summary>
     /// ε_t = 0: every step takes the mean a_t·û + b_t·z_{t−1} of Eq. 3's transition (as DDIM's η = 0 does for a
     /// diffusion model); z_0 is still drawn. The blocks are trained exactly as with <see cref="Stochastic"/>.
     /// </summary>
-    Deterministic,
-}
-
-public static class DtInferences
-{
-    public static readonly string[] CliNames = ["stochastic", "deterministic"];
-
-    public static string ToCliName(this DtInference value) => CliNames[(int)value];
-
-    public static DtInference Parse(string value) => Array.IndexOf(CliNames, value) is int i and >= 0
-        ? (DtInference)i
-        : throw new NoPropException($"unknown DT inference '{value}' (expected {string.Join(" or ", CliNames)})");
+    [Name("deterministic")] Deterministic,
 }
 
 /// <summary>How NoProp-CT weights its denoising term.</summary>
+[NamedAs("weighting")]
 public enum CtWeighting
 {
     /// <summary>½·η·SNR'(t)·‖û − u_y‖²: the paper's Eq. 9.</summary>
-    SnrDerivative,
+    [Name("snr-derivative")] SnrDerivative,
     /// <summary>½·η·‖û − u_y‖²: a constant weight over t (see docs/design-notes.md for the measured effect).</summary>
-    Constant,
+    [Name("constant")] Constant,
 }
 
 /// <summary>What trains NoProp-CT's learnable noise schedule ψ (Appendix B).</summary>
+[NamedAs("schedule training")]
 public enum CtScheduleTraining
 {
     /// <summary>The whole loss, as Algorithm 2 (step 4) updates ψ with θ: the paper's choice, an ELBO under SNR'(t) weighting.</summary>
-    Joint,
+    [Name("joint")] Joint,
     /// <summary>
     /// Only the terms that are a bound under any weighting: the CE on z_1 (through ᾱ(1)) and the KL at t = 0 (through ᾱ(0)).
     /// The denoising term sees the schedule as a constant.
     /// </summary>
-    Detached,
+    [Name("detached")] Detached,
     /// <summary>ψ keeps its initial values (γ from <see cref="ModelConfig.InitialGammaMax"/> to <see cref="ModelConfig.InitialGammaMin"/>).</summary>
-    Frozen,
-}
-
-public static class CtScheduleTrainings
-{
-    public static readonly string[] CliNames = ["joint", "detached", "frozen"];
-
-    public static string ToCliName(this CtScheduleTraining value) => CliNames[(int)value];
-
-    public static CtScheduleTraining Parse(string value) => Array.IndexOf(CliNames, value) is int i and >= 0
-        ? (CtScheduleTraining)i
-        : throw new NoPropException($"unknown schedule training '{value}' (expected {string.Join(", ", CliNames)})");
+    [Name("frozen")] Frozen,
 }
 
 /// <summary>How a continuous-time model turns the final z into a class.</summary>
+[NamedAs("prediction rule")]
 public enum PredictionRule
 {
     /// <summary>argmax of the output head p̂_θout(y | z_1) (the paper's rule for CT).</summary>
-    OutputHead,
+    [Name("head")] OutputHead,
     /// <summary>The class whose embedding is nearest to z_1 (the paper's rule for FM; argmax of z for one-hot).</summary>
-    NearestEmbedding,
-}
-
-public static class PredictionRules
-{
-    public static readonly string[] CliNames = ["head", "nearest"];
-
-    public static string ToCliName(this PredictionRule rule) => CliNames[(int)rule];
-
-    public static PredictionRule Parse(string value) => Array.IndexOf(CliNames, value) is int i and >= 0
-        ? (PredictionRule)i
-        : throw new NoPropException($"unknown prediction rule '{value}' (expected {string.Join(" or ", CliNames)})");
+    [Name("nearest")] NearestEmbedding,
 }
 
 /// <summary>The old entry points for a method's names and structure; each forwards to <see cref="MethodRegistry"/>.</summary>

@@ -6,38 +6,19 @@ using static TorchSharp.torch.nn;
 namespace NoProp.Models;
 
 /// <summary>The image path of the continuous-time model.</summary>
+[NamedAs("backbone")]
 public enum BackboneKind
 {
     /// <summary>The paper's conv module (Fig. 6, right): 3 convs, FC256 + ReLU.</summary>
-    Paper,
-    ResNet18,
-    ResNet50,
-    ResNet152,
+    [Name("paper")] Paper,
+    [Name("resnet18")] ResNet18,
+    [Name("resnet50")] ResNet50,
+    [Name("resnet152")] ResNet152,
 }
 
 /// <summary>Factories for image encoders that map [B, C, H, W] to 256 features.</summary>
 public static class Backbones
 {
-    public static string ToCliName(this BackboneKind kind) => kind switch
-    {
-        BackboneKind.Paper => "paper",
-        BackboneKind.ResNet18 => "resnet18",
-        BackboneKind.ResNet50 => "resnet50",
-        BackboneKind.ResNet152 => "resnet152",
-        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-    };
-
-    public static readonly string[] CliNames = ["paper", "resnet18", "resnet50", "resnet152"];
-
-    public static BackboneKind Parse(string value) => value.ToLowerInvariant() switch
-    {
-        "paper" => BackboneKind.Paper,
-        "resnet18" => BackboneKind.ResNet18,
-        "resnet50" => BackboneKind.ResNet50,
-        "resnet152" => BackboneKind.ResNet152,
-        _ => throw new NoPropException($"unknown backbone '{value}' (expected {string.Join(", ", CliNames)})"),
-    };
-
     /// <summary>An encoder to 256 features, finished with ReLU (the CT model has no BatchNorm after its FC).</summary>
     public static Module<Tensor, Tensor> CreateImageEncoder(BackboneKind kind, ImageShape image) => kind switch
     {

@@ -3,17 +3,18 @@ using NoProp.Runtime;
 namespace NoProp.Training;
 
 /// <summary>The shape of the learning rate over a run (<c>--lr-schedule</c>).</summary>
+[NamedAs("learning-rate schedule")]
 public enum LearningRateScheduleKind
 {
     /// <summary>The configured learning rate throughout (the paper's recipe), after an optional linear warm-up.</summary>
-    Constant,
+    [Name("constant")] Constant,
     /// <summary>Linear warm-up, then a cosine decay to <see cref="LearningRateSchedule.FinalFraction"/> of the peak.</summary>
-    Cosine,
+    [Name("cosine")] Cosine,
     /// <summary>
     /// One cycle (Smith and Topin 2019, PyTorch's OneCycleLR with cosine annealing): from peak/25 up to the peak over
     /// the warm-up (30 % of the run unless set), then a cosine decay to peak/(25·10⁴).
     /// </summary>
-    OneCycle,
+    [Name("one-cycle", "onecycle")] OneCycle,
 }
 
 /// <summary>
@@ -31,16 +32,6 @@ public sealed record LearningRateSchedule
 
     /// <summary>Cosine: the final learning rate as a fraction of the peak.</summary>
     public double FinalFraction { get; init; }
-
-    public static LearningRateScheduleKind Parse(string name) => name.ToLowerInvariant() switch
-    {
-        "constant" => LearningRateScheduleKind.Constant,
-        "cosine" => LearningRateScheduleKind.Cosine,
-        "one-cycle" or "onecycle" => LearningRateScheduleKind.OneCycle,
-        _ => throw new NoPropException($"unknown learning-rate schedule '{name}' (expected constant, cosine or one-cycle)"),
-    };
-
-    public static readonly string[] CliNames = ["constant", "cosine", "one-cycle"];
 
     public void Validate(int epochs)
     {

@@ -110,7 +110,7 @@ public sealed class CtScheduleTrainingTests
         var old = json.Replace("\"schedule_training\": \"frozen\",", "");
         Assert.AreEqual(CtScheduleTraining.Detached, ModelConfig.FromJson(old, "model.json").ScheduleTrainingOrDefault);
         Assert.AreEqual(CtScheduleTraining.Frozen, ModelConfig.FromJson(json, "model.json").ScheduleTrainingOrDefault);
-        Assert.AreEqual(CtScheduleTraining.Detached, CtScheduleTrainings.Parse("detached"));
-        Assert.ThrowsExactly<NoPropException>(() => CtScheduleTrainings.Parse("sometimes"));
+        Assert.AreEqual(CtScheduleTraining.Detached, EnumNames<CtScheduleTraining>.Parse("detached"));
+        Assert.ThrowsExactly<NoPropException>(() => EnumNames<CtScheduleTraining>.Parse("sometimes"));
     }
 }

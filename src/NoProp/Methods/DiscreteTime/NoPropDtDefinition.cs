@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using static TorchSharp.torch;
 
 namespace NoProp.Methods.DiscreteTime;
@@ -10,8 +11,8 @@ public sealed class NoPropDtDefinition() : MethodDefinition(
     MethodKind.DiscreteTime, "dt", "NoProp-DT", MethodStructure.BlockChain,
     "NoProp-DT (§2.3): T blocks, each trained alone to denoise the label embedding",
     new MethodDefaults { Eta = 0.1, Optimizer = OptimizerKind.AdamW, Prediction = PredictionRule.OutputHead },
-    [new(MethodOption.Blocks, "10"), new(MethodOption.Schedule, "sequential"), new(MethodOption.Eta, "0.1"),
-     new(MethodOption.Inference, "stochastic", "validation, test and saved model alike")],
+    [new(MethodOption.Blocks, "10"), new(MethodOption.Schedule, BlockSchedule.Sequential.ToCliName()), new(MethodOption.Eta, "0.1"),
+     new(MethodOption.Inference, DtInference.Stochastic.ToCliName(), "validation, test and saved model alike")],
     aliases: ["noprop-dt"])
 {
     public override INoPropMethod Create(ModelConfig config, Device? device = null) => new NoPropDt(config, device);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using NoProp.Embeddings;
 using NoProp.Methods;
 using NoProp.Models;
 using NoProp.Runtime;
@@ -48,7 +49,7 @@ public static class RunFile
         public bool Download { get; set; }
         public bool Augment { get; set; }
         public int CropPadding { get; set; } = 4;
-        public string Embedding { get; set; } = "onehot";
+        public string Embedding { get; set; } = LabelEmbeddingKind.OneHot.ToCliName();
         public int? EmbeddingDim { get; set; }
         public int Blocks { get; set; } = 10;
         public int Epochs { get; set; } = 100;
@@ -75,7 +76,7 @@ public static class RunFile
         public double? GammaMax { get; set; }
         public double? GammaMin { get; set; }
         public double FlowSigma { get; set; }
-        public string Schedule { get; set; } = "sequential";
+        public string Schedule { get; set; } = BlockSchedule.Sequential.ToCliName();
         public string LrSchedule { get; set; } = "constant";
         public double? WarmupEpochs { get; set; }
         public int InferenceBatchSize { get; set; } = NoProp.Methods.InferenceOptions.DefaultBatchSize;

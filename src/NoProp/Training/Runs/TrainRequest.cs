@@ -1,4 +1,6 @@
 using NoProp.Data;
+using NoProp.Embeddings;
+using NoProp.Runtime;
 
 namespace NoProp.Training.Runs;
 
@@ -80,7 +82,7 @@ public sealed record SplitRequest
 public sealed record ModelRequest
 {
     /// <summary>onehot | learned | prototype.</summary>
-    public string Embedding { get; init; } = "onehot";
+    public string Embedding { get; init; } = LabelEmbeddingKind.OneHot.ToCliName();
     public int? EmbeddingDim { get; init; }
     public int? Blocks { get; init; }
     public double? Eta { get; init; }

@@ -96,7 +96,7 @@ public sealed class TrainingRun(TrainRequest request)
             Augmentation = request.Data.Augment ? new AugmentationOptions { CropPadding = request.Data.CropPadding } : null,
             InferenceBatchSize = training.InferenceBatchSize,
             LearningRateSchedule = training.LrSchedule == "constant" && training.WarmupEpochs is null ? null
-                : new LearningRateSchedule { Kind = LearningRateSchedule.Parse(training.LrSchedule), WarmupEpochs = training.WarmupEpochs },
+                : new LearningRateSchedule { Kind = EnumNames<LearningRateScheduleKind>.Parse(training.LrSchedule), WarmupEpochs = training.WarmupEpochs },
         };
         var trainer = new Trainer(method, splits, options, Progress);
         using var testCurve = training.TrackTest ? new TestCurve(output!, splits.Test, device, training.Seed) : null;
@@ -127,9 +127,9 @@ public sealed class TrainingRun(TrainRequest request)
         var m = request.Model;
         var definition = MethodRegistry.Parse(request.Method);
         var defaults = definition.Defaults;
-        var embedding = LabelEmbeddingKinds.Parse(m.Embedding);
+        var embedding = EnumNames<LabelEmbeddingKind>.Parse(m.Embedding);
         var image = new ImageShape(train.Channels, train.Height, train.Width);
-        var weighting = m.Weighting switch { "snr-derivative" => CtWeighting.SnrDerivative, "constant" => CtWeighting.Constant, _ => defaults.Weighting };
+        var weighting = m.Weighting is string w ? EnumNames<CtWeighting>.Parse(w) : defaults.Weighting;
         return new ModelConfig
         {
             Method = definition.Kind,
@@ -145,18 +145,18 @@ public sealed class TrainingRun(TrainRequest request)
             Eta = m.Eta ?? defaults.Eta,
             LearningRate = m.LearningRate,
             WeightDecay = m.WeightDecay,
-            Backbone = m.Backbone is string backbone ? Backbones.Parse(backbone) : defaults.Backbone,
+            Backbone = m.Backbone is string backbone ? EnumNames<BackboneKind>.Parse(backbone) : defaults.Backbone,
             Solver = m.Solver is string solver ? OdeSolvers.Parse(solver) : defaults.Solver,
             InferenceSteps = m.Steps ?? defaults.InferenceSteps,
             Weighting = weighting,
-            Prediction = m.Prediction is string rule ? PredictionRules.Parse(rule) : defaults.Prediction,
-            ScheduleTraining = m.ScheduleTraining is string schedule ? CtScheduleTrainings.Parse(schedule) : defaults.ScheduleTraining(weighting),
+            Prediction = m.Prediction is string rule ? EnumNames<PredictionRule>.Parse(rule) : defaults.Prediction,
+            ScheduleTraining = m.ScheduleTraining is string schedule ? EnumNames<CtScheduleTraining>.Parse(schedule) : defaults.ScheduleTraining(weighting),
             ScheduleWeightDecay = m.ScheduleWeightDecay ?? ModelConfig.DefaultScheduleWeightDecay,
             InitialGammaMax = m.GammaMax ?? 5.0,
             InitialGammaMin = m.GammaMin ?? -5.0,
             FlowSigma = m.FlowSigma,
-            BlockSchedule = m.Schedule switch { "parallel" => BlockSchedule.Parallel, "sequential" => BlockSchedule.Sequential, _ => defaults.BlockSchedule },
-            DtInference = m.Inference is string inference ? DtInferences.Parse(inference) : DtInference.Stochastic,
+            BlockSchedule = m.Schedule is string order ? EnumNames<BlockSchedule>.Parse(order) : defaults.BlockSchedule,
+            DtInference = m.Inference is string inference ? EnumNames<DtInference>.Parse(inference) : DtInference.Stochastic,
         };
     }
 
@@ -176,12 +176,12 @@ public sealed class TrainingRun(TrainRequest request)
             Blocks = chain ? config.Blocks : null,
             LrSchedule = training.LrSchedule,
             WarmupEpochs = training.WarmupEpochs,
-            Schedule = definition.Accepts(MethodOption.Schedule) ? (config.BlockSchedule == BlockSchedule.Parallel ? "parallel" : "sequential") : null,
+            Schedule = definition.Accepts(MethodOption.Schedule) ? config.BlockSchedule.ToCliName() : null,
             Backbone = chain ? null : config.Backbone.ToCliName(),
             Solver = chain ? null : OdeSolvers.ToCliName(config.Solver),
             Steps = chain ? null : config.InferenceSteps,
-            Prediction = chain ? null : (config.Prediction == PredictionRule.OutputHead ? "head" : "nearest"),
-            Weighting = definition.Accepts(MethodOption.Weighting) ? (config.Weighting == CtWeighting.Constant ? "constant" : "snr-derivative") : null,
+            Prediction = chain ? null : config.Prediction.ToCliName(),
+            Weighting = definition.Accepts(MethodOption.Weighting) ? config.Weighting.ToCliName() : null,
             ScheduleTraining = definition.Accepts(MethodOption.ScheduleTraining) ? config.ScheduleTrainingOrDefault.ToCliName() : null,
             ScheduleWeightDecay = definition.Accepts(MethodOption.ScheduleWeightDecay) ? config.ScheduleWeightDecay : null,
             Eta = definition.Accepts(MethodOption.Eta) ? config.Eta : null,
