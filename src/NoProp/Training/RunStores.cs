@@ -26,6 +26,13 @@ public interface IEpochSink
 
     /// <summary>Training was cancelled between two steps; <paramref name="state"/> is where a resumed run continues.</summary>
     void Cancelled(INoPropMethod method, TrainerState state) { }
+
+    /// <summary>
+    /// A resumed run continues from <paramref name="state"/>; the network holds the checkpoint's weights. Called once,
+    /// before the first step, after the store has restored the state. A sink that writes after the checkpoint (the
+    /// test curve) can complete here what a run stopped between the two did not write.
+    /// </summary>
+    void Resumed(INoPropMethod method, TrainerState state) { }
 }
 
 /// <summary>

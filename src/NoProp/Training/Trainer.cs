@@ -94,6 +94,8 @@ public sealed class Trainer
         var (trainX, trainY) = splits.Train.ToTensors(device);
         var (validX, validY) = splits.Validation.Count > 0 ? splits.Validation.ToTensors(device) : (null, null);
         store.Open(method);
+        if (resume)
+            foreach (var sink in Sinks) sink.Resumed(method, state);
 
         int n = splits.Train.Count;
         int batchesPerStage = (n + options.BatchSize - 1) / options.BatchSize;

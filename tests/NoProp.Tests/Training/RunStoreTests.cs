@@ -111,6 +111,48 @@ public sealed class RunStoreTests
         Assert.AreEqual(result.History[1].ToCsv(resumed.LossNames), lines[2], "epoch 2 as trained after the resume");
     }
 
+    /// <summary>
+    /// test-curve.csv's row is written after the epoch's checkpoint: a run stopped between the two (here: epoch 2's row
+    /// lost and a cut-off line in its place) resumes with the row it would have written, then goes on.
+    /// </summary>
+    [TestMethod]
+    public void AResumedRunWritesTheTestCurveRowItsStopMissed()
+    {
+        var dir = TestSupport.TempDirectory();
+        TrainRequest Request(int epochs) => new()
+        {
+            Method = "dt",
+            Model = new ModelRequest { Blocks = 2 },
+            Splits = new SplitRequest { TrainSize = 64, ValidationSize = 32, TestSize = 64 },
+            Training = new TrainingSettings { Epochs = epochs, BatchSize = 16, Seed = 4, TrackTest = true },
+            Output = dir,
+        };
+        new TrainingRun(Request(2)) { LoadData = _ => TestSupport.Mnist }.Run();
+        var curve = Path.Combine(dir, TestCurve.FileName);
+        var complete = File.ReadAllLines(curve);
+        Assert.AreEqual(3, complete.Length, "header and two rows");
+        File.WriteAllText(curve, string.Join("\n", complete.Take(2)) + "\n2,0.");   // the stop: row 2 cut off
+
+        var recorder = new Recorder();
+        new TrainingRun(Request(3)) { LoadData = _ => TestSupport.Mnist, Resume = true, Sinks = [recorder] }.Run();
+        var lines = File.ReadAllLines(curve);
+        Assert.AreEqual(4, lines.Length, "header and one row per epoch");
+        static string WithoutTiming(string row) => string.Join(',', row.Split(',')[..3]);   // epoch, train_seconds, accuracy
+        Assert.AreEqual(complete[0], lines[0]);
+        Assert.AreEqual(complete[1], lines[1]);
+        Assert.AreEqual(WithoutTiming(complete[2]), WithoutTiming(lines[2]), "epoch 2's row as the run would have written it");
+        StringAssert.StartsWith(lines[3], "3,");
+        CollectionAssert.AreEqual(new[] { 3 }, recorder.Events.Where(e => e.Kind == "committed").Select(e => e.Epoch).ToArray(),
+            "the recovered row is not a new commit for the other sinks");
+
+        // The recovery draws nothing from the training's random streams: epoch 3 is the epoch of a run never stopped.
+        var whole = TestSupport.TempDirectory();
+        new TrainingRun(Request(3) with { Output = whole }) { LoadData = _ => TestSupport.Mnist }.Run();
+        var uninterrupted = File.ReadAllLines(Path.Combine(whole, TestCurve.FileName));
+        for (int e = 1; e <= 3; e++)
+            Assert.AreEqual(uninterrupted[e].Split(',')[2], lines[e].Split(',')[2], $"epoch {e}'s test accuracy");
+    }
+
     [TestMethod]
     public void TheTestCurveNeedsARunFolder()
     {
