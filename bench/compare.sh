@@ -158,7 +158,8 @@ fi
 
 for r in $(seq 1 "$rounds"); do
   for schedule in sequential parallel; do
-    echo "== round $r/$rounds: DT $schedule, NoProp.NET then PyTorch ($(date +%T), load $(cut -d' ' -f1 /proc/loadavg))"
+    order=$([ $((r % 2)) = 1 ] && echo "NoProp.NET then PyTorch" || echo "PyTorch then NoProp.NET")
+    echo "== round $r/$rounds: DT $schedule, $order ($(date +%T), load $(cut -d' ' -f1 /proc/loadavg))"
     if [ $((r % 2)) = 1 ]; then run_ours_dt "$schedule" "$r"; run_torch_dt "$schedule" "$r"
     else run_torch_dt "$schedule" "$r"; run_ours_dt "$schedule" "$r"; fi
   done
