@@ -28,6 +28,8 @@ using var method = new NoPropDt(config);
 // BENCH_THREADS=1: one intra-op thread; then the process's CPU time per iteration (printed beside the wall time)
 // hardly depends on other load on the machine, so A/B comparisons can be made on a busy one.
 if (Environment.GetEnvironmentVariable("BENCH_THREADS") is string threads) set_num_threads(int.Parse(threads));
+// BENCH_CROP=0: the convolutions over whole images instead of their receptive field (the same results; for the timing).
+if (Environment.GetEnvironmentVariable("BENCH_CROP") == "0") ConvImageEncoder.CropInputs = false;
 
 double Time(string name, Action action)
 {

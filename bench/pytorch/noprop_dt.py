@@ -83,18 +83,43 @@ class CosineSchedule:
 
 # ---------------------------------------------------------------- model (Models/*.cs)
 
-MIRROR = True   # pooling as ConvImageEncoder.PoolRelu, dropout as UniformDropout; --plain: F.max_pool2d(F.relu(h), 2), F.dropout
+MIRROR = True   # pooling as ConvImageEncoder.PoolRelu, dropout as UniformDropout, images cropped to their receptive
+                # field; --plain: F.max_pool2d(F.relu(h), 2), F.dropout, whole images
 
 
-def dropout(h, p, training):
+def dropout(h, p, training, draw_sides=None):
     """Inverted dropout. Mirrored (default): on the CPU the keep mask is rand < 1 - p, as NoProp.NET's UniformDropout
-    (the same Bernoulli(1 - p) mask as F.dropout's, from one 32-bit draw per element instead of bernoulli_'s 64-bit one)."""
+    (the same Bernoulli(1 - p) mask as F.dropout's, from one 32-bit draw per element instead of bernoulli_'s 64-bit one),
+    drawn for the uncropped activation of sides draw_sides when h is its cropped top-left part."""
     if not MIRROR or not training or p == 0 or p == 1 or h.device.type != "cpu":
         return F.dropout(h, p, training)
     keep = 1 - p
-    mask = torch.rand_like(h)
+    if draw_sides is None or tuple(draw_sides) == tuple(h.shape[2:]) or not h.is_contiguous():
+        mask = torch.rand_like(h)
+    else:
+        mask = torch.rand(h.shape[0], h.shape[1], *draw_sides, dtype=h.dtype, device=h.device)[:, :, :h.shape[2], :h.shape[3]].contiguous()
     mask.lt_(keep).div_(keep)
     return h * mask
+
+
+def receptive_field(height, width):
+    """As ConvImageEncoder.ReceptiveField: the top-left rows and columns of an image that reach the features (26 of 28)."""
+    side = lambda s: ((s - 2) // 2 - 2 - 2) // 2
+    return 4 * side(height) + 10, 4 * side(width) + 10
+
+
+def crop(x):
+    """Mirrored: x narrowed to its receptive field, as ConvImageEncoder.CropToReceptiveField (the same features)."""
+    if not MIRROR:
+        return x
+    h, w = receptive_field(x.shape[2], x.shape[3])
+    return x[:, :, :h, :w]
+
+
+def dropout_draw_sides(height, width):
+    """As ConvImageEncoder.DropoutDrawSides: the uncropped sides after the first pooling and after conv2."""
+    h, w = (height - 2) // 2, (width - 2) // 2
+    return (h, w), (h - 2, w - 2)
 
 
 def relu_pool(h):
@@ -125,8 +150,9 @@ class ConvImageEncoder(nn.Module):
         self.finish = nn.BatchNorm1d(256)
 
     def forward(self, x):
-        h = dropout(relu_pool(self.conv1(x)), self.p, self.training)
-        h = dropout(F.relu(self.conv2(h)), self.p, self.training)
+        pool1, conv2 = dropout_draw_sides(x.shape[2], x.shape[3])
+        h = dropout(relu_pool(self.conv1(crop(x))), self.p, self.training, pool1)
+        h = dropout(F.relu(self.conv2(h)), self.p, self.training, conv2)
         h = dropout(relu_pool(self.conv3(h)), self.p, self.training)
         return self.finish(self.fc(h.flatten(1)))
 
@@ -193,15 +219,17 @@ class FusedDtBlocks:
     def _encode(self, encoders, x):
         T = len(encoders)
         per_image = T * encoders[0].conv1.out_channels * (x.shape[2] - 2) * (x.shape[3] - 2) * 4
-        chunk = max(1, self.ACTIVATION_BYTES // per_image)
-        h = torch.cat([self._conv_stack(encoders, x[i:i + chunk]) for i in range(0, x.shape[0], chunk)]) \
-            if x.shape[0] > chunk else self._conv_stack(encoders, x)
+        chunk = max(1, self.ACTIVATION_BYTES // per_image)   # sized for the uncropped images, as ours
+        sides = dropout_draw_sides(x.shape[2], x.shape[3])
+        x = crop(x)
+        h = torch.cat([self._conv_stack(encoders, x[i:i + chunk], sides) for i in range(0, x.shape[0], chunk)]) \
+            if x.shape[0] > chunk else self._conv_stack(encoders, x, sides)
         flat = h.reshape(h.shape[0], T, -1).transpose(0, 1)
         return self._batch_norm([e.finish for e in encoders], self._linear([e.fc for e in encoders], flat))
 
     CHANNELS_LAST_INFERENCE = True   # as FusedDtBlocks.ChannelsLastInference: no-grad convolutions run channels-last
 
-    def _conv_stack(self, encoders, x):
+    def _conv_stack(self, encoders, x, sides):
         T = len(encoders)
         training = encoders[0].training
         p = encoders[0].p
@@ -209,8 +237,8 @@ class FusedDtBlocks:
         h = self._conv([e.conv1 for e in encoders], x, 1, False)
         if cl:   # conv1's output to channels-last, as ours (its one-channel input does not carry the layout)
             h = h.contiguous(memory_format=torch.channels_last)
-        h = dropout(relu_pool(h), p, training)
-        h = dropout(F.relu(self._conv([e.conv2 for e in encoders], h, T, cl)), p, training)
+        h = dropout(relu_pool(h), p, training, sides[0])
+        h = dropout(F.relu(self._conv([e.conv2 for e in encoders], h, T, cl)), p, training, sides[1])
         return dropout(relu_pool(self._conv([e.conv3 for e in encoders], h, T, cl)), p, training)
 
     @staticmethod
@@ -406,8 +434,9 @@ def main():
     p.add_argument("--no-channels-last", action="store_true",
                    help="run the fused no-grad convolutions in NCHW (default: channels-last, as NoProp.NET)")
     p.add_argument("--plain", "--plain-pool", dest="plain", action="store_true",
-                   help="F.max_pool2d(F.relu(h), 2) and F.dropout, as usually written (default: pooling and dropout "
-                        "masks formulated as NoProp.NET's: the same values and the same mask distribution)")
+                   help="F.max_pool2d(F.relu(h), 2), F.dropout and whole images, as usually written (default: pooling, "
+                        "dropout masks and the crop to the receptive field formulated as NoProp.NET's: the same values "
+                        "and the same mask distribution)")
     args = p.parse_args()
     if args.batch_size < 2:
         p.error("--batch-size must be at least 2 (BatchNorm needs two images)")

@@ -25,7 +25,7 @@ def main():
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--rounds", type=int, default=2, help="the two schedules alternated this many times")
     p.add_argument("--plain", "--plain-pool", dest="plain", action="store_true",
-                   help="F.max_pool2d(F.relu(h), 2) and F.dropout (default: pooling and dropout masks as ours)")
+                   help="F.max_pool2d(F.relu(h), 2), F.dropout and whole images (default: pooling, dropout masks and crop as ours)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     noprop_dt.MIRROR = not args.plain
@@ -42,7 +42,7 @@ def main():
     def parallel():
         method.train_all_blocks(x, y)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {'plain' if args.plain else 'mirrored'} pooling and dropout")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {'plain' if args.plain else 'mirrored'} pooling, dropout and crop")
     for _ in range(args.rounds):
         for name, step in (("sequential: T TrainSteps", sequential), ("parallel: one fused TrainStep", parallel)):
             for _ in range(2):

@@ -63,17 +63,57 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
         return 128L * h * w;
     }
 
+    /// <summary>
+    /// The top-left part of an image [.., H, W] that reaches the output: the floor of each 2×2 pooling drops the last
+    /// row and column of an odd-sized input, and with them everything only they depend on. For 28×28 the second pooling
+    /// reads 8 of conv3's 9 rows, which read 10 of conv2's 11, which read 12 of the first pooling's 13, which read 24 of
+    /// conv1's 26 rows, which read the image's rows 0–25: the last two rows and columns of an MNIST image never reach
+    /// the features. In general 4·s + 10 rows for s = <see cref="FlattenedFeatures"/>' side (30 of 32 for CIFAR).
+    /// </summary>
+    public static (int Height, int Width) ReceptiveField(int height, int width)
+    {
+        static int Side(int s) => ((s - 2) / 2 - 2 - 2) / 2;
+        return (4 * Side(height) + 10, 4 * Side(width) + 10);
+    }
+
+    /// <summary>
+    /// x [N, C, H, W] narrowed to its <see cref="ReceptiveField"/> (a view; x itself when it is all used). The three
+    /// convolutions then compute only outputs that reach the features: for 28×28 images 15 %, 17 % and 21 % fewer
+    /// positions for conv1, conv2 and conv3 (conv3 holds 65 % of the multiply-adds), forward and backward. The
+    /// features are the same: the dropped positions fed only outputs the pooling discarded.
+    /// </summary>
+    internal static Tensor CropToReceptiveField(Tensor x)
+    {
+        var (h, w) = ReceptiveField((int)x.shape[2], (int)x.shape[3]);
+        return !CropInputs || (h == x.shape[2] && w == x.shape[3]) ? x : x.narrow(2, 0, h).narrow(3, 0, w);
+    }
+
+    /// <summary>Whether <see cref="CropToReceptiveField"/> crops (the same results either way): a switch for benchmarks and tests.</summary>
+    internal static bool CropInputs { get; set; } = true;
+
+    /// <summary>
+    /// The sides of the first two dropped activations (after the first pooling, after conv2) of an uncropped
+    /// <paramref name="height"/>×<paramref name="width"/> input: the dropout masks are drawn for these (the third's are
+    /// the same either way), so cropping leaves a run's random streams as they were.
+    /// </summary>
+    internal static ((long, long) Pool1, (long, long) Conv2) DropoutDrawSides(long height, long width)
+    {
+        long h = (height - 2) / 2, w = (width - 2) / 2;
+        return ((h, w), (h - 2, w - 2));
+    }
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = conv1.forward(x).Then(PoolRelu).Then(Dropout)
-            .Then(conv2.forward).Then(t => functional.relu(t)).Then(Dropout)
-            .Then(conv3.forward).Then(PoolRelu).Then(Dropout);
+        var (pool1, conv2Sides) = DropoutDrawSides(x.shape[2], x.shape[3]);
+        var h = conv1.forward(CropToReceptiveField(x)).Then(PoolRelu).Then(t => Dropout(t, pool1))
+            .Then(conv2.forward).Then(t => functional.relu(t)).Then(t => Dropout(t, conv2Sides))
+            .Then(conv3.forward).Then(PoolRelu).Then(t => Dropout(t, null));
         var output = finish.forward(fc.forward(h.flatten(1)));
         return output.MoveToOuterDisposeScope();
     }
 
-    private Tensor Dropout(Tensor h) => UniformDropout.Apply(h, DropoutRate, training);
+    private Tensor Dropout(Tensor h, (long, long)? drawSides) => UniformDropout.Apply(h, DropoutRate, training, drawSides);
 
     /// <summary>The same tensor [N, C, H, W] with channels-last strides (torch.channels_last): one copy.</summary>
     internal static Tensor ChannelsLast(Tensor t)

@@ -87,15 +87,19 @@ public sealed class FusedDtBlocks
         // The convolutions run on chunks of images whose largest activation (T×32 channels after the first
         // convolution) stays below ActivationBytes: larger buffers are above glibc's largest mmap threshold (32 MB),
         // so every step would map and fault them in afresh. BatchNorm needs the whole batch: FC and BN run after.
+        // The chunks are sized for the uncropped images, as before the crop below: each chunk draws its dropout masks
+        // in turn, so the same chunks keep a run's random streams (and its trained weights) as they were.
         long perImage = (long)T * encoders[0].Conv1.weight.shape[0] * (x.shape[2] - 2) * (x.shape[3] - 2) * sizeof(float);
         long chunk = Math.Max(1, ActivationBytes / perImage);
+        var drawSides = ConvImageEncoder.DropoutDrawSides(x.shape[2], x.shape[3]);
+        x = ConvImageEncoder.CropToReceptiveField(x);   // the rows and columns that reach the features
         // The T blocks' weights, stacked once for all chunks (autograd then saves one copy, not one per chunk).
         bool channelsLast = ChannelsLastInference && sharedInput && !is_grad_enabled();
         var stack = new ConvStackWeights(
             FusedConv.Of(encoders.Select(e => e.Conv1), sharedInput ? 1 : T, false),
             FusedConv.Of(encoders.Select(e => e.Conv2), T, channelsLast),
             FusedConv.Of(encoders.Select(e => e.Conv3), T, channelsLast),
-            channelsLast, encoders[0].DropoutRate, encoders[0].training);
+            channelsLast, encoders[0].DropoutRate, encoders[0].training, drawSides.Pool1, drawSides.Conv2);
         Tensor h;
         if (B <= chunk)
         {
@@ -135,7 +139,8 @@ public sealed class FusedDtBlocks
     }
 
     /// <summary>The fused conv module of T encoders; <see cref="ChannelsLast"/>: the no-grad channels-last form.</summary>
-    private sealed record ConvStackWeights(FusedConv Conv1, FusedConv Conv2, FusedConv Conv3, bool ChannelsLast, double Dropout, bool Training);
+    private sealed record ConvStackWeights(FusedConv Conv1, FusedConv Conv2, FusedConv Conv3, bool ChannelsLast, double Dropout, bool Training,
+        (long, long) Pool1DrawSides, (long, long) Conv2DrawSides);
 
     /// <summary>
     /// The three convolutions (with ReLU, pooling and dropout) of T encoders on one chunk of images: [B, T×128, h, w].
@@ -146,15 +151,16 @@ public sealed class FusedDtBlocks
     /// </summary>
     private static Tensor ConvStack(ConvStackWeights stack, Tensor x)
     {
-        Tensor Dropout(Tensor t) => UniformDropout.Apply(t, stack.Dropout, stack.Training);
+        Tensor Dropout(Tensor t, (long, long)? drawSides) => UniformDropout.Apply(t, stack.Dropout, stack.Training, drawSides);
         var h = stack.Conv1.Apply(x);
         // From a one-channel image oneDNN's first convolution returns NCHW whatever the strides; the copy to
         // channels-last (when it is not one already) costs less than NCHW's 2×2 max-pool alone.
         if (stack.ChannelsLast) h = h.Then(ConvImageEncoder.ChannelsLast);
         // Each intermediate is released as soon as the next layer has read it (TensorLifetime).
-        return h.Then(ConvImageEncoder.PoolRelu).Then(Dropout)
-            .Then(stack.Conv2.Apply).Then(t => functional.relu(t)).Then(Dropout)
-            .Then(stack.Conv3.Apply).Then(ConvImageEncoder.PoolRelu).Then(Dropout);
+        // The masks are drawn for the uncropped activations (UniformDropout), as before the crop.
+        return h.Then(ConvImageEncoder.PoolRelu).Then(t => Dropout(t, stack.Pool1DrawSides))
+            .Then(stack.Conv2.Apply).Then(t => functional.relu(t)).Then(t => Dropout(t, stack.Conv2DrawSides))
+            .Then(stack.Conv3.Apply).Then(ConvImageEncoder.PoolRelu).Then(t => Dropout(t, null));
     }
 
     /// <summary>

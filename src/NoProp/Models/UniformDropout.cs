@@ -14,16 +14,34 @@ namespace NoProp.Models;
 /// </summary>
 public static class UniformDropout
 {
-    /// <summary>Dropout of x in training mode; x itself otherwise (or when p = 0).</summary>
-    public static Tensor Apply(Tensor x, double p, bool training)
+    /// <summary>
+    /// Dropout of x in training mode; x itself otherwise (or when p = 0). <paramref name="drawSides"/> (height, width):
+    /// x [N, C, h, w] is the top-left part of an activation of that size which the computation cropped (see
+    /// <see cref="ConvImageEncoder.CropToReceptiveField"/>); the CPU mask is drawn for the whole activation and cropped
+    /// alike, so the random streams, and the run, are those of the uncropped computation.
+    /// </summary>
+    public static Tensor Apply(Tensor x, double p, bool training, (long Height, long Width)? drawSides = null)
     {
         if (!(p >= 0 && p <= 1)) throw new ArgumentOutOfRangeException(nameof(p), p, "dropout probability must be in [0, 1]");
         if (!training || p == 0) return x;
         if (x.device_type != DeviceType.CPU || p == 1) return nn.functional.dropout(x, p, true);
         using var scope = NewDisposeScope();
         double keep = 1 - p;
-        var mask = rand_like(x);            // no autograd: a constant factor of the product below
+        var mask = Draws(x, drawSides);     // no autograd: a constant factor of the product below
         mask.lt_(keep).div_(keep);          // 1/(1 − p) where u < 1 − p, 0 elsewhere
         return x.mul(mask).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Uniform draws for x's mask: rand_like(x), or x's top-left part of the draws for [N, C, drawSides].</summary>
+    private static Tensor Draws(Tensor x, (long Height, long Width)? drawSides)
+    {
+        if (drawSides is not (long height, long width) || (height == x.shape[2] && width == x.shape[3])) return rand_like(x);
+        if (x.dim() != 4 || height < x.shape[2] || width < x.shape[3])
+            throw new ArgumentException($"a mask drawn for {height}×{width} cannot cover an activation of {x.shape[2]}×{x.shape[3]}", nameof(drawSides));
+        // rand fills in memory order; for NCHW x that is rand_like's order over the whole activation. The kept part is
+        // copied out: the mask ops and the product then run over contiguous memory (faster than over the strided view).
+        if (!x.is_contiguous()) return rand_like(x);
+        return rand([x.shape[0], x.shape[1], height, width], dtype: x.dtype, device: x.device)
+            .narrow(2, 0, x.shape[2]).narrow(3, 0, x.shape[3]).contiguous();
     }
 }

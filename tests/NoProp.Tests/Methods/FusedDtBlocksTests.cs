@@ -148,6 +148,51 @@ public sealed class FusedDtBlocksTests
         Assert.IsTrue(MaxDifference(fused.ImageFeatures(x), fused.ImageFeatures(x)) == 0, "eval-mode features are deterministic");
     }
 
+    /// <summary>
+    /// The fused convolutions run on the images' receptive field (ConvImageEncoder.ReceptiveField): in training mode,
+    /// in chunks, for one-hot and prototype label paths, the logits and every block's gradients are those of the
+    /// uncropped computation with the same seed (the masks are drawn for the uncropped activations, chunk by chunk).
+    /// </summary>
+    [TestMethod]
+    [DataRow(false, 10)]
+    [DataRow(true, 784)]
+    public void CroppingChangesNeitherTheFusedTrainingStepNorItsRandomStreams(bool prototype, int d)
+    {
+        var blocks = Blocks(3, prototype);
+        var fused = new FusedDtBlocks(blocks);
+        var x = randn(7, 1, 28, 28);
+        var z = randn(3, 7, d);
+        var upstream = randn(3, 7, 10);
+        var saved = FusedDtBlocks.ActivationBytes;
+        // Chunks of 6 uncropped images (6 + 1); sized for the cropped images they would hold 7, and draw other masks.
+        FusedDtBlocks.ActivationBytes = 3L * 32 * 26 * 26 * 4 * 6;
+        try
+        {
+            (Tensor Logits, Tensor[] Gradients) Step(bool crop)
+            {
+                ConvImageEncoder.CropInputs = crop;
+                foreach (var b in blocks) b.zero_grad();
+                Train(blocks, true);
+                TorchRuntime.Seed(8);
+                var logits = fused.Logits(x, z);
+                (logits * upstream).sum().backward();
+                return (logits.detach(), blocks.SelectMany(b => b.parameters()).Select(p => p.grad!.clone()).ToArray());
+            }
+            var (cropped, croppedGradients) = Step(crop: true);
+            var (full, fullGradients) = Step(crop: false);
+            Assert.IsTrue(MaxDifference(cropped, full) < 1e-5, $"logits differ by {MaxDifference(cropped, full)}");
+            for (int i = 0; i < fullGradients.Length; i++)
+                Assert.IsTrue(MaxDifference(croppedGradients[i], fullGradients[i]) < 1e-5 * Math.Max(1, fullGradients[i].abs().max().item<float>()), $"gradient {i}");
+            TorchRuntime.Seed(9);
+            Assert.IsTrue(MaxDifference(fused.Logits(x, z).detach(), full) > 1e-3, "another seed draws other masks");
+        }
+        finally
+        {
+            ConvImageEncoder.CropInputs = true;
+            FusedDtBlocks.ActivationBytes = saved;
+        }
+    }
+
     [TestMethod]
     public void ParallelScheduleTrainsEveryBlockInOneStageAndLearns()
     {

@@ -52,4 +52,67 @@ public sealed class ConvImageEncoderTests
         using var _ = no_grad();
         Assert.IsTrue(ConvImageEncoder.PoolRelu(h).equal(nn.functional.max_pool2d(nn.functional.relu(h), 2)).all().item<bool>());
     }
+
+    /// <summary>The paper's block as usually written: every convolution over the whole image, masks drawn for each activation.</summary>
+    private static Tensor Uncropped(ConvImageEncoder e, Tensor x, bool training)
+    {
+        Tensor Drop(Tensor t) => UniformDropout.Apply(t, e.DropoutRate, training);
+        var h = Drop(nn.functional.max_pool2d(nn.functional.relu(e.Conv1.forward(x)), 2));
+        h = Drop(nn.functional.relu(e.Conv2.forward(h)));
+        h = Drop(nn.functional.max_pool2d(nn.functional.relu(e.Conv3.forward(h)), 2));
+        return e.Finish.forward(e.Fc.forward(h.flatten(1)));
+    }
+
+    private static (Tensor Output, Tensor[] Gradients) WithGradients(ConvImageEncoder e, Func<Tensor> forward, Tensor upstream)
+    {
+        e.zero_grad();
+        var y = forward();
+        (y * upstream).sum().backward();
+        return (y.detach(), e.parameters().Select(p => p.grad!.clone()).ToArray());
+    }
+
+    /// <summary>
+    /// The encoder convolves only the rows and columns that reach its features (ReceptiveField): the features and every
+    /// parameter's gradient are those of the uncropped block, in training mode too (the dropout masks are drawn for the
+    /// uncropped activations, so the random streams are the same), and the pixels outside the field change nothing.
+    /// </summary>
+    [TestMethod]
+    [DataRow(28, 28, 1, 26, 26)]
+    [DataRow(32, 32, 3, 30, 30)]
+    [DataRow(29, 31, 1, 26, 30)]
+    public void CroppingToTheReceptiveFieldChangesNoFeatureNorGradient(int height, int width, int channels, int fieldHeight, int fieldWidth)
+    {
+        Assert.AreEqual((fieldHeight, fieldWidth), ConvImageEncoder.ReceptiveField(height, width));
+        var encoder = new ConvImageEncoder(channels, height, width, EncoderOutputLayer.BatchNorm);
+        var x = randn(6, channels, height, width);
+        var upstream = randn(6, ConvImageEncoder.Features);
+        foreach (bool training in new[] { true, false })
+        {
+            encoder.train(training);
+            TorchRuntime.Seed(3);
+            var (cropped, croppedGradients) = WithGradients(encoder, () => encoder.forward(x), upstream);
+            TorchRuntime.Seed(3);
+            var (full, fullGradients) = WithGradients(encoder, () => Uncropped(encoder, x, training), upstream);
+            Assert.IsTrue((cropped - full).abs().max().item<float>() < 1e-5f, $"training={training}: features differ");
+            for (int i = 0; i < fullGradients.Length; i++)
+            {
+                float scale = Math.Max(1f, fullGradients[i].abs().max().item<float>());
+                Assert.IsTrue((croppedGradients[i] - fullGradients[i]).abs().max().item<float>() < 1e-5f * scale, $"training={training}: gradient {i} differs");
+            }
+            Assert.IsTrue(fullGradients.All(g => g.abs().sum().item<float>() > 0));
+        }
+
+        // Outside the field: no effect at all.
+        encoder.eval();
+        var changed = x.clone();
+        changed.narrow(2, fieldHeight, height - fieldHeight).fill_(100);
+        changed.narrow(3, fieldWidth, width - fieldWidth).fill_(-100);
+        using (no_grad())
+            Assert.IsTrue(encoder.forward(changed).equal(encoder.forward(x)).all().item<bool>());
+        // ... and inside it, one pixel does.
+        changed = x.clone();
+        changed[0, 0, fieldHeight - 1, fieldWidth - 1] = 100;
+        using (no_grad())
+            Assert.IsFalse(encoder.forward(changed).equal(encoder.forward(x)).all().item<bool>());
+    }
 }

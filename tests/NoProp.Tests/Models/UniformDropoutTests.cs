@@ -74,4 +74,21 @@ public sealed class UniformDropoutTests
         var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => UniformDropout.Apply(randn(2), p, training: true));
         StringAssert.Contains(e.Message, "dropout probability");
     }
+
+    /// <summary>A cropped activation's mask is the top-left part of the mask the whole activation draws (the same stream).</summary>
+    [TestMethod]
+    public void ACroppedActivationGetsItsPartOfTheWholeActivationsMask()
+    {
+        var whole = rand(3, 4, 13, 13) + 0.5;
+        var cropped = whole.narrow(2, 0, 12).narrow(3, 0, 12).contiguous();
+        TorchRuntime.Seed(4);
+        var expected = UniformDropout.Apply(whole, 0.2, training: true).narrow(2, 0, 12).narrow(3, 0, 12);
+        TorchRuntime.Seed(4);
+        var actual = UniformDropout.Apply(cropped, 0.2, training: true, drawSides: (13, 13));
+        Assert.IsTrue(actual.equal(expected).all().item<bool>());
+        TorchRuntime.Seed(4);
+        Assert.IsFalse(UniformDropout.Apply(cropped, 0.2, training: true).equal(expected).all().item<bool>(), "drawn for 12×12, the mask differs");
+        var e = Assert.ThrowsExactly<ArgumentException>(() => UniformDropout.Apply(cropped, 0.2, training: true, drawSides: (11, 13)));
+        StringAssert.Contains(e.Message, "11×13");
+    }
 }
