@@ -35,9 +35,12 @@ public static class UniformDropout
     /// <summary>Uniform draws for x's mask: rand_like(x), or x's top-left part of the draws for [N, C, drawSides].</summary>
     private static Tensor Draws(Tensor x, (long Height, long Width)? drawSides)
     {
-        if (drawSides is not (long height, long width) || (height == x.shape[2] && width == x.shape[3])) return rand_like(x);
-        if (x.dim() != 4 || height < x.shape[2] || width < x.shape[3])
+        if (drawSides is not (long height, long width)) return rand_like(x);
+        if (x.dim() != 4)
+            throw new ArgumentException($"a mask drawn for {height}×{width} needs an activation [N, C, H, W], not one of {x.dim()} dimensions", nameof(drawSides));
+        if (height < x.shape[2] || width < x.shape[3])
             throw new ArgumentException($"a mask drawn for {height}×{width} cannot cover an activation of {x.shape[2]}×{x.shape[3]}", nameof(drawSides));
+        if (height == x.shape[2] && width == x.shape[3]) return rand_like(x);
         // rand fills in memory order; for NCHW x that is rand_like's order over the whole activation. The kept part is
         // copied out: the mask ops and the product then run over contiguous memory (faster than over the strided view).
         if (!x.is_contiguous()) return rand_like(x);
