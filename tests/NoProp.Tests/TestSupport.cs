@@ -42,6 +42,29 @@ internal static class TestSupport
             Blocks = blocks,
         };
     }
+
+    /// <summary>
+    /// How many more tensors are alive after <paramref name="action"/> than before, exactly: a full collection first
+    /// (so tensors earlier code left to the garbage collector are gone), then no collection inside the window (so
+    /// none of those is finalized there and offsets a leak). Counts every thread's tensors: the tests run one at a time.
+    /// </summary>
+    public static long TensorsLeftAlive(Action action)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        bool noGc = GC.TryStartNoGCRegion(200_000_000);
+        try
+        {
+            long before = TorchSharp.torch.Tensor.TotalCount;
+            action();
+            return TorchSharp.torch.Tensor.TotalCount - before;
+        }
+        finally
+        {
+            if (noGc && System.Runtime.GCSettings.LatencyMode == System.Runtime.GCLatencyMode.NoGCRegion) GC.EndNoGCRegion();
+        }
+    }
 }
 
 internal static class TensorAssertions

@@ -146,7 +146,10 @@ public sealed class InMemoryRunStore : IRunStore
     {
         Clear();
         if (record.ValidationAccuracy is not null)
-            best = method.Network.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone());
+        {
+            using var scope = NewDisposeScope();
+            best = method.Network.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone().MoveToOuterDisposeScope());
+        }
     }
 
     public void RestoreSelected(INoPropMethod method)

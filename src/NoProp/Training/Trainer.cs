@@ -225,7 +225,8 @@ public sealed class Trainer
         var indices = new long[n];
         for (int i = 0; i < n; i++) indices[i] = i;
         SeedStreams.Random(seed, SeedPurpose.BatchOrder, epoch, stage).Shuffle(indices);
-        return tensor(indices, ScalarType.Int64).to(device);
+        using var scope = NewDisposeScope();
+        return tensor(indices, ScalarType.Int64).to(device).MoveToOuterDisposeScope();
     }
 
     private double[][]? peakLearningRates;
@@ -260,7 +261,7 @@ public sealed class Trainer
         bool stageEnd = state.Batch + 1 == (int)(stepsPerEpoch / method.StagesPerEpoch);
         if (stageEnd || lossReadClock.Elapsed >= LossReadInterval || double.IsNaN(lastReportedLoss))
         {
-            lastReportedLoss = lossSum[^1].item<double>() / stageSteps;
+            using (NewDisposeScope()) lastReportedLoss = lossSum[^1].item<double>() / stageSteps;
             lossReadClock.Restart();
         }
         double loss = lastReportedLoss;
@@ -273,8 +274,12 @@ public sealed class Trainer
     /// <summary>Adds the stage's accumulated losses to the epoch's sums; a NaN or infinite loss stops training.</summary>
     private void FoldLosses(IRunStore store, TrainerState state, Tensor lossSum)
     {
-        var sums = lossSum.cpu().data<double>().ToArray();
-        lossSum.zero_();
+        double[] sums;
+        using (NewDisposeScope())   // cpu() and zero_() return new handles
+        {
+            sums = lossSum.cpu().data<double>().ToArray();
+            lossSum.zero_();
+        }
         if (sums.Any(v => !double.IsFinite(v)))
         {
             string where = store.CheckpointLocation is not string checkpoint

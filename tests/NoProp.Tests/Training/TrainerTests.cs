@@ -111,6 +111,36 @@ public sealed class TrainerTests
         Assert.AreEqual(before, Tensor.TotalCount, "tensors left alive by inference");
     }
 
+    private sealed class CountingProgress : ITrainingProgress
+    {
+        public int Reports;
+        public void Report(ProgressInfo info) => Reports++;
+        public void EpochCompleted(EpochRecord record) { }
+        public void Message(string line) { }
+    }
+
+    [TestMethod]
+    [DataRow(BlockSchedule.Sequential)]
+    [DataRow(BlockSchedule.Parallel)]
+    public void AWholeRunLeavesNoTensorsToTheCollector(BlockSchedule schedule)
+    {
+        // Everything a run creates (progress reads of the loss sum, the per-stage loss folding, validation, the
+        // selected-model snapshot, checkpoints) is disposed before Run returns: nothing is left for the finalizer
+        // thread to release behind the next run's back.
+        var splits = Splits(64, 16, 1);
+        TorchRuntime.Seed(5);
+        using var method = new NoPropDt(TestSupport.Config(blocks: 2) with { BlockSchedule = schedule });
+        var options = new TrainingOptions { Epochs = 2, BatchSize = 16, Seed = 3 };
+        new Trainer(method, splits, options).Run();   // optimizer state is created lazily on the first steps
+        var progress = new CountingProgress();
+        Assert.AreEqual(0, TestSupport.TensorsLeftAlive(() =>
+            new Trainer(method, splits, options with { OutputDirectory = TestSupport.TempDirectory() }, progress).Run()),
+            $"{schedule}: tensors a run with an output folder left alive");
+        Assert.IsTrue(progress.Reports > 0, "the run reported progress (reading the loss sum)");
+        Assert.AreEqual(0, TestSupport.TensorsLeftAlive(() => new Trainer(method, splits, options, progress).Run()),
+            $"{schedule}: tensors a run kept in memory left alive");
+    }
+
     [TestMethod]
     public void ANanLossStopsTrainingWithAClearMessage()
     {
