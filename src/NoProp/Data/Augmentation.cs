@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using static TorchSharp.torch;
 
 namespace NoProp.Data;
@@ -33,7 +34,8 @@ public sealed record AugmentationOptions
         }
         if (HorizontalFlip)
         {
-            var flip = (rand(b, device: x.device) < 0.5).view(b, 1, 1, 1);
+            using var half = HeldScalars.Hold(0.5);
+            var flip = rand(b, device: x.device).lt(half).view(b, 1, 1, 1);
             result = where(flip, result.flip(3), result);
         }
         return (ReferenceEquals(result, x) ? x.clone() : result).MoveToOuterDisposeScope();

@@ -223,12 +223,14 @@ public sealed class ImageDataset
     }
 
     /// <summary>Normalised float images [N, C, H, W] and int64 labels [N] on the given device.</summary>
+    private static readonly Scalar ByteScale = 255f.ToScalar();
+
     public (Tensor Images, Tensor Labels) ToTensors(Device? device = null)
     {
         device ??= CPU;
         using var scope = NewDisposeScope();
         var floats = pixels is not null
-            ? tensor(pixels, [Count, Channels, Height, Width], ScalarType.Byte).to_type(ScalarType.Float32).div_(255f)
+            ? tensor(pixels, [Count, Channels, Height, Width], ScalarType.Byte).to_type(ScalarType.Float32).div_(ByteScale)
             : chunks is not null ? GatherChunks()
             : tensor(intensities!, [Count, Channels, Height, Width], ScalarType.Float32);
         Normalization.ApplyInPlace(floats);

@@ -124,12 +124,13 @@ public static class ImageFolderReader
             var hwc = tensor(raw, [image.Height, image.Width, 4], ScalarType.Byte).to_type(ScalarType.Float32);
             var rgb = hwc.narrow(2, 0, 3).permute(2, 0, 1);     // [3, H, W]
             var picked = channels == 1
-                ? (rgb[0] * 0.299f + rgb[1] * 0.587f + rgb[2] * 0.114f).unsqueeze(0)
+                ? HeldScalars.WeightedSum((rgb[0], 0.299f), (rgb[1], 0.587f), (rgb[2], 0.114f)).unsqueeze(0)
                 : rgb;
             var resized = picked.shape[1] == height && picked.shape[2] == width
                 ? picked
                 : nn.functional.interpolate(picked.unsqueeze(0), [height, width], mode: InterpolationMode.Bilinear, align_corners: false, antialias: true).squeeze(0);
-            return resized.round().clamp(0, 255).to_type(ScalarType.Byte).contiguous().data<byte>().ToArray();
+            using var max = HeldScalars.Hold(255);
+            return resized.round().clamp(HeldScalars.Zero, max).to_type(ScalarType.Byte).contiguous().data<byte>().ToArray();
         }
     }
 }

@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using static TorchSharp.torch;
 
 namespace NoProp.Losses;
@@ -13,17 +14,17 @@ public static class NoPropLosses
     {
         long d = u.shape[^1];
         double constant = d * (-alphaBar0 - Math.Log(1 - alphaBar0));
-        return (u.square().sum(1).mean() * alphaBar0 + constant) * 0.5;
+        return u.Squared().sum(1).mean().Times(alphaBar0).Plus(constant).Times(0.5);
     }
 
     /// <summary>The same KL with a learnable ᾱ_0 (a scalar tensor; NoProp-CT's schedule).</summary>
     public static Tensor KlToStandardNormal(Tensor u, Tensor alphaBar0)
     {
         long d = u.shape[^1];
-        return (u.square().sum(1).mean() * alphaBar0 - alphaBar0 * d - (1 - alphaBar0).log() * d) * 0.5;
+        return (u.Squared().sum(1).mean() * alphaBar0 - alphaBar0.Times(d) - alphaBar0.SubtractedFrom(1).log().Times(d)).Times(0.5);
     }
 
     /// <summary>Mean over the batch of the squared Euclidean distance between rows: (1/B) Σ ‖û_i − u_i‖².</summary>
     public static Tensor MeanSquaredDistance(Tensor prediction, Tensor target) =>
-        (prediction - target).square().sum(1).mean();
+        (prediction - target).Squared().sum(1).mean();
 }

@@ -56,7 +56,7 @@ public static class ContinuousInference
     public static Tensor Classify(Tensor z, PredictionRule rule, TorchSharp.Modules.Linear outputHead, Tensor embedding) => rule switch
     {
         PredictionRule.OutputHead => nn.functional.softmax(outputHead.forward(z), 1),
-        PredictionRule.NearestEmbedding => nn.functional.softmax(-cdist(z.unsqueeze(0), embedding.unsqueeze(0)).squeeze(0).square(), 1),
+        PredictionRule.NearestEmbedding => nn.functional.softmax(-cdist(z.unsqueeze(0), embedding.unsqueeze(0)).squeeze(0).Squared(), 1),
         _ => throw new ArgumentOutOfRangeException(nameof(rule)),
     };
 }

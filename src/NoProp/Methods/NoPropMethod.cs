@@ -61,8 +61,8 @@ public abstract class NoPropMethod<TNetwork> : INoPropMethod where TNetwork : nn
     /// <summary>An optimiser of the method's kind over <paramref name="parameters"/> with the configured learning rate and weight decay.</summary>
     protected OptimizerHelper NewOptimizer(IEnumerable<Parameter> parameters) => Definition.Defaults.Optimizer switch
     {
-        OptimizerKind.AdamW => optim.AdamW(parameters, Config.LearningRate, weight_decay: Config.WeightDecay),
-        _ => optim.Adam(parameters, Config.LearningRate, weight_decay: Config.WeightDecay),
+        OptimizerKind.AdamW => HeldScalarOptimizers.AdamW(parameters, Config.LearningRate, Config.WeightDecay),
+        _ => HeldScalarOptimizers.Adam(parameters, Config.LearningRate, Config.WeightDecay),
     };
 
     /// <summary>Sets the optimisers a checkpoint keeps, in a fixed order (disposed with the method).</summary>

@@ -60,7 +60,7 @@ public sealed class FusedDtBlocks
             {
                 var mlps = blocks.Select(b => (ResidualLabelMlp)b.LabelPath).ToArray();
                 var h = Sequence(mlps.Select(m => m.Input).ToArray(), z);
-                return h + Sequence(mlps.Select(m => m.Residual).ToArray(), h);
+                return h.Plus(Sequence(mlps.Select(m => m.Residual).ToArray(), h));
             }
             case ConvImageEncoder:
             {
@@ -179,7 +179,7 @@ public sealed class FusedDtBlocks
     {
         var weight = stack(layers.Select(l => (Tensor)l.weight).ToArray(), 0);            // [T, out, in]
         var bias = stack(layers.Select(l => (Tensor)l.bias!).ToArray(), 0).unsqueeze(1);   // [T, 1, out]
-        return x.bmm(weight.transpose(1, 2)).add_(bias);
+        return x.bmm(weight.transpose(1, 2)).PlusInPlace(bias);
     }
 
     /// <summary>
@@ -207,7 +207,7 @@ public sealed class FusedDtBlocks
             {
                 norms[t].running_mean!.copy_(runningMean.narrow(0, t * F, F));
                 norms[t].running_var!.copy_(runningVar.narrow(0, t * F, F));
-                norms[t].num_batches_tracked!.add_(1);
+                norms[t].num_batches_tracked!.add_(HeldScalars.One, HeldScalars.One);
             }
         }
         return y.view(B, T, F).transpose(0, 1);

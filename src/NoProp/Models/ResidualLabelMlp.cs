@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -28,6 +29,6 @@ public sealed class ResidualLabelMlp : Module<Tensor, Tensor>
     {
         using var h = input.forward(z);
         using var r = residual.forward(h);
-        return h + r;
+        return h.Plus(r);
     }
 }

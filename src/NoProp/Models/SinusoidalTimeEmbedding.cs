@@ -1,3 +1,5 @@
+using TorchSharp;
+using NoProp.Runtime;
 using static TorchSharp.torch;
 
 namespace NoProp.Models;
@@ -15,8 +17,9 @@ public static class SinusoidalTimeEmbedding
     {
         using var scope = NewDisposeScope();
         int half = Dimension / 2;
-        var frequencies = exp(arange(half, dtype: ScalarType.Float32, device: t.device) * (-Math.Log(10000.0) / half));
-        var angles = t.reshape(-1, 1).to_type(ScalarType.Float32) * 1000f * frequencies.unsqueeze(0);
+        using var end = half.ToScalar();
+        var frequencies = exp(arange(HeldScalars.Zero, end, HeldScalars.One, dtype: ScalarType.Float32, device: t.device).Times(-Math.Log(10000.0) / half));
+        var angles = t.reshape(-1, 1).to_type(ScalarType.Float32).Times(1000f) * frequencies.unsqueeze(0);
         return cat([angles.sin(), angles.cos()], 1).MoveToOuterDisposeScope();
     }
 }

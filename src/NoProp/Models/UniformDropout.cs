@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -28,7 +29,8 @@ public static class UniformDropout
         using var scope = NewDisposeScope();
         double keep = 1 - p;
         var mask = Draws(x, drawSides);     // no autograd: a constant factor of the product below
-        mask.lt_(keep).div_(keep);          // 1/(1 − p) where u < 1 − p, 0 elsewhere
+        using var held = HeldScalars.Hold(keep);
+        mask.lt_(held).div_(held);          // 1/(1 − p) where u < 1 − p, 0 elsewhere
         return x.mul(mask).MoveToOuterDisposeScope();
     }
 

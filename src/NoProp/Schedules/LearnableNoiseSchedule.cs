@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -28,9 +29,9 @@ public sealed class LearnableNoiseSchedule : Module
         {
             // Spread the sigmoid units over [0, 1] so the initial γ̄ is close to linear.
             var centres = linspace(0.05, 0.95, hidden);
-            w1Raw = new Parameter(full(hidden, InverseSoftplus(6.0)));
-            b1 = new Parameter(centres * -6.0);
-            w2Raw = new Parameter(full(hidden, InverseSoftplus(1.0)));
+            using (var w1 = HeldScalars.Hold(InverseSoftplus(6.0))) w1Raw = new Parameter(full(hidden, w1));
+            b1 = new Parameter(centres.Times(-6.0));
+            using (var w2 = HeldScalars.Hold(InverseSoftplus(1.0))) w2Raw = new Parameter(full(hidden, w2));
             b2 = new Parameter(zeros(1));
             gammaMin = new Parameter(tensor(new[] { (float)initialGammaMin }));
             gapRaw = new Parameter(tensor(new[] { (float)InverseSoftplus(initialGammaMax - initialGammaMin) }));
@@ -50,9 +51,9 @@ public sealed class LearnableNoiseSchedule : Module
     {
         var w1 = functional.softplus(w1Raw);
         var w2 = functional.softplus(w2Raw);
-        var s = functional.sigmoid(t.unsqueeze(-1) * w1 + b1);          // [..., H]
-        var value = (s * w2).sum(-1) + b2;
-        var derivative = (s * (1 - s) * w1 * w2).sum(-1);
+        var s = functional.sigmoid((t.unsqueeze(-1) * w1).Plus(b1));          // [..., H]
+        var value = (s * w2).sum(-1).Plus(b2);
+        var derivative = (s * s.SubtractedFrom(1) * w1 * w2).sum(-1);
         return (value, derivative);
     }
 
@@ -65,7 +66,7 @@ public sealed class LearnableNoiseSchedule : Module
         var span = ends[1] - ends[0];
         var gammaBar = (raw - ends[0]) / span;
         var gap = functional.softplus(gapRaw);
-        var gamma = gammaMin + gap * (1 - gammaBar);
+        var gamma = gammaMin.Plus(gap * gammaBar.SubtractedFrom(1));
         var gammaDerivative = -gap * rawDerivative / span;
         return (gamma.MoveToOuterDisposeScope(), gammaDerivative.MoveToOuterDisposeScope());
     }

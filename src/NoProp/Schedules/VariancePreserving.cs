@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using static TorchSharp.torch;
 
 namespace NoProp.Schedules;
@@ -9,13 +10,13 @@ public static class VariancePreserving
     public static Tensor SampleMarginal(Tensor u, double alphaBar)
     {
         using var noise = randn_like(u);
-        return u * Math.Sqrt(alphaBar) + noise * Math.Sqrt(1 - alphaBar);
+        return u.Times(Math.Sqrt(alphaBar)).Plus(noise.Times(Math.Sqrt(1 - alphaBar)));
     }
 
     /// <summary>Per-example ᾱ (a column [B, 1]) for the continuous-time methods.</summary>
     public static Tensor SampleMarginal(Tensor u, Tensor alphaBar)
     {
         using var noise = randn_like(u);
-        return u * alphaBar.sqrt() + noise * (1 - alphaBar).sqrt();
+        return (u * alphaBar.sqrt()).Plus(noise * alphaBar.SubtractedFrom(1).sqrt());
     }
 }

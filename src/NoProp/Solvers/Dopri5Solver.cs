@@ -1,4 +1,5 @@
 using NoProp.Runtime;
+using static NoProp.Runtime.HeldScalars;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -133,15 +134,15 @@ public sealed class Dopri5Solver : IOdeSolver
     internal (double Error, Tensor? Z, Tensor? K) Attempt(Drift f, Tensor z, Tensor k1, double t, double h, double tNext)
     {
         using var scope = NewDisposeScope();
-        var k2 = f(z + k1 * (h * A21), t + C2 * h);
-        var k3 = f(z + (k1 * A31 + k2 * A32) * h, t + C3 * h);
-        var k4 = f(z + (k1 * A41 + k2 * A42 + k3 * A43) * h, t + C4 * h);
-        var k5 = f(z + (k1 * A51 + k2 * A52 + k3 * A53 + k4 * A54) * h, t + C5 * h);
-        var k6 = f(z + (k1 * A61 + k2 * A62 + k3 * A63 + k4 * A64 + k5 * A65) * h, tNext);
-        var z1 = z + (k1 * B1 + k3 * B3 + k4 * B4 + k5 * B5 + k6 * B6) * h;
+        var k2 = f(z.Plus(k1.Times(h * A21)), t + C2 * h);
+        var k3 = f(z.Plus(WeightedSum((k1, A31), (k2, A32)).Times(h)), t + C3 * h);
+        var k4 = f(z.Plus(WeightedSum((k1, A41), (k2, A42), (k3, A43)).Times(h)), t + C4 * h);
+        var k5 = f(z.Plus(WeightedSum((k1, A51), (k2, A52), (k3, A53), (k4, A54)).Times(h)), t + C5 * h);
+        var k6 = f(z.Plus(WeightedSum((k1, A61), (k2, A62), (k3, A63), (k4, A64), (k5, A65)).Times(h)), tNext);
+        var z1 = z.Plus(WeightedSum((k1, B1), (k3, B3), (k4, B4), (k5, B5), (k6, B6)).Times(h));
         var k7 = f(z1, tNext);
-        var localError = (k1 * E1 + k3 * E3 + k4 * E4 + k5 * E5 + k6 * E6 + k7 * E7) * h;
-        var scale = maximum(z.abs(), z1.abs()) * Options.RelativeTolerance + Options.AbsoluteTolerance;
+        var localError = WeightedSum((k1, E1), (k3, E3), (k4, E4), (k5, E5), (k6, E6), (k7, E7)).Times(h);
+        var scale = maximum(z.abs(), z1.abs()).Times(Options.RelativeTolerance).Plus(Options.AbsoluteTolerance);
         double error = Rms(localError / scale);
         if (!(error <= 1)) return (error, null, null);
         return (error, z1.MoveToOuterDisposeScope(), Keep(k7));
@@ -155,11 +156,11 @@ public sealed class Dopri5Solver : IOdeSolver
     private double SelectInitialStep(Drift f, Tensor z0, double t0, Tensor f0, double direction, double span)
     {
         using var scope = NewDisposeScope();
-        var scale = z0.abs() * Options.RelativeTolerance + Options.AbsoluteTolerance;
+        var scale = z0.abs().Times(Options.RelativeTolerance).Plus(Options.AbsoluteTolerance);
         double d0 = Rms(z0 / scale), d1 = Rms(f0 / scale);
         if (!double.IsFinite(d1)) throw new NoPropException($"the drift returned non-finite values at t = {t0}");
         double h0 = Math.Min(d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : 0.01 * d0 / d1, span);
-        var f1 = f(z0 + f0 * (direction * h0), t0 + direction * h0);
+        var f1 = f(z0.Plus(f0.Times(direction * h0)), t0 + direction * h0);
         double d2 = Rms((f1 - f0) / scale) / h0;
         double dMax = Math.Max(d1, d2);
         double h1 = dMax <= 1e-15 ? Math.Max(1e-6, h0 * 1e-3) : Math.Pow(0.01 / dMax, 1.0 / 5);
@@ -175,7 +176,7 @@ public sealed class Dopri5Solver : IOdeSolver
     }
 
     /// <summary>Root mean square over all elements, as one number.</summary>
-    private static double Rms(Tensor x) => x.square().mean().sqrt().ToDouble();
+    private static double Rms(Tensor x) => x.Squared().mean().sqrt().ToDouble();
 
     /// <summary>
     /// A new handle on a drift output, moved out of the current scope, that the solver owns and may dispose:

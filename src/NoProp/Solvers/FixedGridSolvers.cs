@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using static TorchSharp.torch;
 
 namespace NoProp.Solvers;
@@ -60,7 +61,7 @@ public sealed class EulerSolver : FixedGridSolver
     public override int Order => 1;
     public override int EvaluationsPerStep => 1;
 
-    protected override Tensor Step(Drift f, Tensor z, double t, double dt) => z + f(z, t) * dt;
+    protected override Tensor Step(Drift f, Tensor z, double t, double dt) => z.Plus(f(z, t).Times(dt));
 }
 
 /// <summary>
@@ -76,8 +77,8 @@ public sealed class HeunSolver : FixedGridSolver
     protected override Tensor Step(Drift f, Tensor z, double t, double dt)
     {
         var k1 = f(z, t);
-        var k2 = f(z + k1 * dt, t + dt);
-        return z + (k1 + k2) * (dt / 2);
+        var k2 = f(z.Plus(k1.Times(dt)), t + dt);
+        return z.Plus(k1.Plus(k2).Times(dt / 2));
     }
 }
 
@@ -91,8 +92,8 @@ public sealed class MidpointSolver : FixedGridSolver
     protected override Tensor Step(Drift f, Tensor z, double t, double dt)
     {
         var k1 = f(z, t);
-        var k2 = f(z + k1 * (dt / 2), t + dt / 2);
-        return z + k2 * dt;
+        var k2 = f(z.Plus(k1.Times(dt / 2)), t + dt / 2);
+        return z.Plus(k2.Times(dt));
     }
 }
 
@@ -109,9 +110,9 @@ public sealed class Rk4Solver : FixedGridSolver
     protected override Tensor Step(Drift f, Tensor z, double t, double dt)
     {
         var k1 = f(z, t);
-        var k2 = f(z + k1 * (dt / 2), t + dt / 2);
-        var k3 = f(z + k2 * (dt / 2), t + dt / 2);
-        var k4 = f(z + k3 * dt, t + dt);
-        return z + (k1 + k2 * 2 + k3 * 2 + k4) * (dt / 6);
+        var k2 = f(z.Plus(k1.Times(dt / 2)), t + dt / 2);
+        var k3 = f(z.Plus(k2.Times(dt / 2)), t + dt / 2);
+        var k4 = f(z.Plus(k3.Times(dt)), t + dt);
+        return z.Plus(k1.Plus(k2.Times(2)).Plus(k3.Times(2)).Plus(k4).Times(dt / 6));
     }
 }

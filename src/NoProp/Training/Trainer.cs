@@ -140,7 +140,7 @@ public sealed class Trainer
                             var images = trainX.index_select(0, index);
                             if (options.Augmentation is not null) images = options.Augmentation.Apply(images);
                             var losses = method.TrainStep(state.Stage, images, trainY.index_select(0, index));
-                            lossSum.add_(losses.Values);
+                            lossSum.PlusInPlace(losses.Values);
                             state.EpochImages += count;
                         }
                         stopwatch.Stop();

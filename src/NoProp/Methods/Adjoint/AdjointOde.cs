@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using NoProp.Embeddings;
 using NoProp.Models;
 using NoProp.Solvers;
@@ -53,7 +54,7 @@ public sealed class AdjointOde : NoPropMethod<ContinuousNetwork>
     public Tensor Velocity(Tensor imageFeatures, Tensor z, double t)
     {
         using var scope = NewDisposeScope();
-        var time = full(z.shape[0], t, device: z.device);
+        var time = HeldScalars.Full(z.shape[0], t, z.device);
         return Net.Velocity.Logits(imageFeatures, z, time).matmul(Net.Embedding.Weight).MoveToOuterDisposeScope();
     }
 
@@ -96,7 +97,7 @@ public sealed class AdjointOde : NoPropMethod<ContinuousNetwork>
         // Hand the adjoint's gradients to autograd: ∂/∂θ of Σ θ·g is g, and features·∂L/∂h reaches the image path.
         var surrogate = (features * adjoint.Gradients[0]).sum();
         for (int i = 0; i < fieldParameters.Length; i++)
-            surrogate = surrogate + (fieldParameters[i] * adjoint.Gradients[i + 1]).sum();
+            surrogate = surrogate.Plus((fieldParameters[i] * adjoint.Gradients[i + 1]).sum());
         surrogate.backward();
         return crossEntropy.detach().MoveToOuterDisposeScope();
     }
@@ -104,7 +105,7 @@ public sealed class AdjointOde : NoPropMethod<ContinuousNetwork>
     /// <summary>The vector field at one time for the shared inference loop.</summary>
     public Tensor Drift(ContinuousInference.LogitsAt logits, Tensor z, double t)
     {
-        using var time = full(z.shape[0], t, device: z.device);
+        using var time = HeldScalars.Full(z.shape[0], t, z.device);
         using var l = logits(z, time);
         return l.matmul(Net.Embedding.Weight);
     }

@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using NoProp.Embeddings;
 using NoProp.Models;
 using TorchSharp;
@@ -27,7 +28,7 @@ public sealed class BackpropNetwork : nn.Module
             .Select(_ => new DtBlock(config.Image, config.EmbeddingDimension, config.ClassCount, imageShapedLabel)).ToArray());
         outputHead = nn.Linear(config.EmbeddingDimension, config.ClassCount);
         embedding = new LabelEmbedding(config.Embedding, config.ClassCount, config.EmbeddingDimension);
-        using (no_grad()) mixing = new Parameter(full(config.Blocks, InitialMixingWeight));
+        using (no_grad()) mixing = new Parameter(HeldScalars.Full(config.Blocks, InitialMixingWeight));
         RegisterComponents();
     }
 
@@ -119,7 +120,7 @@ public sealed class BackpropBaseline : NoPropMethod<BackpropNetwork>, IChainInfe
         {
             var uHat = EmbeddingReadout.ConvexCombination(Net.Blocks[t].forward(x, z), embedding);
             var alpha = alphas[t];
-            z = z * (1 - alpha) + uHat * alpha;
+            z = (z * alpha.SubtractedFrom(1)).Plus(uHat * alpha);
             callback?.Invoke(new ChainStep(t + 1, Config.Blocks, (t + 1) / (double)Config.Blocks, z, uHat));
         }
         return (ReferenceEquals(z, z0) ? z0.clone() : z).MoveToOuterDisposeScope();

@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using NoProp.Embeddings;
 using NoProp.Losses;
 using NoProp.Models;
@@ -39,7 +40,7 @@ public sealed class NoPropCt : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
         };
         if (config.ScheduleTrainingOrDefault != CtScheduleTraining.Frozen)
             groups.Add(new(Net.Schedule.parameters().ToList(), lr: config.LearningRate, weight_decay: config.ScheduleWeightDecay));
-        optimizer = optim.Adam(groups, config.LearningRate, weight_decay: config.WeightDecay);
+        optimizer = HeldScalarOptimizers.Adam(groups, config.LearningRate, config.WeightDecay);
         SetOptimizers(optimizer);
     }
 
@@ -62,17 +63,17 @@ public sealed class NoPropCt : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
         if (!denoiseTrainsSchedule) alphaBar = alphaBar.detach();
         var zt = VariancePreserving.SampleMarginal(u, alphaBar);
         var uHat = EmbeddingReadout.ConvexCombination(Net.Denoiser.forward(x, zt, t), Net.Embedding.Weight);
-        var squaredError = (uHat - u).square().sum(1);
+        var squaredError = (uHat - u).Squared().sum(1);
         var weight = Config.Weighting == CtWeighting.SnrDerivative ? schedule.SnrDerivative(t) : ones_like(t);
         if (!denoiseTrainsSchedule) weight = weight.detach();
-        var denoise = (weight * squaredError).mean() * (0.5 * Config.Eta);
+        var denoise = (weight * squaredError).mean().Times(0.5 * Config.Eta);
 
         var ends = schedule.AlphaBar(tensor(new float[] { 0f, 1f }, device: x.device));
         if (!endsTrainSchedule) ends = ends.detach();
         var z1 = VariancePreserving.SampleMarginal(u, ends[1]);
         var crossEntropy = nn.functional.cross_entropy(Net.OutputHead.forward(z1), y);
         var kl = NoPropLosses.KlToStandardNormal(u, ends[0]);
-        var total = crossEntropy + kl + denoise;
+        var total = crossEntropy.Plus(kl).Plus(denoise);
 
         optimizer.zero_grad();
         total.backward();
@@ -84,11 +85,11 @@ public sealed class NoPropCt : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
     public Tensor Drift(ContinuousInference.LogitsAt logits, Tensor z, double t)
     {
         using var scope = NewDisposeScope();
-        var time = full(z.shape[0], t, device: z.device);
+        var time = HeldScalars.Full(z.shape[0], t, z.device);
         var (gamma, gammaDerivative) = Net.Schedule.Gamma(time[..1]);
         var alphaBar = nn.functional.sigmoid(-gamma);
         var uHat = EmbeddingReadout.ConvexCombination(logits(z, time), Net.Embedding.Weight);
-        var drift = (uHat * alphaBar.sqrt() - z * alphaBar) * (gammaDerivative * -0.5);
+        var drift = (uHat * alphaBar.sqrt() - z * alphaBar) * gammaDerivative.Times(-0.5);
         return drift.MoveToOuterDisposeScope();
     }
 

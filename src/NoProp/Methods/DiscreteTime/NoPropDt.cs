@@ -93,12 +93,12 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
         var u = Net.Embedding.Lookup(y);
         var zPrevious = VariancePreserving.SampleMarginal(u, Schedule.AlphaBar(t - 1));
         var uHat = EmbeddingReadout.ConvexCombination(block.forward(x, zPrevious), Net.Embedding.Weight);
-        var denoise = NoPropLosses.MeanSquaredDistance(uHat, u) * denoiseWeights[stage];
+        var denoise = NoPropLosses.MeanSquaredDistance(uHat, u).Times(denoiseWeights[stage]);
 
         var zT = VariancePreserving.SampleMarginal(u, Schedule.AlphaBar(Config.Blocks));
         var crossEntropy = nn.functional.cross_entropy(Net.OutputHead.forward(zT), y);
         var kl = NoPropLosses.KlToStandardNormal(u, Schedule.AlphaBar(0));
-        var total = crossEntropy + kl + denoise;
+        var total = crossEntropy.Plus(kl).Plus(denoise);
 
         optimizer.zero_grad();
         headOptimizer.zero_grad();
@@ -119,16 +119,16 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
         int T = Config.Blocks;
         var u = Net.Embedding.Lookup(y);                                      // [B, d]
         var noise = randn(T, u.shape[0], u.shape[1], device: u.device);
-        var zPrevious = u.unsqueeze(0) * parallelSignal + noise * parallelNoise;    // [T, B, d]: z_{t−1} ~ q(z_{t−1}|y), own draw per block
+        var zPrevious = (u.unsqueeze(0) * parallelSignal).Plus(noise * parallelNoise);    // [T, B, d]: z_{t−1} ~ q(z_{t−1}|y), own draw per block
         var logits = fused.Logits(x, zPrevious);                                  // [T, B, m]
         var uHat = nn.functional.softmax(logits, 2).matmul(Net.Embedding.Weight);
-        var perBlock = (uHat - u.unsqueeze(0)).square().sum(2).mean([1], keepdim: true) * parallelWeights;   // [T, 1]
+        var perBlock = (uHat - u.unsqueeze(0)).Squared().sum(2).mean([1], keepdim: true) * parallelWeights;   // [T, 1]
         var denoise = perBlock.sum();
 
         var zT = VariancePreserving.SampleMarginal(u, Schedule.AlphaBar(T));
         var crossEntropy = nn.functional.cross_entropy(Net.OutputHead.forward(zT), y);
         var kl = NoPropLosses.KlToStandardNormal(u, Schedule.AlphaBar(0));
-        var total = crossEntropy + kl + denoise;
+        var total = crossEntropy.Plus(kl).Plus(denoise);
 
         foreach (var o in allOptimizers) o.zero_grad();
         total.backward();
@@ -141,14 +141,14 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
             using var stepScope = NewDisposeScope();
             var uk = Net.Embedding.Lookup(y);
             var ce = nn.functional.cross_entropy(Net.OutputHead.forward(VariancePreserving.SampleMarginal(uk, Schedule.AlphaBar(T))), y);
-            var headLoss = ce + NoPropLosses.KlToStandardNormal(uk, Schedule.AlphaBar(0));
+            var headLoss = ce.Plus(NoPropLosses.KlToStandardNormal(uk, Schedule.AlphaBar(0)));
             headOptimizer.zero_grad();
             headLoss.backward();
             headOptimizer.step();
         }
 
-        var meanDenoise = denoise.detach() / T;
-        return Layout.Record(crossEntropy.detach() + kl.detach() + meanDenoise, crossEntropy.detach(), kl.detach(), meanDenoise);
+        var meanDenoise = denoise.detach().DividedBy(T);
+        return Layout.Record(crossEntropy.detach().Plus(kl.detach()).Plus(meanDenoise), crossEntropy.detach(), kl.detach(), meanDenoise);
     }
 
     public override Tensor PredictProbabilities(Tensor x, InferenceOptions options)
@@ -208,9 +208,9 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
             using var scope = NewDisposeScope();
             var (a, b, c) = coefficients[t - 1];
             var uHat = EmbeddingReadout.ConvexCombination(Net.Blocks[t - 1].Logits(imageFeatures[t - 1], z), embedding);
-            var next = uHat * a + z * b;
+            var next = uHat.Times(a).Plus(z.Times(b));
             if (!deterministic && c > 0)
-                next.add_(options.Noise(next.shape, device), alpha: Math.Sqrt(c));
+                next.PlusScaledInPlace(options.Noise(next.shape, device), Math.Sqrt(c));
             z.Dispose();
             z = next.MoveToOuterDisposeScope();
             callback?.Invoke(new ChainStep(t, Config.Blocks, t / (double)Config.Blocks, z, uHat));

@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using NoProp.Embeddings;
 using NoProp.Losses;
 using NoProp.Models;
@@ -40,21 +41,21 @@ public sealed class NoPropFm : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
         var t = rand(batch, device: x.device);
         var tColumn = t.unsqueeze(1);
         var z0 = randn_like(u);
-        var zt = u * tColumn + z0 * (1 - tColumn);
-        if (Config.FlowSigma > 0) zt = zt + randn_like(u) * Config.FlowSigma;
+        var zt = (u * tColumn).Plus(z0 * tColumn.SubtractedFrom(1));
+        if (Config.FlowSigma > 0) zt = zt.Plus(randn_like(u).Times(Config.FlowSigma));
         var v = Velocity(Net.Velocity.forward(x, zt, t));
         var flow = NoPropLosses.MeanSquaredDistance(v, u - z0);
         Tensor anchor;
         if (Net.Embedding.IsTrainable)
         {
-            var zTilde = zt + v * (1 - tColumn);
+            var zTilde = zt.Plus(v * tColumn.SubtractedFrom(1));
             anchor = nn.functional.cross_entropy(Net.OutputHead.forward(zTilde), y);
         }
         else
         {
             anchor = zeros(1, device: x.device).squeeze();
         }
-        var total = flow + anchor;
+        var total = flow.Plus(anchor);
         optimizer.zero_grad();
         total.backward();
         optimizer.step();
@@ -64,7 +65,7 @@ public sealed class NoPropFm : NoPropMethod<ContinuousNetwork>, IImageOnlyReadou
     /// <summary>The learned velocity v_θ(z, x, t) at one time t for the whole batch.</summary>
     public Tensor Drift(ContinuousInference.LogitsAt logits, Tensor z, double t)
     {
-        using var time = full(z.shape[0], t, device: z.device);
+        using var time = HeldScalars.Full(z.shape[0], t, z.device);
         using var l = logits(z, time);
         return Velocity(l);
     }
