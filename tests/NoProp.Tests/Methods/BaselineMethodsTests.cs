@@ -75,13 +75,10 @@ public sealed class BaselineMethodsTests
             var (x, y) = Batch(8);
             method.Network.train();
             method.TrainStep(0, x, y).Dispose();   // optimizer state is created lazily
-            GC.Collect();                          // earlier tests' garbage must not be finalised inside the window
-            GC.WaitForPendingFinalizers();
-            long before = Tensor.TotalCount;
-            for (int i = 0; i < 3; i++) method.TrainStep(0, x, y).Dispose();
-            Assert.AreEqual(before, Tensor.TotalCount, $"{config.Method}: tensors left alive by training steps");
-            using (var p = Evaluator.PredictProbabilities(method, x, new InferenceOptions())) { }
-            Assert.AreEqual(before, Tensor.TotalCount, $"{config.Method}: tensors left alive by inference");
+            Assert.AreEqual(0, TestSupport.TensorsLeftAlive(() => { for (int i = 0; i < 3; i++) method.TrainStep(0, x, y).Dispose(); }),
+                $"{config.Method}: tensors left alive by training steps");
+            Assert.AreEqual(0, TestSupport.TensorsLeftAlive(() => Evaluator.PredictProbabilities(method, x, new InferenceOptions()).Dispose()),
+                $"{config.Method}: tensors left alive by inference");
         }
     }
 

@@ -101,14 +101,10 @@ public sealed class TrainerTests
         method.Network.train();
         method.TrainStep(0, x, y).Dispose();   // optimizer state is created lazily on the first step
         method.TrainStep(1, x, y).Dispose();
-        // Tensors that earlier tests left to the garbage collector must not be finalized inside the window below.
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        long before = Tensor.TotalCount;
-        for (int i = 0; i < 20; i++) method.TrainStep(i % 2, x, y).Dispose();
-        Assert.AreEqual(before, Tensor.TotalCount, "tensors left alive by 20 training steps");
-        using (var p = Evaluator.PredictProbabilities(method, x, new InferenceOptions(), batchSize: 16)) { }
-        Assert.AreEqual(before, Tensor.TotalCount, "tensors left alive by inference");
+        Assert.AreEqual(0, TestSupport.TensorsLeftAlive(() => { for (int i = 0; i < 20; i++) method.TrainStep(i % 2, x, y).Dispose(); }),
+            "tensors left alive by 20 training steps");
+        Assert.AreEqual(0, TestSupport.TensorsLeftAlive(() => Evaluator.PredictProbabilities(method, x, new InferenceOptions(), batchSize: 16).Dispose()),
+            "tensors left alive by inference");
     }
 
     private sealed class CountingProgress : ITrainingProgress
