@@ -15,14 +15,6 @@ public sealed class SolverMemoryTests
         ? OdeSolvers.Create(kind, new OdeSolverOptions { RelativeTolerance = 1e-12, AbsoluteTolerance = 1e-14, InitialStep = 2.0 })
         : OdeSolvers.Create(kind);
 
-    private static long LiveTensors()
-    {
-        // Tensors left to the finalizer by earlier tests must not change the count while we measure.
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        return Tensor.TotalCount;
-    }
-
     [TestMethod]
     [DataRow(OdeSolverKind.Euler)]
     [DataRow(OdeSolverKind.Heun)]
@@ -35,15 +27,14 @@ public sealed class SolverMemoryTests
         var solver = Solver(kind);
         var grid = TimeGrid.Uniform(0, 2, 50);
         using var z0 = problem.InitialBatch();
-        long before = LiveTensors();
-        var solution = solver.Integrate(problem.Drift, z0, grid);
-        Assert.AreEqual(before + 1, Tensor.TotalCount, $"{solver.Name}: tensors alive beyond the returned z");
-        Assert.IsTrue(solution.AcceptedSteps >= 50);
+        OdeSolution? solution = null;
+        Assert.AreEqual(1, TestSupport.TensorsLeftAlive(() => solution = solver.Integrate(problem.Drift, z0, grid)),
+            $"{solver.Name}: tensors alive beyond the returned z");
+        Assert.IsTrue(solution!.AcceptedSteps >= 50);
         if (kind == OdeSolverKind.Dopri5) Assert.IsTrue(solution.RejectedSteps > 0, "the test should exercise rejected steps");
         Assert.IsFalse(z0.IsInvalid, "z0 stays the caller's");
         Assert.IsTrue(problem.RelativeError(solution.Z, 0, 2) < 0.1);
-        solution.Dispose();
-        Assert.AreEqual(before, Tensor.TotalCount, $"{solver.Name}: tensors alive after the result was disposed");
+        Assert.AreEqual(-1, TestSupport.TensorsLeftAlive(solution.Dispose), $"{solver.Name}: disposing the result frees z");
     }
 
     [TestMethod]
@@ -57,9 +48,9 @@ public sealed class SolverMemoryTests
         using var z0 = problem.InitialBatch();
         int calls = 0;
         Drift failing = (z, t) => ++calls == 20 ? throw new InvalidOperationException("drift failed") : problem.Drift(z, t);
-        long before = LiveTensors();
-        Assert.ThrowsExactly<InvalidOperationException>(() => solver.Integrate(failing, z0, TimeGrid.Uniform(0, 2, 50)));
-        Assert.AreEqual(before, Tensor.TotalCount, $"{solver.Name}: tensors left alive by a failed integration");
+        Assert.AreEqual(0, TestSupport.TensorsLeftAlive(() =>
+                Assert.ThrowsExactly<InvalidOperationException>(() => solver.Integrate(failing, z0, TimeGrid.Uniform(0, 2, 50)))),
+            $"{solver.Name}: tensors left alive by a failed integration");
         Assert.IsFalse(z0.IsInvalid);
     }
 
@@ -68,14 +59,13 @@ public sealed class SolverMemoryTests
     {
         var problem = OdeProblem.ExpSine;
         using var z0 = problem.InitialBatch();
-        long before = LiveTensors();
-        Tensor z;
-        using (var scope = NewDisposeScope())
+        Tensor? z = null;
+        Assert.AreEqual(0, TestSupport.TensorsLeftAlive(() =>
         {
+            using var scope = NewDisposeScope();
             z = OdeSolvers.Create(OdeSolverKind.Dopri5).Integrate(problem.Drift, z0, [0.0, 2.0]).Z;
             Assert.IsFalse(z.IsInvalid);
-        }
-        Assert.IsTrue(z.IsInvalid, "the caller's scope owns the result");
-        Assert.AreEqual(before, Tensor.TotalCount);
+        }));
+        Assert.IsTrue(z!.IsInvalid, "the caller's scope owns the result");
     }
 }
