@@ -12,7 +12,7 @@ namespace NoProp.Runtime;
 /// so a garbage collection that marks while libtorch is inside the operation (a background GC's final phase, or any
 /// other thread's collection) can finalize it mid-call: libtorch then reads freed memory and fails with
 /// "Expected false to be true, but got false" or "Unknown scalar type", rarely and at random (it stopped a full MNIST
-/// run after ~2,100 steps). The helpers below pass Scalars that are held: static ones for constants, and for other
+/// run after ~1,240 steps). The helpers below pass Scalars that are held: static ones for constants, and for other
 /// values a Scalar disposed after the call, which keeps it alive until then.
 /// </para>
 /// <para>
