@@ -34,6 +34,20 @@ public sealed class TorchSharpNativeTests
     }
 
     [TestMethod]
+    public void AnApplicationWithoutLibtorchIsToldWhichPackageToAdd()
+    {
+        var image = Original.Value;
+        var folder = TestSupport.TempDirectory();
+        CollectionAssert.AreEqual(new[] { "libtorch.so", "libc10.so", "libtorch_cpu.so" }, TorchSharpNative.AbsentLibtorch(image, folder).ToArray());
+        foreach (var file in new[] { "libtorch.so", "libc10.so" }) File.WriteAllBytes(Path.Combine(folder, file), []);
+        CollectionAssert.AreEqual(new[] { "libtorch_cpu.so" }, TorchSharpNative.AbsentLibtorch(image, folder).ToArray());
+        Assert.AreEqual(0, TorchSharpNative.AbsentLibtorch(image, Path.GetDirectoryName(TorchSharpNative.OriginalLibrary)!).Count, "the test output has its libtorch");
+        var message = TorchSharpNative.MissingLibtorchMessage("/app/libLibTorchSharp.so", ["libtorch.so"]);
+        StringAssert.Contains(message, "not libtorch beside it (libtorch.so): add a libtorch package to the application, " +
+                                       "<PackageReference Include=\"libtorch-cpu-linux-x64\" Version=\"2.10.0\" />");
+    }
+
+    [TestMethod]
     public void OnlyTheUnboundVersionIsSafeToWeaken()
     {
         var image = Original.Value;

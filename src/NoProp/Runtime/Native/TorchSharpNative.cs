@@ -87,6 +87,7 @@ public static class TorchSharpNative
         OriginalLibrary = original;
         var folder = Path.GetDirectoryName(original)!;
         var image = ElfImage.Read(original);
+        if (AbsentLibtorch(image, folder) is { Count: > 0 } absent) throw new NoPropException(MissingLibtorchMessage(original, absent));
 
         var missing = MissingVersions(image, file =>
         {
@@ -109,6 +110,26 @@ public static class TorchSharpNative
         Load(copy, original);
         PatchedLibrary = copy;
         WeakenedVersions = missing.Select(n => n.Version).ToArray();
+    }
+
+    /// <summary>
+    /// The libtorch libraries (libtorch*, libc10*) <paramref name="image"/> needs that are not in <paramref name="folder"/>:
+    /// the application references TorchSharp but no libtorch package. The loader would then look for them on the
+    /// system, where it finds nothing (a "cannot open shared object file" error) or another libtorch (a Debian
+    /// python3-torch's 1.13: an "undefined symbol" error); neither names the missing package, so this check does.
+    /// </summary>
+    internal static IReadOnlyList<string> AbsentLibtorch(ElfImage image, string folder) =>
+        image.NeededLibraries()
+            .Where(n => (n.StartsWith("libtorch", StringComparison.Ordinal) || n.StartsWith("libc10", StringComparison.Ordinal)) && !File.Exists(Path.Combine(folder, n)))
+            .ToArray();
+
+    internal static string MissingLibtorchMessage(string original, IReadOnlyList<string> absent)
+    {
+        string version = typeof(TorchSharpNative).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+            .Cast<System.Reflection.AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == "LibTorchVersion")?.Value ?? "the version TorchSharp names";
+        return $"the application has TorchSharp's native library ({original}) but not libtorch beside it ({string.Join(", ", absent)}): " +
+               $"add a libtorch package to the application, <PackageReference Include=\"libtorch-cpu-linux-x64\" Version=\"{version}\" /> " +
+               $"for the CPU or libtorch-cuda-12.8-linux-x64 {version} for CUDA (NoProp references TorchSharp without one, so that the application chooses)";
     }
 
     /// <summary>
