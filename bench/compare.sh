@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # NoProp.NET against its PyTorch replica on this machine, side by side (issue 12).
 #
-#   bench/compare.sh [--quick | --full] [--rounds N] [--threads N] [--train-size N] [--test-size N] [--skip-fm] [--keep DIR]
+#   bench/compare.sh [--quick | --full] [--rounds N] [--threads N] [--train-size N] [--test-size N] [--skip-fm] [--skip-bf16]
+#                    [--keep DIR]
 #
 # Runs our CLI and the PyTorch replica (bench/pytorch/) alternately, --rounds times each (default 2), and prints per
 # figure both sides' values and the ratio ours/PyTorch of the medians (below 1: we are faster/smaller):
 #   - NoProp-DT, 1 training epoch, sequential schedule (Algorithm 1) and parallel schedule (fused blocks)
 #   - NoProp-DT inference over the test images (stochastic Eq. 3, batches of 1000, after the sequential run)
+#   - the same DT inference with bf16 convolutions (--inference-precision bf16) on both sides: ours evaluates each
+#     round's sequential model in a process of its own, the replica infers in one (its weights from 256 images:
+#     inference cost does not depend on them); and our test accuracy with bf16 beside fp32's, the same models
 #   - NoProp-FM, Heun with 40 steps, inference over the test images (image features cached on both sides)
 #   - peak resident set of the whole process (GNU time's maximum RSS), for the DT runs
 #   - CPU seconds (user + system) of each whole DT process (data loading, the epoch, validation, test inference):
@@ -15,7 +19,7 @@
 # data (MNIST, our split sizes), the same intra-op thread count, one OpenBLAS thread, the same glibc malloc
 # thresholds (ours sets them with mallopt at start-up; PyTorch gets them through MALLOC_*_ environment variables).
 # The replica mirrors our fused blocks for the parallel schedule and our fused, chunked, channels-last image
-# features for inference, our ReLU + max-pool (pooled first through the channels-last kernel, same values) and our
+# features for inference (with our zero second channel that keeps conv1 channels-last), our ReLU + max-pool (pooled first through the channels-last kernel, same values) and our
 # dropout masks (rand < 1 - p, the same Bernoulli distribution as F.dropout's), so
 # each of those figures compares the same algorithm (and the same oneDNN kernels: the ratio is what the .NET side
 # costs or saves). Three more rows compare us with the replica run the way Algorithm 1 is usually written, block by
@@ -27,14 +31,14 @@
 #
 #   --quick: 2,000 training, 500 validation, 2,000 test images (about 5-8 minutes on 2 idle cores)
 #   --full:  10,000 training, 1,000 validation, 10,000 test images (the issue's configuration; ~25-35 minutes)
-#   --train-size / --test-size override the mode's image counts.
+#   --train-size / --test-size override the mode's image counts; --skip-fm / --skip-bf16 leave those rows out.
 # Needs: a .NET 10 SDK, and for the replica `apt-get install -y python3-torch python3-torchvision
 # libopenblas0-pthread` (PyTorch 1.13 for /usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-mode=quick rounds=2 threads=2 skip_fm=0 keep="" train_override="" test_override=""
+mode=quick rounds=2 threads=2 skip_fm=0 bf16=1 keep="" train_override="" test_override=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) mode=quick ;;
@@ -44,8 +48,9 @@ while [ $# -gt 0 ]; do
     --train-size) train_override="$2"; shift ;;
     --test-size) test_override="$2"; shift ;;
     --skip-fm) skip_fm=1 ;;
+    --skip-bf16) bf16=0 ;;
     --keep) keep="$2"; shift ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -109,6 +114,20 @@ run_ours_dt() {   # $1 schedule, $2 round
   add "dt-$1-rss-ours" "$(awk 'END { print int($1 / 1024) }' "$out.rss")"
   add "dt-$1-cpu-ours" "$(awk 'END { print $2 + $3 }' "$out.rss")"
 }
+run_ours_dt_bf16() {   # $1 round: the sequential run's model, evaluated with bf16 convolutions (a separate process)
+  local out="$work/ours-dt-bf16-$1"
+  "${cli[@]}" eval --model "$work/ours-dt-sequential-$1" --test-size "$test" --threads "$threads" --inference-precision bf16 >"$out.log" 2>&1 \
+    || { echo "our bf16 DT evaluation failed: see $out.log" >&2; tail -5 "$out.log" >&2; exit 1; }
+  add "dt-bf16-infer-ours" "$(sed -n 's/^test accuracy:.* \([0-9.]*\) s)$/\1/p' "$out.log")"
+  add "dt-bf16-test-ours" "$(sed -n 's/^test accuracy: \([0-9.]*\) %.*/\1/p' "$out.log" | awk '{ print $1 / 100 }')"
+}
+run_torch_dt_bf16_inference() {   # the mirrored replica's fused inference in bf16, in a process of its own
+  local out="$work/torch-dt-bf16-inference-$1"
+  "${pyenv[@]}" "$py" bench/pytorch/noprop_dt.py --inference-precision bf16 --epochs 1 --train-size 256 --validation-size 0 \
+    --test-size "$test" --threads "$threads" --seed 1 --quiet >"$out.log" 2>&1 \
+    || { echo "the PyTorch bf16 inference run failed: see $out.log" >&2; tail -5 "$out.log" >&2; exit 1; }
+  add "dt-bf16-infer-torch" "$(json "$out.log" test_inference_seconds)"
+}
 run_torch_dt() {
   local out="$work/torch-dt-$1-$2"
   /usr/bin/time -f '%M %U %S' -o "$out.rss" "${pyenv[@]}" "$py" bench/pytorch/noprop_dt.py --schedule "$1" --epochs 1 \
@@ -163,6 +182,10 @@ for r in $(seq 1 "$rounds"); do
     if [ $((r % 2)) = 1 ]; then run_ours_dt "$schedule" "$r"; run_torch_dt "$schedule" "$r"
     else run_torch_dt "$schedule" "$r"; run_ours_dt "$schedule" "$r"; fi
   done
+  if [ "$bf16" = 1 ]; then
+    echo "== round $r/$rounds: DT inference with bf16 convolutions, both sides"
+    if [ $((r % 2)) = 1 ]; then run_ours_dt_bf16 "$r"; run_torch_dt_bf16_inference "$r"; else run_torch_dt_bf16_inference "$r"; run_ours_dt_bf16 "$r"; fi
+  fi
   echo "== round $r/$rounds: PyTorch DT as usually written (block by block, plain pooling and dropout): a training epoch, inference"
   run_torch_dt_plain "$r"
   run_torch_dt_per_block_inference "$r"
@@ -182,6 +205,7 @@ rows = [
     ("DT training epoch, sequential (s)", "dt-sequential-train"),
     ("DT training epoch, parallel (s)", "dt-parallel-train"),
     (f"DT inference, {test} test images (s)", "dt-sequential-infer"),
+    (f"DT inference with bf16 convolutions, {test} test images, both sides (s)", "dt-bf16-infer"),
     (f"FM Heun-40 inference, {test} test images (s)", "fm-infer"),
     ("CPU seconds, whole DT sequential process", "dt-sequential-cpu"),
     ("CPU seconds, whole DT parallel process", "dt-parallel-cpu"),
@@ -209,5 +233,8 @@ for name, key in rows + [(n, (o, t)) for n, o, t in per_block]:
     fmt = (lambda x: f"{x:.4f}") if "accuracy" in name else (lambda x: f"{x:.1f}" if x < 1000 else f"{x:,.0f}")
     ratio = statistics.median(ours) / statistics.median(torch_)
     print(f"| {name} | {', '.join(fmt(x) for x in ours)} | {', '.join(fmt(x) for x in torch_)} | {ratio:.2f} |")
+if v.get("dt-bf16-test-ours"):
+    print(f"our test accuracy with bf16 convolutions: {', '.join(f'{x:.4f}' for x in v['dt-bf16-test-ours'])} "
+          f"(the same models in fp32: {', '.join(f'{x:.4f}' for x in v['dt-sequential-test-ours'])})")
 EOF
 echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); logs in $work$([ -n "$keep" ] || echo ', removed on exit: use --keep DIR to keep them'))"

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using TorchSharp;
 using NoProp.Data;
 using NoProp.Embeddings;
 using NoProp.Methods;
@@ -111,6 +112,91 @@ switch (command)
                 string layout = channelsLast ? "channels-last" : "NCHW";
                 Time($"image features, {layout}", () => { using var s = NewDisposeScope(); method.ImageFeatures(x); });
                 Time($"inference chain, {layout}", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
+            }
+            break;
+        }
+    case "bf16":
+        {
+            // Inference with the convolutions in bfloat16 (--inference-precision bf16) against float32, alternated.
+            method.Network.eval();
+            using var _ = no_grad();
+            for (int r = 0; r < 3; r++)
+                foreach (var precision in new[] { InferencePrecision.Float32, InferencePrecision.BFloat16 })
+                    using (ConvolutionPrecision.Use(precision))
+                    {
+                        foreach (int chunk in new[] { 64, 256, batch })
+                        {
+                            method.ImageChunk = chunk;
+                            Time($"image features, {precision.ToCliName()}, chunks of {chunk}", () => { using var s = NewDisposeScope(); method.ImageFeatures(x); });
+                        }
+                        method.ImageChunk = NoPropDt.DefaultImageChunk;
+                        Time($"inference chain, {precision.ToCliName()}", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions { Precision = precision }); });
+                    }
+            using var a = method.ImageFeatures(x);
+            using var region = ConvolutionPrecision.Use(InferencePrecision.BFloat16);
+            using var b = method.ImageFeatures(x);
+            Console.WriteLine($"image features: max |fp32 - bf16| {(a - b).abs().max().item<float>():G3}, max |fp32| {a.abs().max().item<float>():G3}");
+            break;
+        }
+    case "stack-ops":
+        {
+            // The fused conv stack of one inference chunk (T = 10, `batch` images, channels-last), op by op, float32
+            // against bfloat16: where the time goes besides the convolutions.
+            using var _ = no_grad();
+            int T = config.Blocks;
+            foreach (var type in new[] { ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float32, ScalarType.BFloat16 })
+            {
+                Tensor CL(Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+                var image = CL(randn(batch, 2, 26, 26).to_type(type));
+                var w1 = CL(randn(T * 32, 2, 3, 3).to_type(type)); var b1 = randn(T * 32).to_type(type);
+                var w2 = CL(randn(T * 64, 32, 3, 3).to_type(type)); var b2 = randn(T * 64).to_type(type);
+                var w3 = CL(randn(T * 128, 64, 3, 3).to_type(type)); var b3 = randn(T * 128).to_type(type);
+                var h1 = nn.functional.conv2d(image, w1, b1);
+                var p1 = nn.functional.max_pool2d(h1, 2);
+                var h2 = nn.functional.conv2d(p1, w2, b2, groups: T);
+                var h3 = nn.functional.conv2d(h2, w3, b3, groups: T);
+                var p3 = nn.functional.max_pool2d(h3, 2);
+                Console.WriteLine($"{type}: conv1 out strides [{string.Join(",", h1.stride())}]");
+                Time($"  conv1 {type}", () => nn.functional.conv2d(image, w1, b1).Dispose());
+                Time($"  maxpool conv1 out {type}", () => nn.functional.max_pool2d(h1, 2).Dispose());
+                Time($"  relu pooled {type}", () => nn.functional.relu(p1).Dispose());
+                Time($"  conv2 {type}", () => nn.functional.conv2d(p1, w2, b2, groups: T).Dispose());
+                Time($"  relu conv2 out {type}", () => nn.functional.relu(h2).Dispose());
+                Time($"  relu_ conv2 out {type}", () => h2.relu_());
+                Time($"  conv3 {type}", () => nn.functional.conv2d(h2, w3, b3, groups: T).Dispose());
+                Time($"  maxpool conv3 out {type}", () => nn.functional.max_pool2d(h3, 2).Dispose());
+                Time($"  to float32 {type}", () => p3.to_type(ScalarType.Float32).Dispose());
+                Time($"  weights cat+cast+CL {type}", () => { using var s = NewDisposeScope(); CL(cat(Enumerable.Range(0, T).Select(t => w3.narrow(0, t * 128, 128)).ToArray(), 0).to_type(type)); });
+            }
+            break;
+        }
+    case "fc-bmm":
+        {
+            // The image paths' fused FC at inference: [T, B, 2048] × [T, 2048, 256], float32 against bfloat16.
+            using var _ = no_grad();
+            int T = config.Blocks;
+            foreach (var type in new[] { ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float32, ScalarType.BFloat16 })
+            {
+                var a = randn(T, batch, 2048).to_type(type);
+                var w = randn(T, 256, 2048).to_type(type);
+                Time($"bmm {type}", () => a.bmm(w.transpose(1, 2)).Dispose());
+                Time($"cast input + bmm + cast back {type}", () => { using var s = NewDisposeScope(); a.to_type(type).bmm(w.transpose(1, 2)).to_type(ScalarType.Float32); });
+            }
+            break;
+        }
+    case "bf16-train":
+        {
+            using var parallel = new NoPropDt(config with { BlockSchedule = BlockSchedule.Parallel });
+            parallel.Network.train();
+            var zAll = randn(config.Blocks, batch, 10);
+            using var xb = x.to(bfloat16);
+            using var zb = zAll.to(bfloat16);
+            for (int r = 0; r < 3; r++)
+            {
+                parallel.Network.to(float32);
+                Time("fused fwd+bwd fp32", () => { using var s = NewDisposeScope(); parallel.FusedBlocks.Logits(x, zAll).sum().backward(); });
+                parallel.Network.to(bfloat16);
+                Time("fused fwd+bwd bf16", () => { using var s = NewDisposeScope(); parallel.FusedBlocks.Logits(xb, zb).sum().backward(); });
             }
             break;
         }

@@ -216,9 +216,17 @@ class FusedDtBlocks:
 
     ACTIVATION_BYTES = 24 << 20   # as FusedDtBlocks.ActivationBytes: conv chunks below glibc's largest mmap threshold
 
+    # --inference-precision bf16 (as InferenceOptions.Precision): no-grad, eval-mode convolutions, ReLU and pooling in
+    # bfloat16, the features back in float32 before FC and BatchNorm.
+    INFERENCE_DTYPE = torch.float32
+
+    def _low_precision(self, encoders):
+        return self.INFERENCE_DTYPE != torch.float32 and not encoders[0].training and not torch.is_grad_enabled()
+
     def _encode(self, encoders, x):
         T = len(encoders)
-        per_image = T * encoders[0].conv1.out_channels * (x.shape[2] - 2) * (x.shape[3] - 2) * 4
+        element_bytes = 2 if self._low_precision(encoders) else 4   # as ours: bf16 chunks hold twice the images
+        per_image = T * encoders[0].conv1.out_channels * (x.shape[2] - 2) * (x.shape[3] - 2) * element_bytes
         chunk = max(1, self.ACTIVATION_BYTES // per_image)   # sized for the uncropped images, as ours
         sides = dropout_draw_sides(x.shape[2], x.shape[3])
         x = crop(x)
@@ -234,19 +242,29 @@ class FusedDtBlocks:
         training = encoders[0].training
         p = encoders[0].p
         cl = self.CHANNELS_LAST_INFERENCE and not torch.is_grad_enabled()
-        h = self._conv([e.conv1 for e in encoders], x, 1, False)
-        if cl:   # conv1's output to channels-last, as ours (its one-channel input does not carry the layout)
-            h = h.contiguous(memory_format=torch.channels_last)
+        dtype = self.INFERENCE_DTYPE if self._low_precision(encoders) else torch.float32
+        x = x.to(dtype)
+        # As ours: a one-channel image gets a second, zero channel (with zero weights), so that oneDNN sees a
+        # channels-last input and returns conv1's output channels-last, instead of NCHW to be copied.
+        second_channel = cl and x.shape[1] == 1
+        if second_channel:
+            x = torch.cat([x, torch.zeros_like(x)], 1).contiguous(memory_format=torch.channels_last)
+        h = self._conv([e.conv1 for e in encoders], x, 1, second_channel, dtype, second_channel)
+        if cl:
+            h = h.contiguous(memory_format=torch.channels_last)   # a no-op when conv1 already returned channels-last
         h = dropout(relu_pool(h), p, training, sides[0])
-        h = dropout(F.relu(self._conv([e.conv2 for e in encoders], h, T, cl)), p, training, sides[1])
-        return dropout(relu_pool(self._conv([e.conv3 for e in encoders], h, T, cl)), p, training)
+        h = dropout(F.relu(self._conv([e.conv2 for e in encoders], h, T, cl, dtype)), p, training, sides[1])
+        out = dropout(relu_pool(self._conv([e.conv3 for e in encoders], h, T, cl, dtype)), p, training)
+        return out.float()
 
     @staticmethod
-    def _conv(convs, x, groups, channels_last):
-        weight = torch.cat([c.weight for c in convs])
+    def _conv(convs, x, groups, channels_last, dtype=torch.float32, zero_second_channel=False):
+        weight = torch.cat([c.weight for c in convs]).to(dtype)
+        if zero_second_channel:
+            weight = torch.cat([weight, torch.zeros_like(weight)], 1)
         if channels_last:
             weight = weight.contiguous(memory_format=torch.channels_last)
-        return F.conv2d(x, weight, torch.cat([c.bias for c in convs]), groups=groups)
+        return F.conv2d(x, weight, torch.cat([c.bias for c in convs]).to(dtype), groups=groups)
 
     @staticmethod
     def _linear(layers, x):
@@ -430,6 +448,8 @@ def main():
                    help="fused: every block's image features at once, in chunks (as NoProp.NET); per-block: block by block")
     p.add_argument("--inference-batch-size", type=int, default=1000)
     p.add_argument("--image-chunk", type=int, default=64)
+    p.add_argument("--inference-precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: the fused inference's convolutions, ReLU and pooling in bfloat16 (as NoProp.NET's option)")
     p.add_argument("--quiet", action="store_true", help="only print the final JSON line")
     p.add_argument("--no-channels-last", action="store_true",
                    help="run the fused no-grad convolutions in NCHW (default: channels-last, as NoProp.NET)")
@@ -443,6 +463,9 @@ def main():
 
     torch.set_num_threads(args.threads)
     FusedDtBlocks.CHANNELS_LAST_INFERENCE = not args.no_channels_last
+    FusedDtBlocks.INFERENCE_DTYPE = torch.bfloat16 if args.inference_precision == "bf16" else torch.float32
+    if args.inference_precision == "bf16" and args.inference != "fused":
+        p.error("--inference-precision bf16 applies to the fused inference")
     global MIRROR
     MIRROR = not args.plain
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -531,6 +554,7 @@ def main():
         "threads": torch.get_num_threads(),
         "schedule": args.schedule,
         "inference": args.inference,
+        "inference_precision": args.inference_precision,
         "torch_version": torch.__version__,
         "formulation": "plain" if args.plain else "mirrored", "implementation": "pytorch",
     }

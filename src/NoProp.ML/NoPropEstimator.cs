@@ -128,6 +128,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
                 BatchSize = options.BatchSize,
                 Seed = seed,
                 InferenceBatchSize = options.InferenceBatchSize,
+                InferencePrecision = (NoProp.Runtime.InferencePrecision)options.InferencePrecision,
                 EarlyStopping = options.EarlyStoppingPatience is int patience ? new EarlyStopping(patience, options.EarlyStoppingMinDelta) : null,
             };
             if (IsCanceled) cancellation.Cancel();
@@ -137,7 +138,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
             var model = new NoPropModelParameters(config, seed, result.History.Select(NoPropEpochMetrics.From).ToList(),
                 result.BestEpoch, result.BestValidationAccuracy, result.StoppedEarly);
             return new NoPropTransformer(environment, method, model, labelValues, options.FeatureColumnName, imageInput, options.ScoreColumnName,
-                options.PredictedLabelColumnName, seed, options.InferenceBatchSize);
+                options.PredictedLabelColumnName, seed, options.InferenceBatchSize, options.InferencePrecision);
         }
         catch (OperationCanceledException) when (IsCanceled)
         {
@@ -306,6 +307,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         Require(o.EarlyStoppingMinDelta is >= 0 and < 1, "EarlyStoppingMinDelta", $"must lie in [0, 1) (an accuracy gain), got {o.EarlyStoppingMinDelta}");
         Require(o.EarlyStoppingMinDelta == 0 || o.EarlyStoppingPatience is not null, "EarlyStoppingMinDelta", "applies with EarlyStoppingPatience");
         Require(Enum.IsDefined(o.Method), "Method", $"is not a NoPropMethod: {o.Method}");
+        Require(Enum.IsDefined(o.InferencePrecision), "InferencePrecision", $"is not a NoPropInferencePrecision: {o.InferencePrecision}");
         Require(o.Eta is null || MethodRegistry.Get(o.Method.ToMethodKind()).Accepts(MethodOption.Eta), "Eta", $"does not apply to NoPropMethod.{o.Method} (its loss has no η)");
         Require(!o.DeterministicInference || MethodRegistry.Get(o.Method.ToMethodKind()).Accepts(MethodOption.Inference), "DeterministicInference",
             $"applies to NoPropMethod.DiscreteTime only (NoPropMethod.{o.Method} has no Eq. 3 noise)");

@@ -34,10 +34,19 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
     private bool disposed;
 
     internal NoPropTransformer(IHostEnvironment environment, INoPropMethod method, NoPropModelParameters model, LabelValues? labelValues,
-        string featureColumnName, bool imageInput, string scoreColumnName, string predictedLabelColumnName, long scoringSeed, int inferenceBatchSize)
+        string featureColumnName, bool imageInput, string scoreColumnName, string predictedLabelColumnName, long scoringSeed, int inferenceBatchSize,
+        NoPropInferencePrecision inferencePrecision)
     {
         host = environment.Register(nameof(NoPropTransformer));
         if (inferenceBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(inferenceBatchSize), "the inference batch size must be at least 1");
+        try
+        {
+            InferenceOptions.CheckPrecision((NoProp.Runtime.InferencePrecision)inferencePrecision, method.Config);
+        }
+        catch (NoPropException e)
+        {
+            throw new ArgumentException(e.Message, nameof(inferencePrecision), e);
+        }
         if (labelValues is not null && labelValues.Count != method.Config.ClassCount)
             throw new InvalidDataException($"the model has {method.Config.ClassCount} classes but {labelValues.Count} label values");
         this.method = method;
@@ -49,8 +58,9 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
         PredictedLabelColumnName = predictedLabelColumnName;
         ScoringSeed = scoringSeed;
         InferenceBatchSize = inferenceBatchSize;
+        InferencePrecision = inferencePrecision;
         method.Network.eval();
-        scorer = new BatchScorer(method, scoringSeed);
+        scorer = new BatchScorer(method, scoringSeed, (NoProp.Runtime.InferencePrecision)inferencePrecision);
     }
 
     /// <summary>The trained model: configuration, class names, image shape, per-epoch history, best epoch (as ML.NET's <c>LastTransformer.Model</c>).</summary>
@@ -86,6 +96,9 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
 
     public int InferenceBatchSize { get; }
 
+    /// <summary>The number format of the image path's convolutions when scoring (saved with the model).</summary>
+    public NoPropInferencePrecision InferencePrecision { get; }
+
     /// <summary>The trained method (for the library's own evaluation tools).</summary>
     internal INoPropMethod Method => method;
 
@@ -98,7 +111,8 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
     /// <see cref="MapLabelToKey"/>, so that key i + 1 means the model's class i.
     /// </summary>
     public static NoPropTransformer LoadFromModelDirectory(MLContext mlContext, string modelDirectory, string featureColumnName = "Features",
-        long scoringSeed = 1, int inferenceBatchSize = 256, string scoreColumnName = "Score", string predictedLabelColumnName = "PredictedLabel")
+        long scoringSeed = 1, int inferenceBatchSize = 256, string scoreColumnName = "Score", string predictedLabelColumnName = "PredictedLabel",
+        NoPropInferencePrecision inferencePrecision = NoPropInferencePrecision.Float32)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
         if (!Directory.Exists(modelDirectory)) throw new DirectoryNotFoundException($"NoProp model folder '{modelDirectory}' not found");
@@ -113,7 +127,8 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
             throw new InvalidOperationException(e.Message, e);
         }
         return new NoPropTransformer(mlContext, loaded, NoPropModelParameters.FromHistoryJson(loaded.Config, scoringSeed, null),
-            LabelValues.FromNames(loaded.Config.ClassNames), featureColumnName, imageInput: false, scoreColumnName, predictedLabelColumnName, scoringSeed, inferenceBatchSize);
+            LabelValues.FromNames(loaded.Config.ClassNames), featureColumnName, imageInput: false, scoreColumnName, predictedLabelColumnName, scoringSeed, inferenceBatchSize,
+            inferencePrecision);
     }
 
     /// <summary>
@@ -162,12 +177,14 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
     // 0x00010001: columns, seed, batch size, NoPropModel.json, TorchModel (class names as text only).
     // 0x00010002: + the label's key values in their own type (LabelValues), the training history (TrainingHistory.json)
     //             and whether the input is an image column (resized and read by Features/ImagePixels).
+    // 0x00010003: + the inference precision (an int: 0 float32, 1 bfloat16).
     private const uint VersionTypedLabelsAndHistory = 0x00010002;
+    private const uint VersionInferencePrecision = 0x00010003;
 
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: "NOPROPTF",
-        verWrittenCur: VersionTypedLabelsAndHistory,
-        verReadableCur: VersionTypedLabelsAndHistory,
+        verWrittenCur: VersionInferencePrecision,
+        verReadableCur: VersionInferencePrecision,
         verWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(NoPropTransformer).Assembly.FullName);
@@ -186,6 +203,7 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
         if (labelValues is not null) ctx.SaveBinaryStream(LabelValuesEntry, writer => labelValues.Write(host, writer.BaseStream));
         ctx.SaveTextStream(HistoryEntry, writer => writer.Write(Model.HistoryJson()));
         ctx.Writer.Write(ImageInput);
+        ctx.Writer.Write((int)InferencePrecision);
         // The model configuration (method, image shape, class names, normalisation, hyper-parameters) as the CLI's
         // model.json, readable in the zip; the weights as the CLI's model.bin.
         ctx.SaveTextStream(ConfigurationEntry, writer => writer.Write(Configuration.ToJson()));
@@ -208,6 +226,7 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
         LabelValues? labels;
         string? history = null;
         bool imageInput = false;
+        var precision = NoPropInferencePrecision.Float32;
         if (ctx.Header.ModelVerWritten >= VersionTypedLabelsAndHistory)
         {
             labels = null;
@@ -217,6 +236,12 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
             if (!ctx.TryLoadTextStream(HistoryEntry, reader => history = reader.ReadToEnd()))
                 throw new InvalidDataException($"the NoProp model has no {HistoryEntry} entry");
             imageInput = ctx.Reader.ReadBoolean();
+            if (ctx.Header.ModelVerWritten >= VersionInferencePrecision)
+            {
+                int value = ctx.Reader.ReadInt32();
+                precision = Enum.IsDefined((NoPropInferencePrecision)value) ? (NoPropInferencePrecision)value
+                    : throw new InvalidDataException($"the NoProp model names an unknown inference precision ({value})");
+            }
         }
         else
         {
@@ -236,7 +261,7 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
             loaded.Dispose();
             throw;
         }
-        return new NoPropTransformer(env, loaded, model, labels, featureColumn, imageInput, scoreColumn, predictedLabelColumn, scoringSeed, inferenceBatchSize);
+        return new NoPropTransformer(env, loaded, model, labels, featureColumn, imageInput, scoreColumn, predictedLabelColumn, scoringSeed, inferenceBatchSize, precision);
     }
 
     public void Dispose()

@@ -31,6 +31,7 @@ public sealed class OptionsTests
         // The core's enums are the one definition; a member added there without one here fails this test.
         Same<NoPropLabelEmbedding, LabelEmbeddingKind>(Enum.GetValues<LabelEmbeddingKind>());
         Same<NoPropOdeSolver, OdeSolverKind>(Enum.GetValues<OdeSolverKind>());
+        Same<NoPropInferencePrecision, NoProp.Runtime.InferencePrecision>(Enum.GetValues<NoProp.Runtime.InferencePrecision>());
     }
 
     [TestMethod]
@@ -68,5 +69,7 @@ public sealed class OptionsTests
     {
         var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new NoPropEstimator(new MLContext(), new NoPropOptions { Solver = (NoPropOdeSolver)42 }));
         StringAssert.Contains(e.Message, "NoPropOptions.Solver is not a NoPropOdeSolver: 42");
+        var p = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new NoPropEstimator(new MLContext(), new NoPropOptions { InferencePrecision = (NoPropInferencePrecision)3 }));
+        StringAssert.Contains(p.Message, "NoPropOptions.InferencePrecision is not a NoPropInferencePrecision: 3");
     }
 }

@@ -54,6 +54,37 @@ public sealed class SaveLoadTests
     }
 
     [TestMethod]
+    public void BFloat16InferenceIsSavedWithTheModelAndScoresIdenticallyAfterLoading()
+    {
+        var ml = new MLContext(seed: 1);
+        var options = MlTestSupport.TinyOptions();
+        options.InferencePrecision = NoPropInferencePrecision.BFloat16;
+        var train = ml.Data.LoadFromEnumerable(MlTestSupport.Digits(train: true, MlTestSupport.TrainRows));
+        var test = ml.Data.LoadFromEnumerable(MlTestSupport.Digits(train: false, 64));
+        using var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(new NoPropEstimator(ml, options)).Fit(train);
+        Assert.AreEqual(NoPropInferencePrecision.BFloat16, model.LastTransformer.InferencePrecision);
+        var scores = MlTestSupport.Scores(model.Transform(test));
+
+        // The same training as the shared float32 model (validation only chooses among epochs; there is one): the same
+        // weights, scored with bfloat16 convolutions: close to the float32 scores, not equal to them.
+        var fp32 = MlTestSupport.Scores(MlTestSupport.Model.Transform(MlTestSupport.Context.Data.LoadFromEnumerable(MlTestSupport.Digits(train: false, 64))));
+        double largest = fp32.Zip(scores).Max(p => p.First.Zip(p.Second).Max(v => Math.Abs(v.First - v.Second)));
+        Assert.IsTrue(largest > 0 && largest < 0.05, $"bf16 scores differ from fp32 by {largest}");
+        Assert.AreEqual(NoPropInferencePrecision.Float32, MlTestSupport.NoProp.InferencePrecision, "float32 by default");
+
+        var path = Path.Combine(MlTestSupport.TempDirectory(), "bf16.zip");
+        ml.Model.Save(model, train.Schema, path);
+        var loaded = new MLContext().Model.Load(path, out _);
+        using (loaded as IDisposable)
+        {
+            var noProp = ((TransformerChain<ITransformer>)loaded).OfType<NoPropTransformer>().Single();
+            Assert.AreEqual(NoPropInferencePrecision.BFloat16, noProp.InferencePrecision);
+            var reloaded = MlTestSupport.Scores(loaded.Transform(test));
+            for (int i = 0; i < scores.Count; i++) CollectionAssert.AreEqual(scores[i], reloaded[i], $"row {i}");
+        }
+    }
+
+    [TestMethod]
     public void LoadInANewContextGivesIdenticalScores()
     {
         var path = SavedModel();
@@ -122,33 +153,59 @@ public sealed class SaveLoadTests
     }
 
     [TestMethod]
+    public void AModelSavedInTheSecondFormatStillLoadsAndScoresAsItDid()
+    {
+        // Fixtures/noprop-v2.zip was saved by the adapter before the inference precision was stored (format 0x00010002,
+        // commit 51588fb; 64 MNIST rows, T = 1, seed 5); noprop-v2.scores.bin holds its scores of the first 20 MNIST test
+        // images, written by that version. It must load as float32 inference and score bit for bit as it did.
+        CheckFixture("noprop-v2", tolerance: 0, (noProp, _) =>
+        {
+            Assert.AreEqual(NoPropInferencePrecision.Float32, noProp.InferencePrecision);
+            Assert.AreEqual(1, noProp.Model.History.Count, "the second format keeps the history");
+        });
+    }
+
+    [TestMethod]
     public void AModelSavedInTheFirstFormatStillLoadsAndScoresAsItDid()
     {
         // Fixtures/noprop-v1.zip was saved by the adapter before typed label values and the training history were
         // stored (format 0x00010001; 64 MNIST rows, T = 1, seed 5); noprop-v1.scores.bin holds its scores of the
-        // first 20 MNIST test images, written by that version.
-        var fixtures = Path.Combine(AppContext.BaseDirectory, "Fixtures");
-        var ml = new MLContext();
-        var loaded = ml.Model.Load(Path.Combine(fixtures, "noprop-v1.zip"), out _);
-        using (loaded as IDisposable)
+        // first 20 MNIST test images, written by that version. Float rounding only: inference now runs the blocks'
+        // image paths fused (another summation order).
+        CheckFixture("noprop-v1", tolerance: 1e-6f, (noProp, scored) =>
         {
-            var noProp = ((TransformerChain<ITransformer>)loaded).OfType<NoPropTransformer>().Single();
             Assert.AreEqual(5L, noProp.Model.Seed);
             Assert.AreEqual(Methods.MethodKind.DiscreteTime, noProp.Model.Configuration.Method, "\"method\": \"discrete_time\" in the zip's NoPropModel.json");
             Assert.AreEqual(NoPropMethod.DiscreteTime, noProp.Model.Method);
             Assert.AreEqual(0, noProp.Model.History.Count, "the first format kept no history");
-            var scored = loaded.Transform(ml.Data.LoadFromEnumerable(MlTestSupport.Digits(train: false, 20)));
             VBuffer<ReadOnlyMemory<char>> keys = default;
             scored.Schema["PredictedLabel"].GetKeyValues(ref keys);
             CollectionAssert.AreEqual(noProp.ClassNames.ToArray(), keys.DenseValues().Select(k => k.ToString()).ToArray(), "text key values, as that version published");
+        });
+    }
+
+    /// <summary>
+    /// Loads Fixtures/<paramref name="name"/>.zip in a new MLContext, runs <paramref name="check"/> on its transformer
+    /// and its scores of the first 20 MNIST test images, and compares those scores with the ones its version wrote
+    /// (<paramref name="name"/>.scores.bin: rows and classes as two Int32s, then rows × classes Singles).
+    /// </summary>
+    private static void CheckFixture(string name, float tolerance, Action<NoPropTransformer, IDataView> check)
+    {
+        var fixtures = Path.Combine(AppContext.BaseDirectory, "Fixtures");
+        var ml = new MLContext();
+        var loaded = ml.Model.Load(Path.Combine(fixtures, name + ".zip"), out _);
+        using (loaded as IDisposable)
+        {
+            var noProp = ((TransformerChain<ITransformer>)loaded).OfType<NoPropTransformer>().Single();
+            var scored = loaded.Transform(ml.Data.LoadFromEnumerable(MlTestSupport.Digits(train: false, 20)));
+            check(noProp, scored);
             var scores = MlTestSupport.Scores(scored);
-            using var reader = new BinaryReader(File.OpenRead(Path.Combine(fixtures, "noprop-v1.scores.bin")));
+            using var reader = new BinaryReader(File.OpenRead(Path.Combine(fixtures, name + ".scores.bin")));
             Assert.AreEqual(20, reader.ReadInt32());
             Assert.AreEqual(10, reader.ReadInt32());
             for (int i = 0; i < 20; i++)
                 for (int k = 0; k < 10; k++)
-                    // Float rounding only: inference now runs the blocks' image paths fused (other summation order).
-                    Assert.AreEqual(reader.ReadSingle(), scores[i][k], 1e-6f, $"row {i}, class {k}");
+                    Assert.AreEqual(reader.ReadSingle(), scores[i][k], tolerance, $"{name}: row {i}, class {k}");
         }
     }
 }

@@ -21,6 +21,7 @@ internal sealed class EvalCommand : Command
     private readonly Option<bool?> imageOnly = CliOptions.Flag("--image-only", "also the image path alone, without the chain: the first network evaluation at z = 0 (dt, backprop: block 1; ct: û(0, x, 0); fm: nearest embedding to v(0, x, 0))");
     private readonly Option<long?> seed = CliOptions.Long("--seed", "seed of the first run's inference noise (run r uses S + r)  [test: 1; validation: the seed training validated the kept epoch with]", "S");
     private readonly Option<int?> batchSize = CliOptions.Int("--inference-batch-size", "images per inference batch (dt: each batch's image features are computed once and shared by all runs and diagnostics)  [1000]", 1);
+    private readonly Option<string?> precision = InferencePrecisionOption.Create("every run and diagnostic");
     private readonly Option<string?> dataDir = CliOptions.Text("--data-dir", "folder holding the data set's files  [embedded MNIST]", "DIR");
     private readonly Option<int?> threads = CliOptions.Int("--threads", "intra-op threads  [TorchSharp's default]", 1, 1024);
     private readonly Option<string?> device = CliOptions.Text("--device", "cpu | cuda  [cpu]", "cpu|cuda");
@@ -31,12 +32,12 @@ internal sealed class EvalCommand : Command
 
     public EvalCommand() : base("eval", "evaluate a trained model on the test split (or the run's validation split)")
     {
-        foreach (var option in new Option[] { model, split, testSize, runs, deterministic, stochastic, perBlock, imageOnly, seed, batchSize, dataDir, threads, device, solver, steps, prediction, noCache })
+        foreach (var option in new Option[] { model, split, testSize, runs, deterministic, stochastic, perBlock, imageOnly, seed, batchSize, precision, dataDir, threads, device, solver, steps, prediction, noCache })
             Options.Add(option);
-        SetAction(p => Run(p, p.InvocationConfiguration.Output));
+        SetAction(p => Run(p, p.InvocationConfiguration.Output, p.InvocationConfiguration.Error));
     }
 
-    private int Run(ParseResult parse, TextWriter stdout)
+    private int Run(ParseResult parse, TextWriter stdout, TextWriter stderr)
     {
         var modelDir = parse.GetValue(model) ?? throw new UsageException("--model is required");
         string splitName = EvaluationSplit.ReadName(parse, this.split, this.testSize);
@@ -57,6 +58,7 @@ internal sealed class EvalCommand : Command
         bool imageOnly = parse.GetValue(this.imageOnly) ?? false;
         int batchSize = parse.GetValue(this.batchSize) ?? InferenceOptions.DefaultBatchSize;
 
+        var precision = InferencePrecisionOption.Read(parse, this.precision, deviceName, stderr);
         TorchRuntime.Initialize(threads);
         var device = TorchRuntime.ResolveDevice(deviceName);
         using var method = ModelStore.Load(modelDir, device);
@@ -88,6 +90,7 @@ internal sealed class EvalCommand : Command
                 Steps = steps,
                 Prediction = prediction is string readout ? EnumNames<PredictionRule>.Parse(readout) : null,
                 CacheImageFeatures = !noCache,
+                Precision = precision,
             },
         };
         var result = RepeatedEvaluation.Run(method, x, y, request);
@@ -98,13 +101,14 @@ internal sealed class EvalCommand : Command
         // deterministic takes each step's mean; its runs differ in z_0 only).
         var rule = stochastic ? DtInference.Stochastic : method.Config.DtInference;
         string mode = (deterministic ? DtInference.Deterministic : rule).ToCliName();
+        string convolutions = precision == InferencePrecision.Float32 ? "" : $", {precision.ToCliName()} convolutions";
         string name = split.Name;
         if (runs == 1)
-            stdout.WriteLine($"{name} accuracy: {mean * 100:F2} % ({test.Count} images, {mode} inference, noise seed {seed}, {seconds:F1} s)");
+            stdout.WriteLine($"{name} accuracy: {mean * 100:F2} % ({test.Count} images, {mode} inference{convolutions}, noise seed {seed}, {seconds:F1} s)");
         else
-            stdout.WriteLine($"{name} accuracy: {mean * 100:F2} ± {se * 100:F2} % (mean ± standard error over {runs} {mode} runs, {test.Count} images, noise seeds {seed}–{seed + runs - 1}, {seconds:F1} s per run)");
+            stdout.WriteLine($"{name} accuracy: {mean * 100:F2} ± {se * 100:F2} % (mean ± standard error over {runs} {mode} runs{convolutions}, {test.Count} images, noise seeds {seed}–{seed + runs - 1}, {seconds:F1} s per run)");
         // Training's figure, for comparison, when this evaluation reads the model as training did.
-        if (split.Recorded is not null && !deterministic && rule == method.Config.DtInference && solverName is null && steps is null && prediction is null) stdout.WriteLine(split.Recorded);
+        if (split.Recorded is not null && !deterministic && rule == method.Config.DtInference && solverName is null && steps is null && prediction is null && precision == InferencePrecision.Float32) stdout.WriteLine(split.Recorded);
         if (result.PerBlock is not null)
         {
             stdout.WriteLine($"per-block {name} accuracy (output head on z_t; {(runs == 1 ? "1 run" : $"mean ± standard error over {runs} runs")}):");

@@ -50,6 +50,7 @@ internal sealed class TrainCommand : Command, ITailoredHelp
     private readonly Option<string?> resume = CliOptions.Text("--resume", "continue the run in DIR from its checkpoint (options given again override its run.json)", "DIR");
     private readonly Option<bool?> trackTest = CliOptions.Flag("--track-test", "also evaluate the test split after every epoch into test-curve.csv (for accuracy-against-time charts; never used to select the model)");
     private readonly Option<int?> inferenceBatchSize = CliOptions.Int("--inference-batch-size", "images per inference batch (validation, test)  [1000]", 1);
+    private readonly Option<string?> inferencePrecision = InferencePrecisionOption.Create("validation, test");
     private readonly Option<string?> lrSchedule = CliOptions.Choice("--lr-schedule", "constant (the paper's) | cosine (to 0) | one-cycle (peak --lr, from lr/25, down to lr/(25·10⁴))  [constant]", EnumNames<LearningRateScheduleKind>.Names);
     private readonly Option<double?> warmupEpochs = CliOptions.Double("--warmup-epochs", "linear (one-cycle: cosine) warm-up, in epochs  [0; one-cycle 30 %]", -1e-300);
     // The options only some methods take: help text, defaults and applicability come from the method registry.
@@ -74,7 +75,7 @@ internal sealed class TrainCommand : Command, ITailoredHelp
                  {
                      method, dataset, dataDir, download, label, imageSize, channels, augment, cropPadding, epochs, batchSize, embedding, embeddingDim,
                      eta, lr, weightDecay, trainSize, validationSize, testSize, evalEvery, patience, minDelta, seed, threads, device, output, resume,
-                     trackTest, inferenceBatchSize, lrSchedule, warmupEpochs, blocks, schedule, backbone, solver, steps, prediction, weighting,
+                     trackTest, inferenceBatchSize, inferencePrecision, lrSchedule, warmupEpochs, blocks, schedule, backbone, solver, steps, prediction, weighting,
                      gammaMax, gammaMin, scheduleTraining, scheduleWeightDecay, flowSigma, inference,
                  })
             Options.Add(option);
@@ -183,6 +184,7 @@ internal sealed class TrainCommand : Command, ITailoredHelp
             Seed = r.GetValue(seed) ?? request.Training.Seed,
             TrackTest = r.GetValue(trackTest) ?? request.Training.TrackTest,
             InferenceBatchSize = r.GetValue(inferenceBatchSize) ?? request.Training.InferenceBatchSize,
+            InferencePrecision = r.GetValue(inferencePrecision) ?? request.Training.InferencePrecision,
             LrSchedule = r.GetValue(lrSchedule) ?? request.Training.LrSchedule,
             WarmupEpochs = r.GetValue(warmupEpochs) ?? request.Training.WarmupEpochs,
         };
@@ -200,6 +202,8 @@ internal sealed class TrainCommand : Command, ITailoredHelp
         // choice of the best epoch (and the checkpoint's model keeps its own).
         if (resumeDir is not null && r.GetValue(inference) is string newRule && newRule != (request.Model.Inference ?? DtInference.Stochastic.ToCliName()))
             throw new UsageException($"--inference {newRule}: a resumed run keeps the inference rule it was trained with ({request.Model.Inference ?? DtInference.Stochastic.ToCliName()})");
+        if (resumeDir is not null && r.GetValue(inferencePrecision) is string newPrecision && newPrecision != (request.Training.InferencePrecision ?? InferencePrecision.Float32.ToCliName()))
+            throw new UsageException($"--inference-precision {newPrecision}: a resumed run keeps the precision it validated with ({request.Training.InferencePrecision ?? InferencePrecision.Float32.ToCliName()})");
         // Options that only make sense for other methods are usage errors, not silently ignored flags.
         foreach (var option in Options)
             if (r.Given(option) && MethodOptions.Misapplied(option.Name, methodName) is string misapplied)
@@ -228,6 +232,8 @@ internal sealed class TrainCommand : Command, ITailoredHelp
     private int Run(ParseResult r, TextWriter stdout, TextWriter stderr)
     {
         var request = ReadRequest(r);
+        if (request.Training.InferencePrecision is string precision)
+            InferencePrecisionOption.Warn(EnumNames<InferencePrecision>.Parse(precision), request.Device, stderr);
         bool resuming = r.Given(resume);
         return Train(request, resuming, stdout, stderr);
     }

@@ -19,10 +19,13 @@ internal sealed class BatchScorer
     private readonly long seed;
     private readonly object inferenceLock = new();
 
-    public BatchScorer(INoPropMethod method, long seed)
+    private readonly NoProp.Runtime.InferencePrecision precision;
+
+    public BatchScorer(INoPropMethod method, long seed, NoProp.Runtime.InferencePrecision precision)
     {
         this.method = method;
         this.seed = seed;
+        this.precision = precision;
         var config = method.Config;
         normalization = new Normalization(config.NormalizationMean, config.NormalizationStd);
         device = method.Device;
@@ -38,7 +41,7 @@ internal sealed class BatchScorer
     public InferenceOptions InferenceOptionsFor(ReadOnlySpan<float> features, int rows, out PerRowNoise noise)
     {
         noise = new PerRowNoise(seed, features, rows, FeatureSize);
-        return new InferenceOptions { NoiseSource = noise.Draw };
+        return new InferenceOptions { NoiseSource = noise.Draw, Precision = precision };
     }
 
     /// <summary>Scores <paramref name="rows"/> rows of <paramref name="features"/> into <paramref name="probabilities"/> (rows × K).</summary>

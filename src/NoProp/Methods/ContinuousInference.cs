@@ -19,6 +19,7 @@ public static class ContinuousInference
         CtDenoiser denoiser, Tensor x, int dimension, ModelConfig config, InferenceOptions options,
         Func<LogitsAt, Tensor, double, Tensor> drift)
     {
+        using var precision = options.PrecisionRegion(config);   // the image path's, cached or not
         long batch = x.shape[0];
         // Chunks on the CPU (its caches); a GPU takes the whole batch at once, and so does a network in training mode
         // (a backbone's BatchNorm would then use per-chunk statistics).

@@ -1,3 +1,4 @@
+using NoProp.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -43,8 +44,8 @@ public interface INoPropMethod : IDisposable
     Tensor PredictProbabilities(Tensor x, InferenceOptions options);
 }
 
-/// <summary>How inference draws its noise.</summary>
-public sealed class InferenceOptions
+/// <summary>How inference draws its noise, and how it computes.</summary>
+public sealed record InferenceOptions
 {
     /// <summary>DT: ε = 0 in Eq. 3 (z_0 is still drawn from N(0, I) unless <see cref="ZeroInitialState"/>).
     /// CT/FM: start the ODE from z_0 = 0, the prior's mean (the ODE itself has no noise).</summary>
@@ -65,6 +66,31 @@ public sealed class InferenceOptions
 
     /// <summary>The default of <see cref="BatchSize"/> (BENCHMARKS.md, "Inference batch size").</summary>
     public const int DefaultBatchSize = 1000;
+
+    /// <summary>
+    /// The number format of the image paths' convolutions (<c>--inference-precision</c>): bfloat16 about halves
+    /// DT inference time on CPUs with native bfloat16 and moves the features by ~1 % of their size (BENCHMARKS.md,
+    /// "bfloat16 inference"). Applies to the paper's conv module; <see cref="PrecisionRegion"/> rejects other backbones.
+    /// </summary>
+    public InferencePrecision Precision { get; init; }
+
+    /// <summary>
+    /// Sets <see cref="Precision"/> for the conv image paths on this thread until disposed (ConvolutionPrecision);
+    /// a <see cref="NoPropException"/> when bfloat16 is asked of a model whose image path is not the paper's conv module.
+    /// </summary>
+    public IDisposable PrecisionRegion(ModelConfig config)
+    {
+        CheckPrecision(Precision, config);
+        return ConvolutionPrecision.Use(Precision);
+    }
+
+    /// <summary>A <see cref="NoPropException"/> unless a model of <paramref name="config"/> can infer in <paramref name="precision"/>.</summary>
+    public static void CheckPrecision(InferencePrecision precision, ModelConfig config)
+    {
+        if (precision != InferencePrecision.Float32 && config.Backbone != NoProp.Models.BackboneKind.Paper)
+            throw new NoPropException($"--inference-precision {EnumNames<InferencePrecision>.NameOf(precision)}: only the paper's conv module computes in " +
+                                      $"bfloat16; this model's backbone is {EnumNames<NoProp.Models.BackboneKind>.NameOf(config.Backbone)} (use fp32)");
+    }
 
     /// <summary>Start from z_0 = 0 instead of a draw from N(0, I).</summary>
     public bool ZeroInitialState { get; init; }

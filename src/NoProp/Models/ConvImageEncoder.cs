@@ -104,9 +104,16 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var (pool1, conv2Sides) = DropoutDrawSides(x.shape[2], x.shape[3]);
-        var h = conv1.forward(CropToReceptiveField(x)).Then(PoolRelu).Then(t => Dropout(t, pool1))
-            .Then(conv2.forward).Then(t => functional.relu(t)).Then(t => Dropout(t, conv2Sides))
-            .Then(conv3.forward).Then(PoolRelu).Then(t => Dropout(t, null));
+        // Inference in bfloat16 (--inference-precision): the convolutions, ReLU and pooling; FC and what follows stay float32.
+        var type = ConvolutionPrecision.For(training);
+        Tensor Convolve(Conv2d conv, Tensor input) => type == ScalarType.Float32
+            ? conv.forward(input)
+            : functional.conv2d(input, conv.weight.to_type(type), conv.bias!.to_type(type));
+        var image = CropToReceptiveField(x);   // x itself when uncropped: never disposed here
+        var h = Convolve(conv1, type == ScalarType.Float32 ? image : image.to_type(type)).Then(PoolRelu).Then(t => Dropout(t, pool1))
+            .Then(t => Convolve(conv2, t)).Then(t => functional.relu(t)).Then(t => Dropout(t, conv2Sides))
+            .Then(t => Convolve(conv3, t)).Then(PoolRelu).Then(t => Dropout(t, null));
+        if (type != ScalarType.Float32) h = h.Then(t => t.to_type(ScalarType.Float32));
         var output = finish.forward(fc.forward(h.flatten(1)));
         return output.MoveToOuterDisposeScope();
     }

@@ -38,6 +38,19 @@ public sealed class FusedDtBlocks
     }
 
     /// <summary>
+    /// <see cref="ImageFeatures(Tensor)"/> computed on chunks of <paramref name="chunk"/> images, the blocks' parameters
+    /// stacked once for all of them (inference: without batch statistics the chunks give the whole batch's features).
+    /// </summary>
+    public Tensor ImageFeatures(Tensor x, long chunk)
+    {
+        if (blocks[0].training && x.shape[0] > chunk)
+            throw new InvalidOperationException("in training mode BatchNorm needs the whole batch: compute the image features in one call");
+        using var scope = NewDisposeScope();
+        var stacked = new StackedEncoders(blocks.Select(b => b.ImagePath).ToArray(), sharedInput: true);
+        return Chunking.Map(x, chunk, stacked.Encode, resultDimension: 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// Class logits [T, B, m] of every block t for the same images x [B, C, H, W] and the block's own noisy labels
     /// z [T, B, d] (block t reads z[t − 1]).
     /// </summary>
@@ -80,46 +93,95 @@ public sealed class FusedDtBlocks
     /// has T×32 output channels); otherwise x is [B, T×C, H, W], encoder t reading channels tC..(t+1)C − 1.
     /// Returns [T, B, 256].
     /// </summary>
-    private static Tensor Encode(ConvImageEncoder[] encoders, Tensor x, bool sharedInput)
+    private static Tensor Encode(ConvImageEncoder[] encoders, Tensor x, bool sharedInput) => new StackedEncoders(encoders, sharedInput).Encode(x);
+
+    /// <summary>
+    /// The parameters of T conv encoders stacked for one fused computation: built once, they serve any number of
+    /// batches or chunks of images (<see cref="ImageFeatures(Tensor, long)"/>), and autograd saves one copy of them.
+    /// Its tensors belong to the dispose scope it is built in. The precision and layout are fixed when it is built:
+    /// bfloat16 inside a bfloat16 <see cref="ConvolutionPrecision"/> region in eval mode without autograd, and
+    /// channels-last without autograd for the shared image (see <see cref="ChannelsLastInference"/>).
+    /// </summary>
+    private sealed class StackedEncoders
     {
-        int T = encoders.Length;
-        long B = x.shape[0];
-        // The convolutions run on chunks of images whose largest activation (T×32 channels after the first
-        // convolution) stays below ActivationBytes: larger buffers are above glibc's largest mmap threshold (32 MB),
-        // so every step would map and fault them in afresh. BatchNorm needs the whole batch: FC and BN run after.
-        // The chunks are sized for the uncropped images, as before the crop below: each chunk draws its dropout masks
-        // in turn, so the same chunks keep a run's random streams (and its trained weights) as they were.
-        long perImage = (long)T * encoders[0].Conv1.weight.shape[0] * (x.shape[2] - 2) * (x.shape[3] - 2) * sizeof(float);
-        long chunk = Math.Max(1, ActivationBytes / perImage);
-        var drawSides = ConvImageEncoder.DropoutDrawSides(x.shape[2], x.shape[3]);
-        x = ConvImageEncoder.CropToReceptiveField(x);   // the rows and columns that reach the features
-        // The T blocks' weights, stacked once for all chunks (autograd then saves one copy, not one per chunk).
-        bool channelsLast = ChannelsLastInference && sharedInput && !is_grad_enabled();
-        var stack = new ConvStackWeights(
-            FusedConv.Of(encoders.Select(e => e.Conv1), sharedInput ? 1 : T, false),
-            FusedConv.Of(encoders.Select(e => e.Conv2), T, channelsLast),
-            FusedConv.Of(encoders.Select(e => e.Conv3), T, channelsLast),
-            channelsLast, encoders[0].DropoutRate, encoders[0].training, drawSides.Pool1, drawSides.Conv2);
-        Tensor h;
-        if (B <= chunk)
+        private readonly ConvImageEncoder[] encoders;
+        private readonly ScalarType type;
+        private readonly bool secondChannel;
+        private readonly ConvStackWeights convs;
+        private readonly Tensor fcWeight, fcBias;
+        private readonly BatchNormStack? norm;
+
+        public StackedEncoders(ConvImageEncoder[] encoders, bool sharedInput)
         {
-            h = ConvStack(stack, x);
+            this.encoders = encoders;
+            int T = encoders.Length;
+            // Inference in bfloat16 (--inference-precision): the convolutions, ReLU and pooling; FC and BN stay float32.
+            type = ConvolutionPrecision.For(encoders[0].training);
+            bool channelsLast = ChannelsLastInference && sharedInput && !is_grad_enabled();
+            var conv1 = FusedConv.Of(encoders.Select(e => e.Conv1), sharedInput ? 1 : T, false, type);
+            // A one-channel image is NCHW and channels-last at once, and oneDNN then returns the first convolution's
+            // output NCHW (a reorder, and our copy to channels-last, of its largest activation). With a second, zero
+            // channel (and zero weights for it) the input is unambiguously channels-last and so is the output.
+            secondChannel = channelsLast && conv1.Weight.shape[1] == 1;
+            if (secondChannel) conv1 = conv1 with { Weight = ZeroSecondChannel(conv1.Weight) };
+            convs = new ConvStackWeights(conv1,
+                FusedConv.Of(encoders.Select(e => e.Conv2), T, channelsLast, type),
+                FusedConv.Of(encoders.Select(e => e.Conv3), T, channelsLast, type),
+                channelsLast, encoders[0].DropoutRate, encoders[0].training);
+            (fcWeight, fcBias) = StackLinear(encoders.Select(e => e.Fc).ToArray());
+            norm = encoders[0].Finish is BatchNorm1d ? new BatchNormStack(encoders.Select(e => (BatchNorm1d)e.Finish).ToArray()) : null;
         }
-        else
+
+        /// <summary>The T encoders' features [T, B, 256] of x (see <see cref="FusedDtBlocks.Encode"/>).</summary>
+        public Tensor Encode(Tensor x)
         {
-            var parts = new List<Tensor>();
-            for (long start = 0; start < B; start += chunk)
-                parts.Add(ConvStack(stack, x.narrow(0, start, Math.Min(chunk, B - start))));
-            h = cat(parts, 0);
-            foreach (var part in parts) part.Dispose();
+            using var scope = NewDisposeScope();
+            int T = encoders.Length;
+            long B = x.shape[0];
+            // The convolutions run on chunks of images whose largest activation (T×32 channels after the first
+            // convolution) stays below ActivationBytes: larger buffers are above glibc's largest mmap threshold (32 MB),
+            // so every step would map and fault them in afresh. BatchNorm needs the whole batch: FC and BN run after.
+            // The chunks are sized for the uncropped images, as before the crop below: each chunk draws its dropout masks
+            // in turn, so the same chunks keep a run's random streams (and its trained weights) as they were.
+            // bfloat16 activations take half the bytes, so its chunks hold twice the images (never in training).
+            long elementBytes = type == ScalarType.Float32 ? sizeof(float) : 2;
+            long perImage = convs.Conv1.Weight.shape[0] * (x.shape[2] - 2) * (x.shape[3] - 2) * elementBytes;   // T×32 channels
+            long chunk = Math.Max(1, ActivationBytes / perImage);
+            var drawSides = ConvImageEncoder.DropoutDrawSides(x.shape[2], x.shape[3]);
+            x = ConvImageEncoder.CropToReceptiveField(x);   // the rows and columns that reach the features
+            if (type != ScalarType.Float32) x = x.to_type(type);
+            if (secondChannel) x = ZeroSecondChannel(x);
+            Tensor Convolve(Tensor images)
+            {
+                var h = ConvStack(convs, images, drawSides.Pool1, drawSides.Conv2);
+                return type == ScalarType.Float32 ? h : h.Then(t => t.to_type(ScalarType.Float32));
+            }
+            Tensor convolved;
+            if (B <= chunk)
+            {
+                convolved = Convolve(x);
+            }
+            else
+            {
+                var parts = new List<Tensor>();
+                for (long start = 0; start < B; start += chunk)
+                    parts.Add(Convolve(x.narrow(0, start, Math.Min(chunk, B - start))));
+                convolved = cat(parts, 0);
+                foreach (var part in parts) part.Dispose();
+            }
+            var flat = convolved.reshape(B, T, -1).transpose(0, 1);   // [T, B, 128·h·w], each block's channels in its own order
+            var features = ApplyLinear(flat, fcWeight, fcBias);
+            return (norm is not null ? norm.Apply(features) : functional.relu(features)).MoveToOuterDisposeScope();
         }
-        var flat = h.reshape(B, T, -1).transpose(0, 1);   // [T, B, 128·h·w], each block's channels in its own order
-        var features = Linear(encoders.Select(e => e.Fc).ToArray(), flat);
-        return encoders[0].Finish switch
-        {
-            TorchSharp.Modules.BatchNorm1d => BatchNorm(encoders.Select(e => (BatchNorm1d)e.Finish).ToArray(), features),
-            _ => functional.relu(features),
-        };
+    }
+
+    /// <summary>t [N, 1, H, W] as [N, 2, H, W] with channels-last strides, channel 1 being zeros.</summary>
+    private static Tensor ZeroSecondChannel(Tensor t)
+    {
+        using var scope = NewDisposeScope();
+        var padded = zeros([t.shape[0], t.shape[2], t.shape[3], 2], t.dtype, t.device);
+        padded.select(3, 0).copy_(t.select(1, 0));
+        return padded.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
 
     /// <summary>The largest convolution activation of one chunk of images (see <see cref="Encode"/>); tests lower it.</summary>
@@ -128,19 +190,24 @@ public sealed class FusedDtBlocks
     /// <summary>One fused convolution: the T blocks' weights [T·out, in, k, k] and biases, and its group count.</summary>
     private sealed record FusedConv(Tensor Weight, Tensor Bias, long Groups)
     {
-        public static FusedConv Of(IEnumerable<Conv2d> convs, long groups, bool channelsLast)
+        public static FusedConv Of(IEnumerable<Conv2d> convs, long groups, bool channelsLast, ScalarType type)
         {
             var list = convs.ToArray();
             var weight = cat(list.Select(c => (Tensor)c.weight).ToArray(), 0);
-            return new FusedConv(channelsLast ? weight.Then(ConvImageEncoder.ChannelsLast) : weight, cat(list.Select(c => (Tensor)c.bias!).ToArray(), 0), groups);
+            var bias = cat(list.Select(c => (Tensor)c.bias!).ToArray(), 0);
+            if (type != ScalarType.Float32)
+            {
+                weight = weight.Then(w => w.to_type(type));
+                bias = bias.Then(b => b.to_type(type));
+            }
+            return new FusedConv(channelsLast ? weight.Then(ConvImageEncoder.ChannelsLast) : weight, bias, groups);
         }
 
         public Tensor Apply(Tensor x) => functional.conv2d(x, Weight, Bias, groups: Groups);
     }
 
     /// <summary>The fused conv module of T encoders; <see cref="ChannelsLast"/>: the no-grad channels-last form.</summary>
-    private sealed record ConvStackWeights(FusedConv Conv1, FusedConv Conv2, FusedConv Conv3, bool ChannelsLast, double Dropout, bool Training,
-        (long, long) Pool1DrawSides, (long, long) Conv2DrawSides);
+    private sealed record ConvStackWeights(FusedConv Conv1, FusedConv Conv2, FusedConv Conv3, bool ChannelsLast, double Dropout, bool Training);
 
     /// <summary>
     /// The three convolutions (with ReLU, pooling and dropout) of T encoders on one chunk of images: [B, T×128, h, w].
@@ -149,17 +216,17 @@ public sealed class FusedDtBlocks
     /// channels-last grouped convolution with one input channel per group gave logits 3e-3 away from NCHW's
     /// (FusedDtBlocksTests).
     /// </summary>
-    private static Tensor ConvStack(ConvStackWeights stack, Tensor x)
+    private static Tensor ConvStack(ConvStackWeights stack, Tensor x, (long, long) pool1DrawSides, (long, long) conv2DrawSides)
     {
         Tensor Dropout(Tensor t, (long, long)? drawSides) => UniformDropout.Apply(t, stack.Dropout, stack.Training, drawSides);
         var h = stack.Conv1.Apply(x);
-        // From a one-channel image oneDNN's first convolution returns NCHW whatever the strides; the copy to
-        // channels-last (when it is not one already) costs less than NCHW's 2×2 max-pool alone.
-        if (stack.ChannelsLast) h = h.Then(ConvImageEncoder.ChannelsLast);
+        // oneDNN returns NCHW from an input that is NCHW and channels-last at once (one channel; StackedEncoders gives
+        // the shared image a second channel); the copy to channels-last then costs less than NCHW's 2×2 max-pool alone.
+        if (stack.ChannelsLast && h.stride(1) != 1) h = h.Then(ConvImageEncoder.ChannelsLast);
         // Each intermediate is released as soon as the next layer has read it (TensorLifetime).
         // The masks are drawn for the uncropped activations (UniformDropout), as before the crop.
-        return h.Then(ConvImageEncoder.PoolRelu).Then(t => Dropout(t, stack.Pool1DrawSides))
-            .Then(stack.Conv2.Apply).Then(t => functional.relu(t)).Then(t => Dropout(t, stack.Conv2DrawSides))
+        return h.Then(ConvImageEncoder.PoolRelu).Then(t => Dropout(t, pool1DrawSides))
+            .Then(stack.Conv2.Apply).Then(t => functional.relu(t)).Then(t => Dropout(t, conv2DrawSides))
             .Then(stack.Conv3.Apply).Then(ConvImageEncoder.PoolRelu).Then(t => Dropout(t, null));
     }
 
@@ -177,40 +244,56 @@ public sealed class FusedDtBlocks
     /// <summary>T linear layers on x [T, B, in]: one batched matrix product, [T, B, out].</summary>
     private static Tensor Linear(Linear[] layers, Tensor x)
     {
-        var weight = stack(layers.Select(l => (Tensor)l.weight).ToArray(), 0);            // [T, out, in]
-        var bias = stack(layers.Select(l => (Tensor)l.bias!).ToArray(), 0).unsqueeze(1);   // [T, 1, out]
-        return x.bmm(weight.transpose(1, 2)).PlusInPlace(bias);
+        var (weight, bias) = StackLinear(layers);
+        return ApplyLinear(x, weight, bias);
     }
+
+    /// <summary>T linear layers' weights, transposed, [T, in, out], and biases [T, 1, out].</summary>
+    private static (Tensor Weight, Tensor Bias) StackLinear(Linear[] layers)
+    {
+        var weight = stack(layers.Select(l => (Tensor)l.weight).ToArray(), 0).Then(w => w.transpose(1, 2));   // [T, in, out]
+        var bias = stack(layers.Select(l => (Tensor)l.bias!).ToArray(), 0).Then(b => b.unsqueeze(1));          // [T, 1, out]
+        return (weight, bias);
+    }
+
+    private static Tensor ApplyLinear(Tensor x, Tensor weight, Tensor bias) => x.bmm(weight).PlusInPlace(bias);
 
     /// <summary>
     /// T BatchNorm1d layers on x [T, B, F] as one batch norm over T×F channels. In training mode the batch statistics
     /// normalise and each block's running mean and variance are updated as its own module would (momentum, unbiased
     /// variance, num_batches_tracked); in eval mode the running statistics normalise.
     /// </summary>
-    private static Tensor BatchNorm(BatchNorm1d[] norms, Tensor x)
+    private static Tensor BatchNorm(BatchNorm1d[] norms, Tensor x) => new BatchNormStack(norms).Apply(x);
+
+    /// <summary>The parameters and running statistics of T BatchNorm1d layers, stacked (see <see cref="BatchNorm"/>).</summary>
+    private sealed class BatchNormStack(BatchNorm1d[] norms)
     {
-        long T = x.shape[0], B = x.shape[1], F = x.shape[2];
-        var first = norms[0];
-        bool training = first.training;
-        var flat = x.transpose(0, 1).reshape(B, T * F);
-        var weight = cat(norms.Select(n => (Tensor)n.weight).ToArray(), 0);
-        var bias = cat(norms.Select(n => (Tensor)n.bias!).ToArray(), 0);
-        using var runningMean = cat(norms.Select(n => n.running_mean!).ToArray(), 0);
-        using var runningVar = cat(norms.Select(n => n.running_var!).ToArray(), 0);
-        double momentum = first.momentum ?? 0.1;
-        if (training && momentum == 0) momentum = 1.0 / (first.num_batches_tracked!.item<long>() + 1);   // TorchSharp's cumulative average
-        var y = functional.batch_norm(flat, runningMean, runningVar, weight, bias, training, momentum, first.eps);
-        if (training)
+        private readonly Tensor weight = cat(norms.Select(n => (Tensor)n.weight).ToArray(), 0);
+        private readonly Tensor bias = cat(norms.Select(n => (Tensor)n.bias!).ToArray(), 0);
+        private readonly Tensor runningMean = cat(norms.Select(n => n.running_mean!).ToArray(), 0);
+        private readonly Tensor runningVar = cat(norms.Select(n => n.running_var!).ToArray(), 0);
+
+        public Tensor Apply(Tensor x)
         {
-            using var _ = no_grad();
-            for (int t = 0; t < T; t++)
+            long T = x.shape[0], B = x.shape[1], F = x.shape[2];
+            var first = norms[0];
+            bool training = first.training;
+            var flat = x.transpose(0, 1).reshape(B, T * F);
+            double momentum = first.momentum ?? 0.1;
+            if (training && momentum == 0) momentum = 1.0 / (first.num_batches_tracked!.item<long>() + 1);   // TorchSharp's cumulative average
+            var y = functional.batch_norm(flat, runningMean, runningVar, weight, bias, training, momentum, first.eps);
+            if (training)
             {
-                norms[t].running_mean!.copy_(runningMean.narrow(0, t * F, F));
-                norms[t].running_var!.copy_(runningVar.narrow(0, t * F, F));
-                norms[t].num_batches_tracked!.add_(HeldScalars.One, HeldScalars.One);
+                using var _ = no_grad();
+                for (int t = 0; t < T; t++)
+                {
+                    norms[t].running_mean!.copy_(runningMean.narrow(0, t * F, F));
+                    norms[t].running_var!.copy_(runningVar.narrow(0, t * F, F));
+                    norms[t].num_batches_tracked!.add_(HeldScalars.One, HeldScalars.One);
+                }
             }
+            return y.view(B, T, F).transpose(0, 1);
         }
-        return y.view(B, T, F).transpose(0, 1);
     }
 
     /// <summary>T identical Sequentials of Linear, BatchNorm1d and ReLU layers on x [T, B, in].</summary>

@@ -40,6 +40,7 @@ public static class RepeatedEvaluation
     {
         if (request.Runs < 1) throw new ArgumentOutOfRangeException(nameof(request), "at least one run");
         if (request.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(request), "the inference batch size must be at least 1");
+        using var precision = request.Inference.PrecisionRegion(method.Config);   // also the diagnostics' image paths
         if (method is NoProp.Methods.DiscreteTime.NoPropDt dt) return RunSharingImageFeatures(dt, images, labels, request);
         var device = images.device;
         var accuracies = new double[request.Runs];
@@ -118,11 +119,7 @@ public static class RepeatedEvaluation
         return new EvaluationResult(accuracies, perBlockAccuracies, request.ImageOnly ? imageOnlyCorrect / (double)n : null, secondsPerRun);
     }
 
-    private static InferenceOptions Copy(InferenceOptions o, Generator generator) => new()
-    {
-        Deterministic = o.Deterministic, DtInference = o.DtInference, ZeroInitialState = o.ZeroInitialState, Generator = generator, Solver = o.Solver,
-        Steps = o.Steps, CacheImageFeatures = o.CacheImageFeatures, Prediction = o.Prediction, Statistics = o.Statistics, BatchSize = o.BatchSize,
-    };
+    private static InferenceOptions Copy(InferenceOptions o, Generator generator) => o with { Generator = generator, NoiseSource = null };
 
     /// <summary>Accuracy after each block over the whole split, in batches.</summary>
     public static double[] PerBlockAccuracy(INoPropMethod method, Tensor images, Tensor labels, InferenceOptions options, int batchSize = 1000)

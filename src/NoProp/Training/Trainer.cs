@@ -169,7 +169,11 @@ public sealed class Trainer
                 if (evaluate)
                 {
                     var clock = Stopwatch.StartNew();
-                    var inference = new InferenceOptions { Generator = Evaluator.InferenceGenerator(Evaluator.ValidationNoiseSeed(options.Seed, epochNumber), device) };
+                    var inference = new InferenceOptions
+                    {
+                        Generator = Evaluator.InferenceGenerator(Evaluator.ValidationNoiseSeed(options.Seed, epochNumber), device),
+                        Precision = options.InferencePrecision,
+                    };
                     double accuracy = Evaluator.Accuracy(method, validX!, validY!, inference, options.InferenceBatchSize);
                     record = record with { ValidationAccuracy = accuracy, ValidationSeconds = clock.Elapsed.TotalSeconds };
                     if (accuracy > state.BestValidationAccuracy)

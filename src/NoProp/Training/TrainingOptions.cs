@@ -24,4 +24,7 @@ public sealed record TrainingOptions
 
     /// <summary>Batch size for inference passes.</summary>
     public int InferenceBatchSize { get; init; } = NoProp.Methods.InferenceOptions.DefaultBatchSize;
+
+    /// <summary>The convolutions' precision in validation inference (<c>--inference-precision</c>).</summary>
+    public NoProp.Runtime.InferencePrecision InferencePrecision { get; init; }
 }

@@ -59,6 +59,8 @@ public sealed class CliTests
     [DataRow(new[] { "train", "--method", "dt", "--epochs", "2", "--warmup-epochs", "2" }, "--warmup-epochs 2: must be shorter than the run (--epochs 2)")]
     [DataRow(new[] { "train", "--method", "dt", "--lr-schedule", "step" }, "--lr-schedule: unknown value 'step'")]
     [DataRow(new[] { "eval", "--model", "m", "--inference-batch-size", "0" }, "--inference-batch-size: must be at least 1, got 0")]
+    [DataRow(new[] { "eval", "--model", "m", "--inference-precision", "fp16" }, "--inference-precision: unknown value 'fp16' (expected fp32, bf16)")]
+    [DataRow(new[] { "train", "--method", "dt", "--inference-precision", "int8" }, "--inference-precision: unknown value 'int8' (expected fp32, bf16)")]
     public void BadUsageExitsWithCode2AndOneLine(string[] args, string message)
     {
         var (code, _, err) = Run(args);

@@ -95,6 +95,7 @@ public sealed class BackpropBaseline : NoPropMethod<BackpropNetwork>, IChainInfe
     /// </summary>
     public Tensor RunChain(Tensor x, InferenceOptions options, ChainCallback? callback = null)
     {
+        using var precision = options.PrecisionRegion(Config);
         using var z0 = options.ZeroInitialState || options.Deterministic
             ? zeros(x.shape[0], Config.EmbeddingDimension, device: x.device)
             : options.Noise([x.shape[0], Config.EmbeddingDimension], x.device);

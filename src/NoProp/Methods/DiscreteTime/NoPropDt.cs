@@ -153,6 +153,7 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
 
     public override Tensor PredictProbabilities(Tensor x, InferenceOptions options)
     {
+        using var precision = options.PrecisionRegion(Config);
         using var scope = NewDisposeScope();
         using var features = ImageFeatures(x);
         return PredictFromImageFeatures(features, options).MoveToOuterDisposeScope();
@@ -162,8 +163,9 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
     /// Every block's image features [T, B, 256] for images x [B, C, H, W]: the fused image paths, in chunks of
     /// <see cref="ImageChunk"/> images so that the convolutions' activations stay small. In eval mode they do not
     /// depend on the inference noise, so one computation serves every run, diagnostic and block of a batch.
+    /// Under no_grad in eval mode the convolutions use the thread's <see cref="ConvolutionPrecision"/>.
     /// </summary>
-    public Tensor ImageFeatures(Tensor x) => Chunking.Map(x, ImageChunk, fused.ImageFeatures, resultDimension: 1);
+    public Tensor ImageFeatures(Tensor x) => fused.ImageFeatures(x, ImageChunk);
 
     /// <summary>Images per fused image-path computation (measured: see BENCHMARKS.md, "Inference batch size").</summary>
     public int ImageChunk { get; set; } = DefaultImageChunk;
@@ -181,6 +183,7 @@ public sealed class NoPropDt : NoPropMethod<NoPropDtNetwork>, IChainInference, I
     /// <summary>Runs Eq. 3 through all T blocks and returns z_T; <paramref name="callback"/> sees z_t after every block t = 1..T.</summary>
     public Tensor RunChain(Tensor x, InferenceOptions options, ChainCallback? callback = null)
     {
+        using var precision = options.PrecisionRegion(Config);
         using var features = ImageFeatures(x);
         return RunChainFromImageFeatures(features, options, callback);
     }

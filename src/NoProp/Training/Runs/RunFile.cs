@@ -80,6 +80,9 @@ public static class RunFile
         public string LrSchedule { get; set; } = "constant";
         public double? WarmupEpochs { get; set; }
         public int InferenceBatchSize { get; set; } = NoProp.Methods.InferenceOptions.DefaultBatchSize;
+        /// <summary>Written only when set: run folders from before the option stay byte-identical.</summary>
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public string? InferencePrecision { get; set; }
         public bool TrackTest { get; set; }
         /// <summary>Written only when set: run folders from before the option stay byte-identical.</summary>
         [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -103,7 +106,7 @@ public static class RunFile
             Prediction = r.Model.Prediction, ScheduleTraining = r.Model.ScheduleTraining, ScheduleWeightDecay = r.Model.ScheduleWeightDecay,
             GammaMax = r.Model.GammaMax, GammaMin = r.Model.GammaMin, FlowSigma = r.Model.FlowSigma, Schedule = r.Model.Schedule ?? defaults.BlockSchedule.ToString().ToLowerInvariant(),
             LrSchedule = r.Training.LrSchedule, WarmupEpochs = r.Training.WarmupEpochs, InferenceBatchSize = r.Training.InferenceBatchSize,
-            TrackTest = r.Training.TrackTest, Inference = r.Model.Inference,
+            InferencePrecision = r.Training.InferencePrecision, TrackTest = r.Training.TrackTest, Inference = r.Model.Inference,
             };
         }
 
@@ -127,7 +130,7 @@ public static class RunFile
             {
                 Epochs = Epochs, BatchSize = BatchSize, Seed = Seed, EvalEvery = EvalEvery, EarlyStoppingPatience = EarlyStoppingPatience,
                 EarlyStoppingMinDelta = EarlyStoppingMinDelta, LrSchedule = LrSchedule, WarmupEpochs = WarmupEpochs,
-                InferenceBatchSize = InferenceBatchSize, TrackTest = TrackTest,
+                InferenceBatchSize = InferenceBatchSize, InferencePrecision = InferencePrecision, TrackTest = TrackTest,
             },
             Threads = Threads,
             Device = Device,

@@ -57,6 +57,8 @@ public sealed record RunMetrics
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double? GammaMin { get; init; }
     /// <summary>NoProp-DT trained with --inference deterministic (ε = 0 in Eq. 3); absent for the paper's stochastic inference.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Inference { get; init; }
+    /// <summary>Validation and test inference with bf16 convolutions (--inference-precision); absent for fp32.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? InferencePrecision { get; init; }
     /// <summary>Fields this version does not know (written by another version or added by a host), kept as they are.</summary>
     [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; set; }
 

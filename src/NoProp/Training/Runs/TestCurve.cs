@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using NoProp.Data;
 using NoProp.Methods;
+using NoProp.Runtime;
 using static TorchSharp.torch;
 
 namespace NoProp.Training.Runs;
@@ -21,12 +22,14 @@ public sealed class TestCurve : IEpochSink, IDisposable
     private readonly string path;
     private readonly Tensor testX, testY;
     private readonly long seed;
+    private readonly InferencePrecision precision;
 
     /// <summary>Holds the test split on <paramref name="device"/> and writes the header unless the file exists.</summary>
-    public TestCurve(string directory, ImageDataset test, Device device, long seed)
+    public TestCurve(string directory, ImageDataset test, Device device, long seed, InferencePrecision precision = InferencePrecision.Float32)
     {
         path = Path.Combine(directory, FileName);
         this.seed = seed;
+        this.precision = precision;
         (testX, testY) = test.ToTensors(device);
         if (!File.Exists(path)) File.WriteAllText(path, Header + "\n");
     }
@@ -61,7 +64,7 @@ public sealed class TestCurve : IEpochSink, IDisposable
     public void EpochCommitted(INoPropMethod method, EpochRecord record, TrainerState next)
     {
         var clock = Stopwatch.StartNew();
-        var options = new InferenceOptions { Generator = Evaluator.InferenceGenerator(seed + record.Epoch, testX.device) };
+        var options = new InferenceOptions { Generator = Evaluator.InferenceGenerator(seed + record.Epoch, testX.device), Precision = precision };
         double accuracy = Evaluator.Accuracy(method, testX, testY, options);
         var c = CultureInfo.InvariantCulture;
         File.AppendAllText(path,

@@ -118,6 +118,8 @@ public sealed record TrainingSettings
     public string LrSchedule { get; init; } = "constant";
     public double? WarmupEpochs { get; init; }
     public int InferenceBatchSize { get; init; } = NoProp.Methods.InferenceOptions.DefaultBatchSize;
+    /// <summary>The convolutions' precision in validation and test inference (fp32 | bf16; null: fp32).</summary>
+    public string? InferencePrecision { get; init; }
     /// <summary>Evaluate the test split after every epoch into test-curve.csv (never used for model selection).</summary>
     public bool TrackTest { get; init; }
 }

@@ -56,6 +56,7 @@ public sealed class TrainingRun(TrainRequest request)
         if (Resume && output is null) throw new ArgumentException("a resumed run needs its output folder");
         if (request.Training.TrackTest && output is null)
             throw new NoPropException("--track-test writes test-curve.csv into the run folder: it needs an output folder");
+        var precision = request.Training.InferencePrecision is string precisionName ? EnumNames<InferencePrecision>.Parse(precisionName) : InferencePrecision.Float32;
         TorchRuntime.Initialize(request.Threads);
         var device = TorchRuntime.ResolveDevice(request.Device);
         if (output is not null)
@@ -72,6 +73,7 @@ public sealed class TrainingRun(TrainRequest request)
         if (splits.Notice is not null) Progress.Message(splits.Notice);
 
         var config = Resume ? Checkpoint.ReadConfig(output!) : ModelConfigFor(request, spec, data.Train);
+        InferenceOptions.CheckPrecision(precision, config);   // before training, not at the first validation
         TorchRuntime.Seed(request.Training.Seed);   // initialisation is part of the seeded run
         using var method = MethodRegistry.Create(config, device);
         if (!Resume && config.Embedding == LabelEmbeddingKind.Prototype)
@@ -95,11 +97,12 @@ public sealed class TrainingRun(TrainRequest request)
             OutputDirectory = output,
             Augmentation = request.Data.Augment ? new AugmentationOptions { CropPadding = request.Data.CropPadding } : null,
             InferenceBatchSize = training.InferenceBatchSize,
+            InferencePrecision = precision,
             LearningRateSchedule = training.LrSchedule == "constant" && training.WarmupEpochs is null ? null
                 : new LearningRateSchedule { Kind = EnumNames<LearningRateScheduleKind>.Parse(training.LrSchedule), WarmupEpochs = training.WarmupEpochs },
         };
         var trainer = new Trainer(method, splits, options, Progress);
-        using var testCurve = training.TrackTest ? new TestCurve(output!, splits.Test, device, training.Seed) : null;
+        using var testCurve = training.TrackTest ? new TestCurve(output!, splits.Test, device, training.Seed, precision) : null;
         if (testCurve is not null) trainer.Sinks.Add(testCurve);
         foreach (var sink in Sinks) trainer.Sinks.Add(sink);
         var context = new RunContext(request, output, method, splits, device, trainer, Progress);
@@ -109,7 +112,7 @@ public sealed class TrainingRun(TrainRequest request)
         // Final test pass with the selected model (the model's inference rule, seeded noise).
         var (testX, testY) = splits.Test.ToTensors(device);
         var clock = Stopwatch.StartNew();
-        var inference = new InferenceOptions { Generator = Evaluator.InferenceGenerator(training.Seed, device), BatchSize = training.InferenceBatchSize };
+        var inference = new InferenceOptions { Generator = Evaluator.InferenceGenerator(training.Seed, device), BatchSize = training.InferenceBatchSize, Precision = precision };
         double testAccuracy = Evaluator.Accuracy(method, testX, testY, inference);
         double testSeconds = clock.Elapsed.TotalSeconds;
         testX.Dispose(); testY.Dispose();
@@ -186,6 +189,8 @@ public sealed class TrainingRun(TrainRequest request)
             ScheduleWeightDecay = definition.Accepts(MethodOption.ScheduleWeightDecay) ? config.ScheduleWeightDecay : null,
             Eta = definition.Accepts(MethodOption.Eta) ? config.Eta : null,
             Inference = config.DtInference == DtInference.Stochastic ? null : config.DtInference.ToCliName(),
+            InferencePrecision = training.InferencePrecision is string name && EnumNames<InferencePrecision>.Parse(name) is var p && p != NoProp.Runtime.InferencePrecision.Float32
+                ? p.ToCliName() : null,
             Epochs = training.Epochs,
             BestEpoch = result.BestEpoch,
             EpochsTrained = result.History.Count,
