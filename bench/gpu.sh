@@ -7,7 +7,8 @@
 #    package cache holding libtorch-cuda-12.8-linux-x64 and TorchSharp-cuda),
 # 2. trains NoProp-DT for one full MNIST epoch (55,000 training images, 5,000 validation) with the sequential
 #    schedule (Algorithm 1), then with the parallel schedule (fused blocks),
-# 3. trains NoProp-CT for one epoch on 5,000 images (setup) and times Heun-40 inference on the 10,000 test images,
+# 3. evaluates the sequential DT model on the 10,000 test images with fp32 and with bf16 convolutions,
+# 4. trains NoProp-CT for one epoch on 5,000 images (setup) and times Heun-40 inference on the 10,000 test images,
 # and prints the times and the peak CUDA memory (NVML, sampled every 100 ms by the trainer; nvidia-smi for eval).
 # Budget: within 8 minutes on one recent GPU (each DT epoch is 4,300 minibatch steps of batch 128 over 10 blocks).
 set -euo pipefail
@@ -44,6 +45,11 @@ for schedule in sequential parallel; do
   echo "   training $(metric "$dir/metrics.json" train_seconds) s, validation $(metric "$dir/metrics.json" validation_accuracy)," \
        "test $(metric "$dir/metrics.json" test_accuracy) (inference $(metric "$dir/metrics.json" test_inference_seconds) s)," \
        "peak CUDA memory $(metric "$dir/metrics.json" peak_cuda_memory_mb) MB, peak RSS $(metric "$dir/metrics.json" peak_memory_mb) MB"
+done
+
+echo "== NoProp-DT inference on the 10,000 test images, fp32 and bf16 convolutions (--inference-precision; the sequential model)"
+for precision in fp32 bf16; do
+  "${cli[@]}" eval --model "$output/dt-sequential" --device cuda --inference-precision "$precision" | head -1
 done
 
 echo "== NoProp-CT: setup (1 epoch on 5,000 images), then Heun-40 inference on the 10,000 test images"

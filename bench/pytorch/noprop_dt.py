@@ -204,8 +204,13 @@ class FusedDtBlocks:
     def __init__(self, blocks):
         self.blocks = list(blocks)
 
-    def image_features(self, x):
-        return self._encode([b.image_path for b in self.blocks], x)
+    def image_features(self, x, chunk=None):
+        """[T, B, 256]; with chunk, computed on chunks of that many images, the parameters stacked once for all
+        (NoPropDt.ImageFeatures / FusedDtBlocks.ImageFeatures(x, chunk): inference, no batch statistics)."""
+        stacked = _StackedEncoders(self, [b.image_path for b in self.blocks])
+        if chunk is None or x.shape[0] <= chunk:
+            return stacked.encode(x)
+        return torch.cat([stacked.encode(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)], 1)
 
     def logits(self, x, z):
         image = self.image_features(x)
@@ -220,57 +225,25 @@ class FusedDtBlocks:
     # bfloat16, the features back in float32 before FC and BatchNorm.
     INFERENCE_DTYPE = torch.float32
 
-    def _low_precision(self, encoders):
-        return self.INFERENCE_DTYPE != torch.float32 and not encoders[0].training and not torch.is_grad_enabled()
-
-    def _encode(self, encoders, x):
-        T = len(encoders)
-        element_bytes = 2 if self._low_precision(encoders) else 4   # as ours: bf16 chunks hold twice the images
-        per_image = T * encoders[0].conv1.out_channels * (x.shape[2] - 2) * (x.shape[3] - 2) * element_bytes
-        chunk = max(1, self.ACTIVATION_BYTES // per_image)   # sized for the uncropped images, as ours
-        sides = dropout_draw_sides(x.shape[2], x.shape[3])
-        x = crop(x)
-        h = torch.cat([self._conv_stack(encoders, x[i:i + chunk], sides) for i in range(0, x.shape[0], chunk)]) \
-            if x.shape[0] > chunk else self._conv_stack(encoders, x, sides)
-        flat = h.reshape(h.shape[0], T, -1).transpose(0, 1)
-        return self._batch_norm([e.finish for e in encoders], self._linear([e.fc for e in encoders], flat))
-
     CHANNELS_LAST_INFERENCE = True   # as FusedDtBlocks.ChannelsLastInference: no-grad convolutions run channels-last
 
-    def _conv_stack(self, encoders, x, sides):
-        T = len(encoders)
-        training = encoders[0].training
-        p = encoders[0].p
-        cl = self.CHANNELS_LAST_INFERENCE and not torch.is_grad_enabled()
-        dtype = self.INFERENCE_DTYPE if self._low_precision(encoders) else torch.float32
-        x = x.to(dtype)
-        # As ours: a one-channel image gets a second, zero channel (with zero weights), so that oneDNN sees a
-        # channels-last input and returns conv1's output channels-last, instead of NCHW to be copied.
-        second_channel = cl and x.shape[1] == 1
-        if second_channel:
-            x = torch.cat([x, torch.zeros_like(x)], 1).contiguous(memory_format=torch.channels_last)
-        h = self._conv([e.conv1 for e in encoders], x, 1, second_channel, dtype, second_channel)
-        if cl:
-            h = h.contiguous(memory_format=torch.channels_last)   # a no-op when conv1 already returned channels-last
-        h = dropout(relu_pool(h), p, training, sides[0])
-        h = dropout(F.relu(self._conv([e.conv2 for e in encoders], h, T, cl, dtype)), p, training, sides[1])
-        out = dropout(relu_pool(self._conv([e.conv3 for e in encoders], h, T, cl, dtype)), p, training)
-        return out.float()
-
     @staticmethod
-    def _conv(convs, x, groups, channels_last, dtype=torch.float32, zero_second_channel=False):
+    def _stack_conv(convs, channels_last, dtype, zero_second_channel=False):
         weight = torch.cat([c.weight for c in convs]).to(dtype)
         if zero_second_channel:
             weight = torch.cat([weight, torch.zeros_like(weight)], 1)
         if channels_last:
             weight = weight.contiguous(memory_format=torch.channels_last)
-        return F.conv2d(x, weight, torch.cat([c.bias for c in convs]).to(dtype), groups=groups)
+        return weight, torch.cat([c.bias for c in convs]).to(dtype)
+
+    @staticmethod
+    def _stack_linear(layers):
+        return torch.stack([l.weight for l in layers]).transpose(1, 2), torch.stack([l.bias for l in layers]).unsqueeze(1)
 
     @staticmethod
     def _linear(layers, x):
-        weight = torch.stack([l.weight for l in layers])
-        bias = torch.stack([l.bias for l in layers]).unsqueeze(1)
-        return torch.baddbmm(bias, x, weight.transpose(1, 2))
+        weight, bias = FusedDtBlocks._stack_linear(layers)
+        return torch.baddbmm(bias, x, weight)
 
     @staticmethod
     def _batch_norm(norms, x):
@@ -301,6 +274,53 @@ class FusedDtBlocks:
             else:
                 raise TypeError(type(layers[0]))
         return h
+
+
+class _StackedEncoders:
+    """Mirror of FusedDtBlocks.StackedEncoders: the T encoders' parameters stacked once (precision and layout fixed
+    then), for any number of chunks of images."""
+
+    def __init__(self, fused, encoders):
+        self.encoders = encoders
+        self.T = len(encoders)
+        self.training = encoders[0].training
+        self.p = encoders[0].p
+        low = fused.INFERENCE_DTYPE != torch.float32 and not self.training and not torch.is_grad_enabled()
+        self.dtype = fused.INFERENCE_DTYPE if low else torch.float32
+        self.cl = fused.CHANNELS_LAST_INFERENCE and not torch.is_grad_enabled()
+        # As ours: a one-channel image gets a second, zero channel (with zero weights), so that oneDNN sees a
+        # channels-last input and returns conv1's output channels-last, instead of NCHW to be copied.
+        self.second_channel = self.cl and encoders[0].conv1.in_channels == 1
+        self.conv1 = fused._stack_conv([e.conv1 for e in encoders], self.second_channel, self.dtype, self.second_channel)
+        self.conv2 = fused._stack_conv([e.conv2 for e in encoders], self.cl, self.dtype)
+        self.conv3 = fused._stack_conv([e.conv3 for e in encoders], self.cl, self.dtype)
+        self.fc = fused._stack_linear([e.fc for e in encoders])
+        self.norms = [e.finish for e in encoders]
+        self.activation_bytes = fused.ACTIVATION_BYTES
+
+    def encode(self, x):
+        T = self.T
+        element_bytes = 2 if self.dtype != torch.float32 else 4   # as ours: bf16 chunks hold twice the images
+        per_image = self.conv1[0].shape[0] * (x.shape[2] - 2) * (x.shape[3] - 2) * element_bytes
+        chunk = max(1, self.activation_bytes // per_image)   # sized for the uncropped images, as ours
+        sides = dropout_draw_sides(x.shape[2], x.shape[3])
+        x = crop(x).to(self.dtype)
+        if self.second_channel:
+            x = torch.cat([x, torch.zeros_like(x)], 1).contiguous(memory_format=torch.channels_last)
+        h = torch.cat([self._conv_stack(x[i:i + chunk], sides) for i in range(0, x.shape[0], chunk)]) \
+            if x.shape[0] > chunk else self._conv_stack(x, sides)
+        flat = h.reshape(h.shape[0], T, -1).transpose(0, 1)
+        return FusedDtBlocks._batch_norm(self.norms, torch.baddbmm(self.fc[1], flat, self.fc[0]))
+
+    def _conv_stack(self, x, sides):
+        T, p, training = self.T, self.p, self.training
+        h = F.conv2d(x, *self.conv1)
+        if self.cl:
+            h = h.contiguous(memory_format=torch.channels_last)   # a no-op when conv1 already returned channels-last
+        h = dropout(relu_pool(h), p, training, sides[0])
+        h = dropout(F.relu(F.conv2d(h, *self.conv2, groups=T)), p, training, sides[1])
+        out = dropout(relu_pool(F.conv2d(h, *self.conv3, groups=T)), p, training)
+        return out.float()
 
 
 def convex_combination(logits, embedding):
@@ -391,7 +411,7 @@ class NoPropDt:
 
     def image_features(self, x):
         """[T, B, 256], fused and in chunks of image_chunk images (NoPropDt.ImageFeatures)."""
-        return torch.cat([self.fused.image_features(x[i:i + self.image_chunk]) for i in range(0, x.shape[0], self.image_chunk)], 1)
+        return self.fused.image_features(x, self.image_chunk)
 
     def predict_probabilities(self, x, generator):
         net = self.network
