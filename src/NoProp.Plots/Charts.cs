@@ -127,7 +127,7 @@ public static class Charts
         {
             var points = sweep.Results.OrderBy(p => p.Steps).ToList();
             var line = plot.Add.Scatter(points.Select(p => Math.Log10(p.Steps)).ToArray(), points.Select(value).ToArray());
-            line.LegendText = $"{run.Name}, {sweep.Solver}{(sweep.CachedImageFeatures ? "" : ", uncached")}{(sweep.Split == "test" ? "" : $", {sweep.Split}")}";
+            line.LegendText = $"{run.Name}, {sweep.Solver}{(sweep.CachedImageFeatures ? "" : ", uncached")}{(sweep.InferencePrecision is string p ? $", {p}" : "")}{(sweep.Split == "test" ? "" : $", {sweep.Split}")}";
             line.MarkerSize = 6;
         }
         LogAxis(plot.Axes.Bottom);

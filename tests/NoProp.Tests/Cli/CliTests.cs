@@ -155,6 +155,15 @@ public sealed class CliTests
         CollectionAssert.AreEqual(new[] { "4", "6", "10" }, csv.Skip(1).Select(l => l.Split(',')[3]).ToArray(), "midpoint: 2 evaluations per step");
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "sweep-midpoint.json")));
         Assert.AreEqual(3, json.RootElement.GetProperty("results").GetArrayLength());
+        Assert.IsFalse(json.RootElement.TryGetProperty("inference_precision", out _), "fp32 sweeps keep the file's format");
+
+        // With bf16 convolutions: files of their own, which say so; the same step counts, other timings.
+        var (bf16Code, bf16Output, bf16Err) = Run("sweep", "--model", dir, "--solver", "midpoint", "--steps", "2,3", "--test-size", "16", "--inference-precision", "bf16");
+        Assert.AreEqual(0, bf16Code, bf16Err);
+        StringAssert.Contains(bf16Output, "cached, bf16 convolutions");
+        using var bf16Json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "sweep-midpoint-bf16.json")));
+        Assert.AreEqual("bf16", bf16Json.RootElement.GetProperty("inference_precision").GetString());
+        Assert.AreEqual(2, bf16Json.RootElement.GetProperty("results").GetArrayLength());
 
         var (dtCode, _, dtErr) = Run("eval", "--model", dir, "--deterministic", "--solver", "rk4", "--steps", "3", "--test-size", "16");
         Assert.AreEqual(0, dtCode, dtErr);

@@ -144,6 +144,8 @@ public sealed record SweepResult
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public int? ValidationSize { get; init; }
     /// <summary>Whether the image path was computed once per batch (files without it: true).</summary>
     public bool CachedImageFeatures { get; set; } = true;
+    /// <summary>bf16 when the image path convolved in bfloat16 (--inference-precision); absent for fp32.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? InferencePrecision { get; init; }
     public long Seed { get; init; }
     public IReadOnlyList<SweepPoint> Results { get; set; } = [];
 
