@@ -86,6 +86,12 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
         return !CropInputs || (h == x.shape[2] && w == x.shape[3]) ? x : x.narrow(2, 0, h).narrow(3, 0, w);
     }
 
+    /// <summary>
+    /// Whether inference runs through <see cref="FusedDtBlocks.EncodeForInference"/> (true) or this module's own NCHW
+    /// layers (false): a switch for tests, which compare the two, and benchmarks.
+    /// </summary>
+    internal static bool FastInference { get; set; } = true;
+
     /// <summary>Whether <see cref="CropToReceptiveField"/> crops (the same results either way): a switch for benchmarks and tests.</summary>
     internal static bool CropInputs { get; set; } = true;
 
@@ -103,6 +109,11 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
+        // Inference (eval mode, no autograd) takes the fused blocks' path with one block: channels-last convolutions,
+        // conv1's zero second channel, chunks that stay in cache, bf16 when asked (the same values to float rounding;
+        // CT/FM image features, the per-block DT and backprop chains, prototype label images).
+        if (FastInference && !training && !is_grad_enabled())
+            return FusedDtBlocks.EncodeForInference(this, x).MoveToOuterDisposeScope();
         var (pool1, conv2Sides) = DropoutDrawSides(x.shape[2], x.shape[3]);
         // Inference in bfloat16 (--inference-precision): the convolutions, ReLU and pooling; FC and what follows stay float32.
         var type = ConvolutionPrecision.For(training);

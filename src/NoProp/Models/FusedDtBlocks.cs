@@ -95,6 +95,13 @@ public sealed class FusedDtBlocks
     /// </summary>
     private static Tensor Encode(ConvImageEncoder[] encoders, Tensor x, bool sharedInput) => new StackedEncoders(encoders, sharedInput).Encode(x);
 
+    /// <summary>One encoder's features [B, 256] of x [B, C, H, W] through the fused path (T = 1), for inference.</summary>
+    internal static Tensor EncodeForInference(ConvImageEncoder encoder, Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        return Encode([encoder], x, sharedInput: true).select(0, 0).MoveToOuterDisposeScope();
+    }
+
     /// <summary>
     /// The parameters of T conv encoders stacked for one fused computation: built once, they serve any number of
     /// batches or chunks of images (<see cref="ImageFeatures(Tensor, long)"/>), and autograd saves one copy of them.

@@ -48,6 +48,17 @@ public sealed class FusedDtBlocksTests
 
     private static float MaxDifference(Tensor a, Tensor b) => (a - b).abs().max().item<float>();
 
+    /// <summary>
+    /// <paramref name="compute"/> with every ConvImageEncoder on its own NCHW layers: at inference they otherwise take
+    /// the fused path themselves (ConvImageEncoder.FastInference), and a reference must not be what it checks.
+    /// </summary>
+    internal static T OwnLayers<T>(Func<T> compute)
+    {
+        ConvImageEncoder.FastInference = false;
+        try { return compute(); }
+        finally { ConvImageEncoder.FastInference = true; }
+    }
+
     [TestMethod]
     [DataRow(false, 10)]
     [DataRow(true, 784)]
@@ -63,8 +74,11 @@ public sealed class FusedDtBlocksTests
         var features = fused.ImageFeatures(x);
         for (int t = 0; t < 3; t++)
         {
-            Assert.IsTrue(MaxDifference(logits[t], blocks[t].forward(x, z[t])) <= 1e-5, $"block {t + 1}: fused logits differ by {MaxDifference(logits[t], blocks[t].forward(x, z[t]))} (max |logit| {logits[t].abs().max().item<float>()})");
-            Assert.IsTrue(MaxDifference(features[t], blocks[t].ImageFeatures(x)) <= 1e-5, $"block {t + 1}: fused image features differ");
+            var own = OwnLayers(() => blocks[t].forward(x, z[t]));
+            Assert.IsTrue(MaxDifference(logits[t], own) <= 1e-5, $"block {t + 1}: fused logits differ by {MaxDifference(logits[t], own)} (max |logit| {logits[t].abs().max().item<float>()})");
+            Assert.IsTrue(MaxDifference(features[t], OwnLayers(() => blocks[t].ImageFeatures(x))) <= 1e-5, $"block {t + 1}: fused image features differ");
+            // Each block alone at inference takes the fused path with T = 1: the same features.
+            Assert.IsTrue(MaxDifference(features[t], blocks[t].ImageFeatures(x)) <= 1e-5, $"block {t + 1}: its own inference path differs");
         }
     }
 
@@ -247,7 +261,7 @@ public sealed class FusedDtBlocksTests
         var z = randn(2, 5, 10);
         var logits = method.FusedBlocks.Logits(x, z);
         for (int t = 0; t < 2; t++)
-            Assert.IsTrue(MaxDifference(logits[t], method.DtNetwork.Blocks[t].forward(x, z[t])) <= 1e-5, $"block {t + 1}");
+            Assert.IsTrue(MaxDifference(logits[t], OwnLayers(() => method.DtNetwork.Blocks[t].forward(x, z[t]))) <= 1e-5, $"block {t + 1}");
         // Running statistics were trained (not the initial 0/1): the fixture really carries its buffers.
         var mean = method.DtNetwork.Blocks[0].named_buffers().First(b => b.name.EndsWith("running_mean", StringComparison.Ordinal)).buffer;
         Assert.IsTrue(mean.abs().max().item<float>() > 0);
@@ -278,7 +292,7 @@ public sealed class FusedDtBlocksTests
         for (int t = 1; t <= 3; t++)
         {
             var (a, b, c) = method.Schedule.PosteriorCoefficients(t);
-            var uHat = EmbeddingReadout.ConvexCombination(method.DtNetwork.Blocks[t - 1].forward(x, z), method.Embedding.Weight);
+            var uHat = EmbeddingReadout.ConvexCombination(OwnLayers(() => method.DtNetwork.Blocks[t - 1].forward(x, z)), method.Embedding.Weight);
             z = uHat * a + z * b;
             if (c > 0) z = z + randn([7, 10], generator: generator) * Math.Sqrt(c);
         }

@@ -66,7 +66,8 @@ public sealed class InferencePrecisionTests
         using var fused = method.ImageFeatures(x);
         for (int t = 0; t < method.Config.Blocks; t++)
         {
-            using var own = method.DtNetwork.Blocks[t].ImageFeatures(x);
+            int block = t;
+            using var own = FusedDtBlocksTests.OwnLayers(() => method.DtNetwork.Blocks[block].ImageFeatures(x));   // ConvImageEncoder's own bf16 layers
             double difference = RelativeDifference(own, fused[t]);
             Assert.IsTrue(difference < 2e-2, $"block {t + 1}: per-block bf16 features differ from the fused ones by {difference:P2}");
         }

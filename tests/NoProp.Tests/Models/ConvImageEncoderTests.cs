@@ -115,4 +115,27 @@ public sealed class ConvImageEncoderTests
         using (no_grad())
             Assert.IsFalse(encoder.forward(changed).equal(encoder.forward(x)).all().item<bool>());
     }
+    [TestMethod]
+    [DataRow(1, 28, 28, EncoderOutputLayer.Relu)]        // CT/FM on MNIST: conv1 gets the zero second channel
+    [DataRow(1, 28, 28, EncoderOutputLayer.BatchNorm)]   // a DT block alone, or a prototype label image
+    [DataRow(3, 32, 32, EncoderOutputLayer.Relu)]        // CIFAR: three channels are channels-last already
+    [DataRow(1, 31, 29, EncoderOutputLayer.Relu)]        // odd sides: the crop to the receptive field
+    public void InferenceThroughTheFusedPathEqualsTheModulesOwnLayers(int channels, int height, int width, EncoderOutputLayer output)
+    {
+        var encoder = new ConvImageEncoder(channels, height, width, output);
+        var x = randn(300, channels, height, width);   // more than one chunk of the fused path (T = 1: 280 MNIST images)
+        if (output == EncoderOutputLayer.BatchNorm)
+            using (no_grad()) encoder.forward(x * 1.5 + 0.2).Dispose();   // running statistics off 0/1
+        encoder.eval();
+        using var _ = no_grad();
+        var fast = encoder.forward(x);
+        ConvImageEncoder.FastInference = false;
+        Tensor own;
+        try { own = encoder.forward(x); }
+        finally { ConvImageEncoder.FastInference = true; }
+        CollectionAssert.AreEqual(own.shape, fast.shape);
+        float difference = (fast - own).abs().max().item<float>();
+        Assert.IsTrue(difference <= 1e-5, $"the fused path differs from the module's own layers by {difference}");
+        Assert.AreEqual(1L, fast.stride(1), "features [B, 256] come out contiguous");
+    }
 }
