@@ -5,7 +5,8 @@ Mirrors src/NoProp/Models/CtDenoiser.cs (the paper's CT network, Fig. 6 right: c
 FC256 -> ReLU; sinusoidal time embedding (64) -> FC256 -> ReLU; head 768 -> 256 -> 128 -> m) and the inference of
 src/NoProp/Methods/FlowMatching/NoPropFm.cs with ContinuousInference.Integrate: z_0 ~ N(0, I), velocity
 v = logits @ W_Embed (one-hot: W_Embed = I), Heun's method on a uniform grid of --steps steps over [0, 1], the image
-features computed once per batch, in chunks of 64 images, and reused at every evaluation (as ours does by default),
+features computed once per batch, in chunks of 64 images, and reused at every evaluation (as ours does by default;
+the conv module cropped to its receptive field and channels-last, as ours at inference),
 batches of 1000, the class
 of the nearest embedding. The weights are freshly initialised: the cost of inference does not depend on their values.
 NoProp-CT's inference is the same network and solver plus a scalar noise-schedule network per evaluation.
@@ -24,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
-from noprop_dt import load_mnist, DATA_DIR  # noqa: E402
+from noprop_dt import load_mnist, DATA_DIR, crop, relu_pool  # noqa: E402
 
 
 class CtDenoiser(nn.Module):
@@ -38,9 +39,16 @@ class CtDenoiser(nn.Module):
         self.head = nn.Sequential(nn.Linear(3 * width, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, classes))
 
     def encode_image(self, x):
-        h = self.dropout(F.max_pool2d(F.relu(self.conv1(x)), 2))
-        h = self.dropout(F.relu(self.conv2(h)))
-        h = self.dropout(F.max_pool2d(F.relu(self.conv3(h)), 2))
+        """As ours at inference (ConvImageEncoder through FusedDtBlocks' path, T = 1, eval mode: no dropout): the image
+        cropped to its receptive field, a zero second channel (with zero conv1 weights) so that conv1 runs
+        channels-last, channels-last convolutions, ReLU + max-pool pooled first."""
+        cl = torch.channels_last
+        x = crop(x)
+        x = torch.cat([x, torch.zeros_like(x)], 1).contiguous(memory_format=cl)
+        w1 = torch.cat([self.conv1.weight, torch.zeros_like(self.conv1.weight)], 1).contiguous(memory_format=cl)
+        h = relu_pool(F.conv2d(x, w1, self.conv1.bias).contiguous(memory_format=cl))
+        h = F.relu(F.conv2d(h, self.conv2.weight.contiguous(memory_format=cl), self.conv2.bias))
+        h = relu_pool(F.conv2d(h, self.conv3.weight.contiguous(memory_format=cl), self.conv3.bias))
         return F.relu(self.fc(h.flatten(1)))
 
     def logits(self, features, z, t):
