@@ -115,7 +115,7 @@ public sealed class InferencePrecisionTests
         double difference = (fp32 - bf16).abs().max().item<float>();
         Assert.IsTrue(difference > 0, "bf16 inference must differ from fp32 somewhere (the option reached the convolutions)");
         Assert.IsTrue(difference < 0.05, $"class probabilities moved by {difference:G3}");
-        Assert.AreEqual(ConvolutionPrecision.Current, InferencePrecision.Float32, "the region ends with the call");
+        Assert.AreEqual(InferencePrecision.Float32, ConvolutionPrecision.Current, "the region ends with the call");
 
         // RepeatedEvaluation (eval --runs, --per-block) shares the image features; with bf16 it gives what Evaluator gives.
         var request = new EvaluationRequest { Runs = 1, Seed = 5, BatchSize = 25, Inference = new InferenceOptions { Precision = InferencePrecision.BFloat16 } };
