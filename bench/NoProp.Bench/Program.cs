@@ -46,6 +46,9 @@ double Time(string name, Action action)
     return ms;
 }
 
+// Bytes malloc'd and not freed (heap and mmapped), MB.
+static double LiveMb() { var m = MallInfo.mallinfo2(); return (double)(m.uordblks + m.hblkhd) / (1 << 20); }
+
 switch (command)
 {
     case "dt-step":
@@ -59,6 +62,33 @@ switch (command)
             method.Network.eval();
             using (no_grad())
                 Time("inference chain (10 blocks)", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
+            break;
+        }
+    case "memory":
+        {
+            // What the parallel schedule's fused step holds: RSS over six steps, glibc's heap, and the bytes autograd
+            // keeps between the forward and the backward pass of one minibatch (live malloc'd bytes, mallinfo2).
+            // The replica's side: bench/pytorch/step_bench.py --memory.
+            static string Rss() => string.Join(", ", File.ReadAllLines("/proc/self/status").Where(l => l.StartsWith("VmRSS") || l.StartsWith("VmHWM"))
+                .Select(l => l.Split(':', StringSplitOptions.TrimEntries) switch { var f => $"{f[0]} {long.Parse(f[1].Split(' ')[0]) / 1024} MB" }));
+            using var parallel = new NoPropDt(config with { BlockSchedule = BlockSchedule.Parallel });
+            parallel.Network.train();
+            Console.WriteLine($"before the first step: {Rss()}");
+            for (int i = 1; i <= 6; i++)
+            {
+                parallel.TrainStep(0, x, y).Dispose();
+                var heap = MallInfo.mallinfo2();
+                Console.WriteLine($"after step {i}: {Rss()}; glibc heap {heap.arena / 1048576.0:F0} MB, in use {heap.uordblks / 1048576.0:F0} MB");
+            }
+            var zAll = randn(config.Blocks, batch, 10);
+            double before = LiveMb();
+            using (var s = NewDisposeScope())
+            {
+                var loss = parallel.FusedBlocks.Logits(x, zAll).sum();
+                Console.WriteLine($"kept by autograd between the fused forward and backward pass: {LiveMb() - before:F1} MB");
+                loss.backward();
+            }
+            Console.WriteLine($"left after the backward pass: {LiveMb() - before:F1} MB");
             break;
         }
     case "dt-fused":
@@ -197,6 +227,53 @@ switch (command)
                 Time("fused fwd+bwd fp32", () => { using var s = NewDisposeScope(); parallel.FusedBlocks.Logits(x, zAll).sum().backward(); });
                 parallel.Network.to(bfloat16);
                 Time("fused fwd+bwd bf16", () => { using var s = NewDisposeScope(); parallel.FusedBlocks.Logits(xb, zb).sum().backward(); });
+            }
+            break;
+        }
+    case "pool-dropout":
+        {
+            // One chunk of the fused conv activations (29 images, T = 10), forward and forward + backward: the 2×2 max-pool
+            // (with the ReLU after it) as a gather at the channels-last kernel's indices (before) and as ConvImageEncoder.
+            // MaxPool's index_select; dropout of ReLU(x) as Apply(relu(x)) (before) and as UniformDropout.AfterRelu.
+            int T = config.Blocks;
+            Tensor OldPool(Tensor h)
+            {
+                using var scope = NewDisposeScope();
+                long n = h.shape[0], c = h.shape[1];
+                Tensor index;
+                using (no_grad())
+                {
+                    using var copy = ConvImageEncoder.ChannelsLast(h.detach());
+                    var (pooled, indices) = functional.max_pool2d_with_indices(copy, new long[] { 2, 2 }, strides: new long[] { 2, 2 });
+                    index = indices.contiguous();
+                }
+                var pooledShape = index.shape;
+                return functional.relu(h.flatten(2).gather(2, index.view(n, c, -1)).view(pooledShape)).MoveToOuterDisposeScope();
+            }
+            Tensor NewPool(Tensor h) => functional.relu(ConvImageEncoder.MaxPool(h));
+            foreach (var a in new[] { randn(29, T * 32, 24, 24), randn(29, T * 128, 8, 8) })
+            {
+                Console.WriteLine($"input [{string.Join(", ", a.shape)}]");
+                for (int round = 0; round < 2; round++)
+                    foreach (var (name, f) in new (string, Func<Tensor, Tensor>)[] { ("gather", OldPool), ("index_select", NewPool) })
+                    {
+                        var leaf = a.detach().requires_grad_();
+                        var g = randn_like(OldPool(a));
+                        Time($"  {name} fwd", () => { using var s = NewDisposeScope(); f(leaf); });
+                        Time($"  {name} fwd+bwd", () => { using var s = NewDisposeScope(); (f(leaf) * g).sum().backward(); leaf.grad!.zero_(); });
+                    }
+            }
+            foreach (var a in new[] { randn(29, T * 32, 12, 12), randn(29, T * 64, 10, 10) })
+            {
+                Console.WriteLine($"input [{string.Join(", ", a.shape)}]");
+                for (int round = 0; round < 2; round++)
+                    foreach (var (name, f) in new (string, Func<Tensor, Tensor>)[] { ("Apply(relu)", t => UniformDropout.Apply(functional.relu(t), 0.2, true)), ("AfterRelu", t => UniformDropout.AfterRelu(t, 0.2, true)) })
+                    {
+                        var leaf = a.detach().requires_grad_();
+                        var g = randn_like(a);
+                        Time($"  {name} fwd", () => { using var s = NewDisposeScope(); f(leaf); });
+                        Time($"  {name} fwd+bwd", () => { using var s = NewDisposeScope(); (f(leaf) * g).sum().backward(); leaf.grad!.zero_(); });
+                    }
             }
             break;
         }
@@ -365,3 +442,11 @@ switch (command)
         return 2;
 }
 return 0;
+
+/// <summary>glibc's mallinfo2 (Linux): the memory bench mode's heap figures.</summary>
+static class MallInfo
+{
+    public struct Info { public nuint arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost; }
+    [System.Runtime.InteropServices.DllImport("libc.so.6")] public static extern Info mallinfo2();
+}
+

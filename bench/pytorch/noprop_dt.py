@@ -83,8 +83,8 @@ class CosineSchedule:
 
 # ---------------------------------------------------------------- model (Models/*.cs)
 
-MIRROR = True   # pooling as ConvImageEncoder.PoolRelu, dropout as UniformDropout, images cropped to their receptive
-                # field; --plain: F.max_pool2d(F.relu(h), 2), F.dropout, whole images
+MIRROR = True   # pooling as ConvImageEncoder.MaxPool, dropout as UniformDropout (AfterRelu), images cropped to their
+                # receptive field; --plain: F.max_pool2d(F.relu(h), 2), F.dropout(F.relu(h)), whole images
 
 
 def dropout(h, p, training, draw_sides=None):
@@ -100,6 +100,14 @@ def dropout(h, p, training, draw_sides=None):
         mask = torch.rand(h.shape[0], h.shape[1], *draw_sides, dtype=h.dtype, device=h.device)[:, :, :h.shape[2], :h.shape[3]].contiguous()
     mask.lt_(keep).div_(keep)
     return h * mask
+
+
+def relu_dropout(h, p, training, draw_sides=None):
+    """Dropout of ReLU(h). Mirrored (default), as UniformDropout.AfterRelu: in training on the CPU, ReLU in place of
+    the dropped-out h (the same values and gradients; autograd keeps no separate ReLU output)."""
+    if not MIRROR or not training or p == 0 or p == 1 or h.device.type != "cpu":
+        return dropout(F.relu(h), p, training, draw_sides)
+    return dropout(h, p, training, draw_sides).relu_()
 
 
 def receptive_field(height, width):
@@ -122,18 +130,34 @@ def dropout_draw_sides(height, width):
     return (h, w), (h - 2, w - 2)
 
 
-def relu_pool(h):
-    """ReLU then 2x2 max-pool. Mirrored (default): pool first, NCHW CPU tensors through the channels-last kernel's
-    window maxima and a gather, as NoProp.NET's ConvImageEncoder.PoolRelu (same values and gradients)."""
-    if not MIRROR:
-        return F.max_pool2d(F.relu(h), 2)
-    if h.is_contiguous(memory_format=torch.channels_last) and h.shape[1] > 1 or h.device.type != "cpu":
-        return F.relu(F.max_pool2d(h, 2))
+def max_pool(h):
+    """2x2 max-pool; the block's ReLU follows (relu_dropout). Mirrored (default), as NoProp.NET's
+    ConvImageEncoder.MaxPool: NCHW CPU tensors through the channels-last kernel's window maxima, the values selected with
+    index_select from the flat tensor (its backward keeps only the int32 indices, not the activation)."""
+    if not MIRROR or h.is_contiguous(memory_format=torch.channels_last) and h.shape[1] > 1 or h.device.type != "cpu" \
+            or not h.is_contiguous():
+        return F.max_pool2d(h, 2)
     with torch.no_grad():
         _, index = F.max_pool2d(h.detach().contiguous(memory_format=torch.channels_last), 2, return_indices=True)
-        index = index.contiguous()
-    n, c = h.shape[0], h.shape[1]
-    return F.relu(h.flatten(2).gather(2, index.view(n, c, -1)).view(index.shape))
+        shape = index.shape
+        plane = h.shape[2] * h.shape[3]
+        index = index.contiguous().view(shape[0] * shape[1], -1)
+        index += torch.arange(0, index.shape[0] * plane, plane).unsqueeze(1)
+        if h.numel() <= 2**31 - 1:
+            index = index.int()   # as ours: int32 positions, half the bytes autograd keeps
+    return h.view(-1).index_select(0, index.view(-1)).view(shape)
+
+
+def relu_pool(h):
+    """ReLU and 2x2 max-pool without dropout (pooled first, as ours, when mirrored)."""
+    return F.relu(max_pool(h)) if MIRROR else F.max_pool2d(F.relu(h), 2)
+
+
+def relu_pool_dropout(h, p, training, draw_sides=None):
+    """ReLU, 2x2 max-pool, dropout: mirrored, max_pool then relu_dropout; plain, F.max_pool2d(F.relu(h), 2) then dropout."""
+    if not MIRROR:
+        return dropout(F.max_pool2d(F.relu(h), 2), p, training, draw_sides)
+    return relu_dropout(max_pool(h), p, training, draw_sides)
 
 
 class ConvImageEncoder(nn.Module):
@@ -151,9 +175,9 @@ class ConvImageEncoder(nn.Module):
 
     def forward(self, x):
         pool1, conv2 = dropout_draw_sides(x.shape[2], x.shape[3])
-        h = dropout(relu_pool(self.conv1(crop(x))), self.p, self.training, pool1)
-        h = dropout(F.relu(self.conv2(h)), self.p, self.training, conv2)
-        h = dropout(relu_pool(self.conv3(h)), self.p, self.training)
+        h = relu_pool_dropout(self.conv1(crop(x)), self.p, self.training, pool1)
+        h = relu_dropout(self.conv2(h), self.p, self.training, conv2)
+        h = relu_pool_dropout(self.conv3(h), self.p, self.training)
         return self.finish(self.fc(h.flatten(1)))
 
 
@@ -317,9 +341,9 @@ class _StackedEncoders:
         h = F.conv2d(x, *self.conv1)
         if self.cl:
             h = h.contiguous(memory_format=torch.channels_last)   # a no-op when conv1 already returned channels-last
-        h = dropout(relu_pool(h), p, training, sides[0])
-        h = dropout(F.relu(F.conv2d(h, *self.conv2, groups=T)), p, training, sides[1])
-        out = dropout(relu_pool(F.conv2d(h, *self.conv3, groups=T)), p, training)
+        h = relu_pool_dropout(h, p, training, sides[0])
+        h = relu_dropout(F.conv2d(h, *self.conv2, groups=T), p, training, sides[1])
+        out = relu_pool_dropout(F.conv2d(h, *self.conv3, groups=T), p, training)
         return out.float()
 
 

@@ -24,6 +24,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--rounds", type=int, default=2, help="the two schedules alternated this many times")
+    p.add_argument("--memory", action="store_true",
+                   help="instead of timing: the bytes autograd keeps between the parallel schedule's fused forward and "
+                        "backward pass (as NoProp.Bench memory; saved tensors counted once each)")
     p.add_argument("--plain", "--plain-pool", dest="plain", action="store_true",
                    help="F.max_pool2d(F.relu(h), 2), F.dropout and whole images (default: pooling, dropout masks and crop as ours)")
     args = p.parse_args()
@@ -34,6 +37,22 @@ def main():
     x, y = train_x[:128].contiguous(), train_y[:128].contiguous()
     method = noprop_dt.NoPropDt(10)
     method.network.train()
+
+    if args.memory:
+        for _ in range(2):
+            method.train_all_blocks(x, y)
+        z = torch.randn(method.T, 128, 10)
+        saved = {}
+
+        def pack(t):
+            saved[(t.data_ptr(), t.dtype, tuple(t.shape))] = t.numel() * t.element_size()
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = method.fused.logits(x, z).sum()
+        print(f"kept by autograd between the fused forward and backward pass: {sum(saved.values()) / 2**20:.1f} MB "
+              f"({'plain' if args.plain else 'mirrored'})")
+        loss.backward()
+        return
 
     def sequential():
         for t in range(method.T):

@@ -121,15 +121,15 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
             ? conv.forward(input)
             : functional.conv2d(input, conv.weight.to_type(type), conv.bias!.to_type(type));
         var image = CropToReceptiveField(x);   // x itself when uncropped: never disposed here
-        var h = Convolve(conv1, type == ScalarType.Float32 ? image : image.to_type(type)).Then(PoolRelu).Then(t => Dropout(t, pool1))
-            .Then(t => Convolve(conv2, t)).Then(t => functional.relu(t)).Then(t => Dropout(t, conv2Sides))
-            .Then(t => Convolve(conv3, t)).Then(PoolRelu).Then(t => Dropout(t, null));
+        var h = Convolve(conv1, type == ScalarType.Float32 ? image : image.to_type(type)).Then(MaxPool).Then(t => ReluDropout(t, pool1))
+            .Then(t => Convolve(conv2, t)).Then(t => ReluDropout(t, conv2Sides))
+            .Then(t => Convolve(conv3, t)).Then(MaxPool).Then(t => ReluDropout(t, null));
         if (type != ScalarType.Float32) h = h.Then(t => t.to_type(ScalarType.Float32));
         var output = finish.forward(fc.forward(h.flatten(1)));
         return output.MoveToOuterDisposeScope();
     }
 
-    private Tensor Dropout(Tensor h, (long, long)? drawSides) => UniformDropout.Apply(h, DropoutRate, training, drawSides);
+    private Tensor ReluDropout(Tensor h, (long, long)? drawSides) => UniformDropout.AfterRelu(h, DropoutRate, training, drawSides);
 
     /// <summary>The same tensor [N, C, H, W] with channels-last strides (torch.channels_last): one copy.</summary>
     internal static Tensor ChannelsLast(Tensor t)
@@ -139,33 +139,48 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// ReLU then 2×2 max-pooling (stride 2, floor) of conv activations [N, C, H, W], computed as pooling then ReLU: ReLU
-    /// is monotone, so the values are the same, and so is every gradient (the window's first maximum receives it when
-    /// positive, nothing otherwise), with ReLU on a quarter of the elements.
+    /// 2×2 max-pooling (stride 2, floor) of conv activations [N, C, H, W]; the ReLU before it in the paper's block is
+    /// applied after it (<see cref="UniformDropout.AfterRelu"/>): ReLU is monotone, so the values are the same, and so is
+    /// every gradient (the window's first maximum receives it when positive, nothing otherwise), with ReLU on a quarter of
+    /// the elements.
     /// <para>
     /// On the CPU, ATen's NCHW max-pool runs at under 1 GB/s (a fifth of a DT training step, measured with perf); its
     /// channels-last kernel is vectorised over channels. NCHW activations are therefore pooled by finding each window's
-    /// maximum with the channels-last kernel on a copy (no autograd) and gathering the values at those positions from
-    /// the NCHW tensor: the gather's backward scatters the gradient to exactly the positions max_pool2d's would
-    /// (`NoProp.Bench pool`: forward and backward 2.4× faster on the fused conv1 output).
+    /// maximum with the channels-last kernel on a copy (no autograd) and selecting the values at those positions from
+    /// the NCHW tensor (`NoProp.Bench pool`: forward and backward 2.4× faster on the fused conv1 output). The selection
+    /// is <c>index_select</c> on the flat tensor, whose backward needs only the indices (int32: half the bytes) and the
+    /// input's shape: autograd keeps no copy of the activation (<c>max_pool2d</c> and <c>gather</c> both keep their
+    /// whole input, and int64 indices), 160 MB less of the parallel schedule's fused step (BENCHMARKS.md).
     /// </para>
     /// </summary>
-    internal static Tensor PoolRelu(Tensor h)
+    internal static Tensor MaxPool(Tensor h)
     {
         bool channelsLast = h.stride(1) == 1 && h.shape[1] > 1;
-        if (channelsLast || h.device_type != DeviceType.CPU)
-            return functional.max_pool2d(h, 2).Then(t => functional.relu(t));
+        if (channelsLast || h.device_type != DeviceType.CPU || !h.is_contiguous())
+            return functional.max_pool2d(h, 2);
         using var scope = NewDisposeScope();
-        long n = h.shape[0], c = h.shape[1];
+        long n = h.shape[0], c = h.shape[1], plane = h.shape[2] * h.shape[3];
         Tensor index;
+        long[] pooledShape;
         using (no_grad())
         {
-            using var copy = ChannelsLast(h.detach());
-            var (pooled, indices) = functional.max_pool2d_with_indices(copy, new long[] { 2, 2 }, strides: new long[] { 2, 2 });
-            pooled.Dispose();
-            index = indices.contiguous();
+            // Each temporary is released as soon as it has been read (TensorLifetime), as Python would: fewer holes
+            // in glibc's heap between the activations autograd keeps.
+            Tensor indices;
+            using (var copy = ChannelsLast(h.detach()))
+            {
+                var (pooled, positions) = functional.max_pool2d_with_indices(copy, new long[] { 2, 2 }, strides: new long[] { 2, 2 });
+                pooled.Dispose();
+                indices = positions;
+            }
+            pooledShape = indices.shape;
+            // The window maxima's positions within their planes, made positions in the flat NCHW tensor.
+            using var end = HeldScalars.Hold(n * c * plane);
+            using var step = HeldScalars.Hold(plane);
+            var planes = arange(HeldScalars.Zero, end, step, ScalarType.Int64, h.device).view(n, c, 1, 1);
+            index = indices.Then(i => i.contiguous()).Then(i => i.PlusInPlace(planes));
+            if (h.numel() <= int.MaxValue) index = index.Then(i => i.to_type(ScalarType.Int32));
         }
-        var pooledShape = index.shape;
-        return functional.relu(h.flatten(2).gather(2, index.view(n, c, -1)).view(pooledShape)).MoveToOuterDisposeScope();
+        return h.view(-1).index_select(0, index.view(-1)).view(pooledShape).MoveToOuterDisposeScope();
     }
 }

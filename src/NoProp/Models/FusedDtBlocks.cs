@@ -225,16 +225,16 @@ public sealed class FusedDtBlocks
     /// </summary>
     private static Tensor ConvStack(ConvStackWeights stack, Tensor x, (long, long) pool1DrawSides, (long, long) conv2DrawSides)
     {
-        Tensor Dropout(Tensor t, (long, long)? drawSides) => UniformDropout.Apply(t, stack.Dropout, stack.Training, drawSides);
+        Tensor ReluDropout(Tensor t, (long, long)? drawSides) => UniformDropout.AfterRelu(t, stack.Dropout, stack.Training, drawSides);
         var h = stack.Conv1.Apply(x);
         // oneDNN returns NCHW from an input that is NCHW and channels-last at once (one channel; StackedEncoders gives
         // the shared image a second channel); the copy to channels-last then costs less than NCHW's 2×2 max-pool alone.
         if (stack.ChannelsLast && h.stride(1) != 1) h = h.Then(ConvImageEncoder.ChannelsLast);
         // Each intermediate is released as soon as the next layer has read it (TensorLifetime).
         // The masks are drawn for the uncropped activations (UniformDropout), as before the crop.
-        return h.Then(ConvImageEncoder.PoolRelu).Then(t => Dropout(t, pool1DrawSides))
-            .Then(stack.Conv2.Apply).Then(t => functional.relu(t)).Then(t => Dropout(t, conv2DrawSides))
-            .Then(stack.Conv3.Apply).Then(ConvImageEncoder.PoolRelu).Then(t => Dropout(t, null));
+        return h.Then(ConvImageEncoder.MaxPool).Then(t => ReluDropout(t, pool1DrawSides))
+            .Then(stack.Conv2.Apply).Then(t => ReluDropout(t, conv2DrawSides))
+            .Then(stack.Conv3.Apply).Then(ConvImageEncoder.MaxPool).Then(t => ReluDropout(t, null));
     }
 
     /// <summary>

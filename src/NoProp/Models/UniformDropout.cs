@@ -23,13 +23,39 @@ public static class UniformDropout
     /// </summary>
     public static Tensor Apply(Tensor x, double p, bool training, (long Height, long Width)? drawSides = null)
     {
-        if (!(p >= 0 && p <= 1)) throw new ArgumentOutOfRangeException(nameof(p), p, "dropout probability must be in [0, 1]");
+        CheckProbability(p);
         if (!training || p == 0) return x;
         if (x.device_type != DeviceType.CPU || p == 1) return nn.functional.dropout(x, p, true);
         using var scope = NewDisposeScope();
-        double keep = 1 - p;
+        return Masked(x, p, drawSides).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Dropout of ReLU(x) (the paper's block puts one after every ReLU), computed as ReLU, in place, of the dropped-out
+    /// x: the mask is non-negative, so the values are the same, and so is every gradient (an element passes it when x
+    /// is positive and kept). Autograd then keeps the mask and the output, which the next layer keeps anyway, instead
+    /// of ReLU's own output as well: a float per element less (BENCHMARKS.md). Outside training, or at p = 0, it is ReLU.
+    /// </summary>
+    public static Tensor AfterRelu(Tensor x, double p, bool training, (long Height, long Width)? drawSides = null)
+    {
+        CheckProbability(p);
+        if (!training || p == 0) return nn.functional.relu(x);
+        if (x.device_type != DeviceType.CPU || p == 1) return nn.functional.dropout(nn.functional.relu(x), p, true);
+        using var scope = NewDisposeScope();
+        return Masked(x, p, drawSides).relu_().MoveToOuterDisposeScope();
+    }
+
+    private static void CheckProbability(double p)
+    {
+        if (!(p >= 0 && p <= 1)) throw new ArgumentOutOfRangeException(nameof(p), p, "dropout probability must be in [0, 1]");
+    }
+
+    /// <summary>x · mask, the mask 1/(1 − p) where the uniform draw u &lt; 1 − p and 0 elsewhere (its own tensor: no autograd).</summary>
+    private static Tensor Masked(Tensor x, double p, (long, long)? drawSides)
+    {
+        using var scope = NewDisposeScope();
         var mask = Draws(x, drawSides);     // no autograd: a constant factor of the product below
-        using var held = HeldScalars.Hold(keep);
+        using var held = HeldScalars.Hold(1 - p);
         mask.lt_(held).div_(held);          // 1/(1 − p) where u < 1 − p, 0 elsewhere
         return x.mul(mask).MoveToOuterDisposeScope();
     }

@@ -1,17 +1,18 @@
+using System.Runtime.InteropServices;
 using NoProp.Models;
 using NoProp.Runtime;
 using static TorchSharp.torch;
 
 namespace NoProp.Tests.Models;
 
-/// <summary>The conv module's ReLU + 2×2 max-pool (pooled first, through the channels-last kernel's window maxima).</summary>
+/// <summary>The conv module's ReLU + 2×2 max-pool (pooled first, through the channels-last kernel's window maxima, ReLU after).</summary>
 [TestClass]
 public sealed class ConvImageEncoderTests
 {
     [TestInitialize]
     public void Seed() { TorchRuntime.Initialize(); TorchRuntime.Seed(11); }
 
-    /// <summary>max_pool2d(relu(h)) and its gradient: the reference PoolRelu must reproduce exactly.</summary>
+    /// <summary>max_pool2d(relu(h)) and its gradient: the reference relu(MaxPool(h)) must reproduce exactly.</summary>
     private static (Tensor Value, Tensor Gradient) Reference(Tensor h, Tensor upstream)
     {
         var leaf = h.detach().requires_grad_();
@@ -25,7 +26,7 @@ public sealed class ConvImageEncoderTests
     [DataRow(9, 9, false)]     // conv3's output: the last row and column are dropped (floor)
     [DataRow(7, 10, false)]
     [DataRow(26, 26, true)]    // a channels-last input (inference) takes the direct kernel
-    public void PoolReluEqualsReluThenMaxPoolInValueAndGradient(int height, int width, bool channelsLast)
+    public void MaxPoolThenReluEqualsReluThenMaxPoolInValueAndGradient(int height, int width, bool channelsLast)
     {
         // Values on a coarse grid: many ties inside windows, exact zeros and all-negative windows, where the
         // gradient's routing (first maximum, nothing through a non-positive maximum) is what is being checked.
@@ -35,7 +36,7 @@ public sealed class ConvImageEncoderTests
         var (expected, expectedGradient) = Reference(h, upstream);
 
         var leaf = h.detach().requires_grad_();
-        var y = ConvImageEncoder.PoolRelu(leaf);
+        var y = nn.functional.relu(ConvImageEncoder.MaxPool(leaf));
         (y * upstream).sum().backward();
 
         CollectionAssert.AreEqual(expected.shape, y.shape);
@@ -46,11 +47,34 @@ public sealed class ConvImageEncoderTests
     }
 
     [TestMethod]
-    public void PoolReluWithoutAutogradGivesTheSameValues()
+    public void MaxPoolWithoutAutogradGivesTheSameValues()
     {
         var h = randn(4, 8, 26, 26);
         using var _ = no_grad();
-        Assert.IsTrue(ConvImageEncoder.PoolRelu(h).equal(nn.functional.max_pool2d(nn.functional.relu(h), 2)).all().item<bool>());
+        Assert.IsTrue(ConvImageEncoder.MaxPool(h).equal(nn.functional.max_pool2d(h, 2)).all().item<bool>());
+    }
+
+    /// <summary>
+    /// Autograd keeps only the window maxima's positions, not the pooled activation: changing the activation in place
+    /// after the pooling leaves the backward pass valid and its gradient unchanged (max_pool2d and gather keep their
+    /// input, and autograd then refuses the backward pass).
+    /// </summary>
+    [TestMethod]
+    public void TheBackwardPassNeedsNotThePooledActivation()
+    {
+        var leaf = randn(3, 6, 10, 10).requires_grad_();
+        var upstream = randn(3, 6, 5, 5);
+        var (_, expected) = Reference(leaf, upstream);
+        var h = leaf * 1;   // not a leaf: it may be changed in place
+        var y = nn.functional.relu(ConvImageEncoder.MaxPool(h));
+        using (no_grad()) h.mul_(-3).add_(7);
+        (y * upstream).sum().backward();
+        Assert.IsTrue(leaf.grad!.equal(expected).all().item<bool>());
+
+        var kept = leaf * 1;
+        var pooled = nn.functional.max_pool2d(kept, 2);
+        using (no_grad()) kept.add_(1);   // the same check fails where the input is kept
+        Assert.ThrowsExactly<ExternalException>(() => pooled.sum().backward());
     }
 
     /// <summary>The paper's block as usually written: every convolution over the whole image, masks drawn for each activation.</summary>

@@ -75,6 +75,50 @@ public sealed class UniformDropoutTests
         StringAssert.Contains(e.Message, "dropout probability");
     }
 
+    /// <summary>
+    /// AfterRelu is dropout of ReLU(x) (as ReLU of the dropped-out x): with the same draws, the values and the gradient
+    /// of Apply(relu(x)), bit for bit, also where x ≤ 0 (exact zeros included) and for a mask drawn for a larger activation.
+    /// </summary>
+    [TestMethod]
+    [DataRow(0.2, false)]
+    [DataRow(0.5, false)]
+    [DataRow(0.2, true)]
+    public void AfterReluEqualsDropoutOfRelu(double p, bool cropped)
+    {
+        var x = (randn(4, 6, 12, 12) * 2).round() / 2;   // many exact zeros
+        (long, long)? sides = cropped ? (13, 13) : null;
+        var upstream = randn(4, 6, 12, 12);
+
+        var a = x.detach().requires_grad_();
+        TorchRuntime.Seed(8);
+        var expected = UniformDropout.Apply(nn.functional.relu(a), p, training: true, drawSides: sides);
+        (expected * upstream).sum().backward();
+
+        var b = x.detach().requires_grad_();
+        TorchRuntime.Seed(8);
+        var actual = UniformDropout.AfterRelu(b, p, training: true, drawSides: sides);
+        (actual * upstream).sum().backward();
+
+        Assert.IsTrue(actual.equal(expected).all().item<bool>(), "values differ from Apply(relu(x))");
+        Assert.IsTrue(b.grad!.equal(a.grad!).all().item<bool>(),
+            $"gradients differ from Apply(relu(x))'s by up to {(b.grad! - a.grad!).abs().max().item<float>()}");
+        // Both cases occur: kept positive elements carry 1/(1 − p), dropped or non-positive ones nothing.
+        var carried = b.grad!.ne(0);
+        Assert.IsTrue(carried.any().item<bool>() && x.gt(0).logical_and(carried.logical_not()).any().item<bool>());
+        Assert.IsFalse(x.le(0).logical_and(carried).any().item<bool>(), "no gradient through x ≤ 0");
+    }
+
+    [TestMethod]
+    public void AfterReluOutsideTrainingOrAtPZeroIsRelu()
+    {
+        var x = randn(3, 4);
+        var relu = nn.functional.relu(x);
+        Assert.IsTrue(UniformDropout.AfterRelu(x, 0.2, training: false).equal(relu).all().item<bool>());
+        Assert.IsTrue(UniformDropout.AfterRelu(x, 0, training: true).equal(relu).all().item<bool>());
+        Assert.AreEqual(0, UniformDropout.AfterRelu(x, 1, training: true).abs().max().item<float>());
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => UniformDropout.AfterRelu(x, 1.5, training: true));
+    }
+
     /// <summary>A cropped activation's mask is the top-left part of the mask the whole activation draws (the same stream).</summary>
     [TestMethod]
     public void ACroppedActivationGetsItsPartOfTheWholeActivationsMask()
