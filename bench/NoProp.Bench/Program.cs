@@ -438,7 +438,7 @@ switch (command)
             break;
         }
     default:
-        Console.Error.WriteLine($"unknown benchmark '{command}' (expected dt-step, dt-fused, features, pool, dropout, gemm, conv or load)");
+        Console.Error.WriteLine($"unknown benchmark '{command}' (expected dt-step, dt-fused, memory, features, bf16, stack-ops, fc-bmm, bf16-train, dropout, pool, pool-dropout, gemm, conv or load)");
         return 2;
 }
 return 0;

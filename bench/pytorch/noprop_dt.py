@@ -141,8 +141,8 @@ def max_pool(h):
         _, index = F.max_pool2d(h.detach().contiguous(memory_format=torch.channels_last), 2, return_indices=True)
         shape = index.shape
         plane = h.shape[2] * h.shape[3]
-        index = index.contiguous().view(shape[0] * shape[1], -1)
-        index += torch.arange(0, index.shape[0] * plane, plane).unsqueeze(1)
+        index = index.contiguous()
+        index += torch.arange(0, shape[0] * shape[1] * plane, plane).view(shape[0], shape[1], 1, 1)
         if h.numel() <= 2**31 - 1:
             index = index.int()   # as ours: int32 positions, half the bytes autograd keeps
     return h.view(-1).index_select(0, index.view(-1)).view(shape)
@@ -333,6 +333,8 @@ class _StackedEncoders:
             x = torch.cat([x, torch.zeros_like(x)], 1).contiguous(memory_format=torch.channels_last)
         h = torch.cat([self._conv_stack(x[i:i + chunk], sides) for i in range(0, x.shape[0], chunk)]) \
             if x.shape[0] > chunk else self._conv_stack(x, sides)
+        if MIRROR:
+            h = h.relu_()
         flat = h.reshape(h.shape[0], T, -1).transpose(0, 1)
         return FusedDtBlocks._batch_norm(self.norms, torch.baddbmm(self.fc[1], flat, self.fc[0]))
 
@@ -343,7 +345,10 @@ class _StackedEncoders:
             h = h.contiguous(memory_format=torch.channels_last)   # a no-op when conv1 already returned channels-last
         h = relu_pool_dropout(h, p, training, sides[0])
         h = relu_dropout(F.conv2d(h, *self.conv2, groups=T), p, training, sides[1])
-        out = relu_pool_dropout(F.conv2d(h, *self.conv3, groups=T), p, training)
+        if MIRROR:   # as ours: the last ReLU in place once the chunks are joined (encode)
+            out = dropout(max_pool(F.conv2d(h, *self.conv3, groups=T)), p, training)
+        else:
+            out = relu_pool_dropout(F.conv2d(h, *self.conv3, groups=T), p, training)
         return out.float()
 
 

@@ -147,10 +147,12 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     /// On the CPU, ATen's NCHW max-pool runs at under 1 GB/s (a fifth of a DT training step, measured with perf); its
     /// channels-last kernel is vectorised over channels. NCHW activations are therefore pooled by finding each window's
     /// maximum with the channels-last kernel on a copy (no autograd) and selecting the values at those positions from
-    /// the NCHW tensor (`NoProp.Bench pool`: forward and backward 2.4× faster on the fused conv1 output). The selection
+    /// the NCHW tensor (forward and backward 2.4× faster than max_pool2d on the fused conv1 output, measured with a
+    /// gather; `NoProp.Bench pool`, and `pool-dropout` for the selection below against the gather). The selection
     /// is <c>index_select</c> on the flat tensor, whose backward needs only the indices (int32: half the bytes) and the
     /// input's shape: autograd keeps no copy of the activation (<c>max_pool2d</c> and <c>gather</c> both keep their
-    /// whole input, and int64 indices), 160 MB less of the parallel schedule's fused step (BENCHMARKS.md).
+    /// whole input, and int64 indices), 160 MB less of the parallel schedule's fused step (BENCHMARKS.md); with more
+    /// than <see cref="SelectionMaxThreads"/> threads, a gather.
     /// </para>
     /// </summary>
     internal static Tensor MaxPool(Tensor h)
@@ -160,6 +162,7 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
             return functional.max_pool2d(h, 2);
         using var scope = NewDisposeScope();
         long n = h.shape[0], c = h.shape[1], plane = h.shape[2] * h.shape[3];
+        bool select = get_num_threads() <= SelectionMaxThreads;
         Tensor index;
         long[] pooledShape;
         using (no_grad())
@@ -174,13 +177,29 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
                 indices = positions;
             }
             pooledShape = indices.shape;
-            // The window maxima's positions within their planes, made positions in the flat NCHW tensor.
-            using var end = HeldScalars.Hold(n * c * plane);
-            using var step = HeldScalars.Hold(plane);
-            var planes = arange(HeldScalars.Zero, end, step, ScalarType.Int64, h.device).view(n, c, 1, 1);
-            index = indices.Then(i => i.contiguous()).Then(i => i.PlusInPlace(planes));
-            if (h.numel() <= int.MaxValue) index = index.Then(i => i.to_type(ScalarType.Int32));
+            index = indices.Then(i => i.contiguous());
+            if (select)
+            {
+                // The window maxima's positions within their planes, made positions in the flat NCHW tensor.
+                using var end = HeldScalars.Hold(n * c * plane);
+                using var step = HeldScalars.Hold(plane);
+                using var planes = arange(HeldScalars.Zero, end, step, ScalarType.Int64, h.device).view(n, c, 1, 1);
+                index = index.Then(i => i.PlusInPlace(planes));
+                if (h.numel() <= int.MaxValue) index = index.Then(i => i.to_type(ScalarType.Int32));
+            }
         }
-        return h.view(-1).index_select(0, index.view(-1)).view(pooledShape).MoveToOuterDisposeScope();
+        var values = select
+            ? h.view(-1).index_select(0, index.view(-1))
+            : h.flatten(2).gather(2, index.view(n, c, -1));
+        return values.view(pooledShape).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// Up to this many intra-op threads <see cref="MaxPool"/> selects with <c>index_select</c>, which keeps no copy of
+    /// the activation for the backward pass but runs (forward and backward) on one thread; with more, it gathers in
+    /// parallel (<c>gather</c>/<c>scatter_add</c>) and autograd keeps the activation. Both give the same values and
+    /// gradients. At 1–2 threads the two are equally fast (BENCHMARKS.md); beyond that the serial selection has not been
+    /// measured and could cost a many-core step ~30 ms, so the parallel gather stays. A switch for tests too.
+    /// </summary>
+    internal static int SelectionMaxThreads { get; set; } = 2;
 }

@@ -176,6 +176,9 @@ public sealed class FusedDtBlocks
                 convolved = cat(parts, 0);
                 foreach (var part in parts) part.Dispose();
             }
+            // The last ReLU, in place on the joined chunks (dropout's mask is non-negative: the same values and gradients
+            // as ReLU before it): autograd keeps its output, which the FC layer keeps anyway, instead of each chunk's too.
+            convolved.relu_();
             var flat = convolved.reshape(B, T, -1).transpose(0, 1);   // [T, B, 128·h·w], each block's channels in its own order
             var features = ApplyLinear(flat, fcWeight, fcBias);
             return (norm is not null ? norm.Apply(features) : functional.relu(features)).MoveToOuterDisposeScope();
@@ -217,7 +220,8 @@ public sealed class FusedDtBlocks
     private sealed record ConvStackWeights(FusedConv Conv1, FusedConv Conv2, FusedConv Conv3, bool ChannelsLast, double Dropout, bool Training);
 
     /// <summary>
-    /// The three convolutions (with ReLU, pooling and dropout) of T encoders on one chunk of images: [B, T×128, h, w].
+    /// The three convolutions (with ReLU, pooling and dropout) of T encoders on one chunk of images: [B, T×128, h, w],
+    /// all but the last ReLU, which <see cref="StackedEncoders.Encode"/> applies in place once the chunks are joined.
     /// Without autograd (inference) the image paths run channels-last (see <see cref="ChannelsLastInference"/>); the
     /// values are the same. Not for the prototype label images (T groups of one input channel each): libtorch 2.10's
     /// channels-last grouped convolution with one input channel per group gave logits 3e-3 away from NCHW's
@@ -226,6 +230,7 @@ public sealed class FusedDtBlocks
     private static Tensor ConvStack(ConvStackWeights stack, Tensor x, (long, long) pool1DrawSides, (long, long) conv2DrawSides)
     {
         Tensor ReluDropout(Tensor t, (long, long)? drawSides) => UniformDropout.AfterRelu(t, stack.Dropout, stack.Training, drawSides);
+        Tensor Dropout(Tensor t) => UniformDropout.Apply(t, stack.Dropout, stack.Training);
         var h = stack.Conv1.Apply(x);
         // oneDNN returns NCHW from an input that is NCHW and channels-last at once (one channel; StackedEncoders gives
         // the shared image a second channel); the copy to channels-last then costs less than NCHW's 2×2 max-pool alone.
@@ -234,7 +239,7 @@ public sealed class FusedDtBlocks
         // The masks are drawn for the uncropped activations (UniformDropout), as before the crop.
         return h.Then(ConvImageEncoder.MaxPool).Then(t => ReluDropout(t, pool1DrawSides))
             .Then(stack.Conv2.Apply).Then(t => ReluDropout(t, conv2DrawSides))
-            .Then(stack.Conv3.Apply).Then(ConvImageEncoder.MaxPool).Then(t => ReluDropout(t, null));
+            .Then(stack.Conv3.Apply).Then(ConvImageEncoder.MaxPool).Then(Dropout);   // the last ReLU: after the chunks (Encode)
     }
 
     /// <summary>

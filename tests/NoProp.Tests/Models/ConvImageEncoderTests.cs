@@ -22,11 +22,22 @@ public sealed class ConvImageEncoderTests
     }
 
     [TestMethod]
-    [DataRow(26, 26, false)]
-    [DataRow(9, 9, false)]     // conv3's output: the last row and column are dropped (floor)
-    [DataRow(7, 10, false)]
-    [DataRow(26, 26, true)]    // a channels-last input (inference) takes the direct kernel
-    public void MaxPoolThenReluEqualsReluThenMaxPoolInValueAndGradient(int height, int width, bool channelsLast)
+    [DataRow(26, 26, false, true)]
+    [DataRow(9, 9, false, true)]     // conv3's output: the last row and column are dropped (floor)
+    [DataRow(7, 10, false, true)]
+    [DataRow(26, 26, false, false)]  // more threads than SelectionMaxThreads: a gather
+    [DataRow(9, 9, false, false)]
+    [DataRow(7, 10, false, false)]
+    [DataRow(26, 26, true, true)]    // a channels-last input (inference) takes the direct kernel
+    public void MaxPoolThenReluEqualsReluThenMaxPoolInValueAndGradient(int height, int width, bool channelsLast, bool select)
+    {
+        int threads = ConvImageEncoder.SelectionMaxThreads;
+        ConvImageEncoder.SelectionMaxThreads = select ? int.MaxValue : 0;
+        try { CheckMaxPool(height, width, channelsLast); }
+        finally { ConvImageEncoder.SelectionMaxThreads = threads; }
+    }
+
+    private static void CheckMaxPool(int height, int width, bool channelsLast)
     {
         // Values on a coarse grid: many ties inside windows, exact zeros and all-negative windows, where the
         // gradient's routing (first maximum, nothing through a non-positive maximum) is what is being checked.
@@ -61,6 +72,14 @@ public sealed class ConvImageEncoderTests
     /// </summary>
     [TestMethod]
     public void TheBackwardPassNeedsNotThePooledActivation()
+    {
+        int threads = ConvImageEncoder.SelectionMaxThreads;
+        ConvImageEncoder.SelectionMaxThreads = int.MaxValue;
+        try { CheckNoActivationKept(); }
+        finally { ConvImageEncoder.SelectionMaxThreads = threads; }
+    }
+
+    private static void CheckNoActivationKept()
     {
         var leaf = randn(3, 6, 10, 10).requires_grad_();
         var upstream = randn(3, 6, 5, 5);
