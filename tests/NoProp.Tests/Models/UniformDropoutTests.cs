@@ -77,7 +77,7 @@ public sealed class UniformDropoutTests
 
     /// <summary>
     /// AfterRelu is dropout of ReLU(x) (as ReLU of the dropped-out x): with the same draws, the values and the gradient
-    /// of Apply(relu(x)), bit for bit, also where x ≤ 0 (exact zeros included) and for a mask drawn for a larger activation.
+    /// of Apply(relu(x)), equal element by element (== does not tell −0 from +0), also where x ≤ 0 (exact zeros included) and for a mask drawn for a larger activation.
     /// </summary>
     [TestMethod]
     [DataRow(0.2, false)]
