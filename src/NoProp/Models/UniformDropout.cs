@@ -33,8 +33,9 @@ public static class UniformDropout
     /// <summary>
     /// Dropout of ReLU(x) (the paper's block puts one after every ReLU), computed as ReLU, in place, of the dropped-out
     /// x: the mask is non-negative, so for finite x the values are the same (up to the sign of a zero), and so is every
-    /// gradient (an element passes it when x is positive and kept; a dropped −∞ would now give NaN instead of 0). Autograd then keeps the mask and the output, which the next layer keeps anyway, instead
-    /// of ReLU's own output as well: a float per element less (BENCHMARKS.md). Outside training, or at p = 0, it is ReLU.
+    /// gradient (an element passes it when x is positive and kept; a dropped −∞ would now give NaN instead of 0).
+    /// Autograd then keeps the mask and the output, which the next layer keeps anyway, instead of ReLU's own output as
+    /// well: a float per element less (BENCHMARKS.md). Outside training, or at p = 0, it is ReLU.
     /// </summary>
     public static Tensor AfterRelu(Tensor x, double p, bool training, (long Height, long Width)? drawSides = null)
     {
