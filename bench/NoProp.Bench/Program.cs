@@ -233,32 +233,25 @@ switch (command)
     case "pool-dropout":
         {
             // One chunk of the fused conv activations (29 images, T = 10), forward and forward + backward: the 2×2 max-pool
-            // (with the ReLU after it) as a gather at the channels-last kernel's indices (before) and as ConvImageEncoder.
-            // MaxPool's index_select; dropout of ReLU(x) as Apply(relu(x)) (before) and as UniformDropout.AfterRelu.
+            // (with the ReLU after it) as a gather at the channels-last kernel's indices and as an index_select (the two
+            // paths of ConvImageEncoder.MaxPool); dropout of ReLU(x) as Apply(relu(x)) (before) and as UniformDropout.AfterRelu.
             int T = config.Blocks;
-            Tensor OldPool(Tensor h)
+            // The two paths of ConvImageEncoder.MaxPool, chosen by its thread switch: a parallel gather, or index_select.
+            Func<Tensor, Tensor> Pool(bool select) => h =>
             {
-                using var scope = NewDisposeScope();
-                long n = h.shape[0], c = h.shape[1];
-                Tensor index;
-                using (no_grad())
-                {
-                    using var copy = ConvImageEncoder.ChannelsLast(h.detach());
-                    var (pooled, indices) = functional.max_pool2d_with_indices(copy, new long[] { 2, 2 }, strides: new long[] { 2, 2 });
-                    index = indices.contiguous();
-                }
-                var pooledShape = index.shape;
-                return functional.relu(h.flatten(2).gather(2, index.view(n, c, -1)).view(pooledShape)).MoveToOuterDisposeScope();
-            }
-            Tensor NewPool(Tensor h) => functional.relu(ConvImageEncoder.MaxPool(h));
+                int threads = ConvImageEncoder.SelectionMaxThreads;
+                ConvImageEncoder.SelectionMaxThreads = select ? int.MaxValue : 0;
+                try { return functional.relu(ConvImageEncoder.MaxPool(h)); }
+                finally { ConvImageEncoder.SelectionMaxThreads = threads; }
+            };
             foreach (var a in new[] { randn(29, T * 32, 24, 24), randn(29, T * 128, 8, 8) })
             {
                 Console.WriteLine($"input [{string.Join(", ", a.shape)}]");
                 for (int round = 0; round < 2; round++)
-                    foreach (var (name, f) in new (string, Func<Tensor, Tensor>)[] { ("gather", OldPool), ("index_select", NewPool) })
+                    foreach (var (name, f) in new (string, Func<Tensor, Tensor>)[] { ("gather", Pool(false)), ("index_select", Pool(true)) })
                     {
                         var leaf = a.detach().requires_grad_();
-                        var g = randn_like(OldPool(a));
+                        var g = randn_like(Pool(false)(a));
                         Time($"  {name} fwd", () => { using var s = NewDisposeScope(); f(leaf); });
                         Time($"  {name} fwd+bwd", () => { using var s = NewDisposeScope(); (f(leaf) * g).sum().backward(); leaf.grad!.zero_(); });
                     }
