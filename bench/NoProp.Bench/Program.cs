@@ -439,7 +439,9 @@ return 0;
 /// <summary>glibc's mallinfo2 (Linux): the memory bench mode's heap figures.</summary>
 static class MallInfo
 {
+#pragma warning disable CS0649   // filled in by glibc through the P/Invoke return value
     public struct Info { public nuint arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost; }
+#pragma warning restore CS0649
     [System.Runtime.InteropServices.DllImport("libc.so.6")] public static extern Info mallinfo2();
 }
 
