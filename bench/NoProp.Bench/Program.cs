@@ -274,7 +274,8 @@ switch (command)
         {
             // Training-mode dropout (p = 0.2) on the fused activations of one minibatch: after pool 1 [B, T·32, 13, 13],
             // after conv 2 [B, T·64, 11, 11] and after pool 3 [B, T·128, 4, 4]: the whole op, ATen's bernoulli_ mask, and the
-            // uniform draws UniformDropout compares with 1 − p instead.
+            // uniform draws UniformDropout compares with 1 − p instead, the mask made from them with ATen's ops, and that mask
+            // computed from the generator's state by CpuGeneratorDraws (what UniformDropout does now). Chunk-sized: batch 29.
             int T = config.Blocks;
             foreach (var shape in new long[][] { [batch, T * 32, 13, 13], [batch, T * 64, 11, 11], [batch, T * 128, 4, 4] })
             {
@@ -283,6 +284,8 @@ switch (command)
                 Time("  functional.dropout", () => { using var s = NewDisposeScope(); functional.dropout(a, 0.2, true); });
                 Time("  bernoulli_ mask", () => { using var s = NewDisposeScope(); empty_like(a).bernoulli_(0.8); });
                 Time("  rand_like", () => { using var s = NewDisposeScope(); rand_like(a); });
+                Time("  rand_like < 0.8, / 0.8", () => { using var s = NewDisposeScope(); using var k = HeldScalars.Hold(0.8); rand_like(a).lt_(k).div_(k); });
+                Time("  CpuGeneratorDraws mask", () => { using var s = NewDisposeScope(); CpuGeneratorDraws.KeepMask(shape, 0.8f, 1f / 0.8f); });
             }
             break;
         }

@@ -8,10 +8,12 @@ namespace NoProp.Models;
 /// Inverted dropout (p = probability of zeroing; kept elements scaled by 1/(1 − p)) whose keep mask on the CPU comes from
 /// uniform draws, <c>rand &lt; 1 − p</c>, instead of ATen's <c>bernoulli_</c>. Both are Bernoulli(1 − p) masks; the
 /// difference is cost: libtorch's CPU <c>bernoulli_</c> turns one 64-bit draw per element into a double on one thread
-/// (~7 ns per element), <c>rand</c> one 32-bit draw (~2.4 ns). With three dropouts after the paper's convolutions
-/// (19 M mask elements per minibatch of 128 through ten DT blocks) the masks took ~137 ms of a ~850 ms training step
-/// at one thread, now ~47 ms: the step is 8–9 % faster (BENCHMARKS.md, "Dropout masks from uniform draws"). On other
-/// devices ATen's fused dropout is used.
+/// (~7 ns per element), <c>rand</c> one 32-bit draw (~2.4 ns), and <see cref="CpuGeneratorDraws"/> computes the same
+/// draws, compared and scaled, eight lanes at a time (~0.4 ns). With three dropouts after the paper's convolutions
+/// (19 M mask elements per minibatch of 128 through ten DT blocks) the masks took ~137 ms of a ~850 ms training step at
+/// one thread with <c>bernoulli_</c>, ~47 ms with <c>rand</c>, and now under 10 ms, on no other thread's time
+/// (BENCHMARKS.md, "Dropout masks from uniform draws" and "The dropout masks computed from the generator's state"). The
+/// masks are those <c>rand</c> gives, bit for bit, so runs are unchanged. On other devices ATen's fused dropout is used.
 /// </summary>
 public static class UniformDropout
 {
@@ -55,25 +57,40 @@ public static class UniformDropout
     private static Tensor Masked(Tensor x, double p, (long, long)? drawSides)
     {
         using var scope = NewDisposeScope();
-        var mask = Draws(x, drawSides);     // no autograd: a constant factor of the product below
-        using var held = HeldScalars.Hold(1 - p);
-        mask.lt_(held).div_(held);          // 1/(1 − p) where u < 1 − p, 0 elsewhere
+        var mask = Mask(x, p, drawSides);   // no autograd: a constant factor of the product below
         return x.mul(mask).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Uniform draws for x's mask: rand_like(x), or x's top-left part of the draws for [N, C, drawSides].</summary>
-    private static Tensor Draws(Tensor x, (long Height, long Width)? drawSides)
+    /// <summary>
+    /// x's mask: 1/(1 − p) where the uniform draw of <c>rand_like(x)</c> (or of the draws for [N, C, drawSides], cropped
+    /// to x's top-left part) is below 1 − p, 0 elsewhere. For float32 it is computed from the CPU generator directly
+    /// (<see cref="CpuGeneratorDraws"/>: the same mask, and generator state, as rand's, in one vectorised pass instead of
+    /// rand's serial one and two more).
+    /// </summary>
+    private static Tensor Mask(Tensor x, double p, (long Height, long Width)? drawSides)
     {
-        if (drawSides is not (long height, long width)) return rand_like(x);
-        if (x.dim() != 4)
-            throw new ArgumentException($"a mask drawn for {height}×{width} needs an activation [N, C, H, W], not one of {x.dim()} dimensions", nameof(drawSides));
-        if (height < x.shape[2] || width < x.shape[3])
-            throw new ArgumentException($"a mask drawn for {height}×{width} cannot cover an activation of {x.shape[2]}×{x.shape[3]}", nameof(drawSides));
-        if (height == x.shape[2] && width == x.shape[3]) return rand_like(x);
-        // rand fills in memory order; for NCHW x that is rand_like's order over the whole activation. The kept part is
-        // copied out: the mask ops and the product then run over contiguous memory (faster than over the strided view).
-        if (!x.is_contiguous()) return rand_like(x);
-        return rand([x.shape[0], x.shape[1], height, width], dtype: x.dtype, device: x.device)
-            .narrow(2, 0, x.shape[2]).narrow(3, 0, x.shape[3]).contiguous();
+        long[] drawShape = x.shape;
+        bool crop = false;
+        if (drawSides is (long height, long width))
+        {
+            if (x.dim() != 4)
+                throw new ArgumentException($"a mask drawn for {height}×{width} needs an activation [N, C, H, W], not one of {x.dim()} dimensions", nameof(drawSides));
+            if (height < x.shape[2] || width < x.shape[3])
+                throw new ArgumentException($"a mask drawn for {height}×{width} cannot cover an activation of {x.shape[2]}×{x.shape[3]}", nameof(drawSides));
+            // rand fills in memory order; for NCHW x that is rand_like's order over the whole activation.
+            crop = (height != x.shape[2] || width != x.shape[3]) && x.is_contiguous();
+            if (crop) drawShape = [x.shape[0], x.shape[1], height, width];
+        }
+        if (x.dtype == ScalarType.Float32 && (crop || x.is_contiguous()) && CpuGeneratorDraws.Supported)
+        {
+            float keep = (float)(1 - p);
+            return CpuGeneratorDraws.KeepMask(drawShape, keep, 1f / keep, crop ? (x.shape[2], x.shape[3]) : null);
+        }
+        // rand_like keeps x's strides (a channels-last x draws in its memory order). The kept part is copied out: the
+        // product then runs over contiguous memory (faster than over the strided view).
+        using var held = HeldScalars.Hold(1 - p);
+        return crop
+            ? rand(drawShape, dtype: x.dtype, device: x.device).narrow(2, 0, x.shape[2]).narrow(3, 0, x.shape[3]).contiguous().lt_(held).div_(held)
+            : rand_like(x).lt_(held).div_(held);   // 1/(1 − p) where u < 1 − p
     }
 }

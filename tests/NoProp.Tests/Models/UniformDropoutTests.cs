@@ -135,4 +135,28 @@ public sealed class UniformDropoutTests
         var e = Assert.ThrowsExactly<ArgumentException>(() => UniformDropout.Apply(cropped, 0.2, training: true, drawSides: (11, 13)));
         StringAssert.Contains(e.Message, "11×13");
     }
+
+    /// <summary>
+    /// The mask is rand's, bit for bit: x · (rand_like(x) &lt; 1 − p) / (1 − p), whole or cropped, and the generator ends
+    /// where rand leaves it (the masks are computed from its state, CpuGeneratorDraws), so runs keep their streams.
+    /// </summary>
+    [TestMethod]
+    [DataRow(false, false)]
+    [DataRow(true, false)]
+    [DataRow(false, true)]
+    public void TheMaskIsRandsBelowOneMinusP(bool cropped, bool channelsLast)
+    {
+        var whole = rand(5, 6, 13, 13) + 0.5;
+        var x = cropped ? whole.narrow(2, 0, 12).narrow(3, 0, 12).contiguous() : whole;
+        if (channelsLast) x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);   // drawn in its memory order
+        using var keep = HeldScalars.Hold(0.7);
+        TorchRuntime.Seed(12);
+        var draws = channelsLast ? rand_like(x) : rand(5, 6, 13, 13).narrow(2, 0, x.shape[2]).narrow(3, 0, x.shape[3]);
+        var expected = x * draws.lt(keep).to_type(ScalarType.Float32).div_(keep);
+        var next = rand(4);
+        TorchRuntime.Seed(12);
+        var actual = UniformDropout.Apply(x, 0.3, training: true, drawSides: cropped ? (13, 13) : null);
+        Assert.IsTrue(actual.equal(expected).all().item<bool>());
+        Assert.IsTrue(rand(4).equal(next).all().item<bool>(), "the generator's next draws");
+    }
 }
