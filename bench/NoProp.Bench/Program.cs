@@ -270,6 +270,28 @@ switch (command)
             }
             break;
         }
+    case "pool-fused":
+        {
+            // One chunk of the fused conv activations (29 images, T = 10) through max-pool, ReLU and dropout, forward and
+            // forward + backward: ConvImageEncoder.MaxPool then UniformDropout.AfterRelu, and the fused PoolDropout.
+            int T = config.Blocks;
+            foreach (var a in new[] { randn(29, T * 32, 24, 24), randn(29, T * 128, 8, 8) })
+            {
+                Console.WriteLine($"input [{string.Join(", ", a.shape)}]");
+                for (int round = 0; round < 2; round++)
+                    foreach (var fused in new[] { false, true })
+                    {
+                        ConvImageEncoder.FusedPooling = fused;
+                        string name = fused ? "fused" : "pool, then dropout";
+                        var leaf = a.detach().requires_grad_();
+                        var g = randn(a.shape[0], a.shape[1], a.shape[2] / 2, a.shape[3] / 2);
+                        Time($"  {name} fwd", () => { using var s = NewDisposeScope(); ConvImageEncoder.PoolThenDropout(leaf, 0.2, true, true, null); });
+                        Time($"  {name} fwd+bwd", () => { using var s = NewDisposeScope(); (ConvImageEncoder.PoolThenDropout(leaf, 0.2, true, true, null) * g).sum().backward(); leaf.grad!.zero_(); });
+                    }
+            }
+            ConvImageEncoder.FusedPooling = true;
+            break;
+        }
     case "dropout":
         {
             // Training-mode dropout (p = 0.2) on the fused activations of one minibatch: after pool 1 [B, T·32, 13, 13],

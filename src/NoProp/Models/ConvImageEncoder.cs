@@ -121,9 +121,9 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
             ? conv.forward(input)
             : functional.conv2d(input, conv.weight.to_type(type), conv.bias!.to_type(type));
         var image = CropToReceptiveField(x);   // x itself when uncropped: never disposed here
-        var h = Convolve(conv1, type == ScalarType.Float32 ? image : image.to_type(type)).Then(MaxPool).Then(t => ReluDropout(t, pool1))
+        var h = Convolve(conv1, type == ScalarType.Float32 ? image : image.to_type(type)).Then(t => PoolThenDropout(t, DropoutRate, training, relu: true, pool1))
             .Then(t => Convolve(conv2, t)).Then(t => ReluDropout(t, conv2Sides))
-            .Then(t => Convolve(conv3, t)).Then(MaxPool).Then(t => ReluDropout(t, null));
+            .Then(t => Convolve(conv3, t)).Then(t => PoolThenDropout(t, DropoutRate, training, relu: true, null));
         if (type != ScalarType.Float32) h = h.Then(t => t.to_type(ScalarType.Float32));
         var output = finish.forward(fc.forward(h.flatten(1)));
         return output.MoveToOuterDisposeScope();
@@ -153,6 +153,11 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     /// input's shape: autograd keeps no copy of the activation (<c>max_pool2d</c> and <c>gather</c> both keep their
     /// whole input, and int64 indices), 160 MB less of the parallel schedule's fused step (BENCHMARKS.md); with more
     /// than <see cref="SelectionMaxThreads"/> threads, a gather.
+    /// </para>
+    /// <para>
+    /// Training with dropout on the CPU no longer comes here: <see cref="PoolThenDropout"/> computes the pooling, ReLU and
+    /// dropout as one operation. This path serves inference, autograd outside training (eval-mode gradients), p = 0,
+    /// other devices and layouts.
     /// </para>
     /// </summary>
     internal static Tensor MaxPool(Tensor h)
@@ -193,6 +198,28 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
             : h.flatten(2).gather(2, index.view(n, c, -1));
         return values.view(pooledShape).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// <see cref="MaxPool"/>, then <see cref="UniformDropout.AfterRelu"/> (<paramref name="relu"/>) or
+    /// <see cref="UniformDropout.Apply"/>: in training with 0 &lt; p &lt; 1 on a contiguous float32 CPU activation as one
+    /// fused operation (<see cref="PoolDropout"/>: the same values, gradients and random draws, one pass each way and one
+    /// byte per output kept for the backward pass), otherwise as the two.
+    /// </summary>
+    internal static Tensor PoolThenDropout(Tensor h, double p, bool training, bool relu, (long, long)? drawSides)
+    {
+        if (FusedPooling && training && p > 0 && p < 1 && h.device_type == DeviceType.CPU && h.dtype == ScalarType.Float32
+            && h.dim() == 4 && h.is_contiguous() && CpuGeneratorDraws.Supported)
+        {
+            using var scope = NewDisposeScope();
+            float keep = (float)(1 - p);
+            using var mask = UniformDropout.CpuMask([h.shape[0], h.shape[1], h.shape[2] / 2, h.shape[3] / 2], p, drawSides);
+            return PoolDropout.Apply(h, mask, 1f / keep, relu).MoveToOuterDisposeScope();
+        }
+        return MaxPool(h).Then(t => relu ? UniformDropout.AfterRelu(t, p, training, drawSides) : UniformDropout.Apply(t, p, training, drawSides));
+    }
+
+    /// <summary>Whether <see cref="PoolThenDropout"/> fuses where it can (the same results either way): a switch for tests and benchmarks.</summary>
+    internal static bool FusedPooling { get; set; } = true;
 
     /// <summary>
     /// Up to this many intra-op threads <see cref="MaxPool"/> selects with <c>index_select</c>, which keeps no copy of

@@ -230,16 +230,15 @@ public sealed class FusedDtBlocks
     private static Tensor ConvStack(ConvStackWeights stack, Tensor x, (long, long) pool1DrawSides, (long, long) conv2DrawSides)
     {
         Tensor ReluDropout(Tensor t, (long, long)? drawSides) => UniformDropout.AfterRelu(t, stack.Dropout, stack.Training, drawSides);
-        Tensor Dropout(Tensor t) => UniformDropout.Apply(t, stack.Dropout, stack.Training);
         var h = stack.Conv1.Apply(x);
         // oneDNN returns NCHW from an input that is NCHW and channels-last at once (one channel; StackedEncoders gives
         // the shared image a second channel); the copy to channels-last then costs less than NCHW's 2×2 max-pool alone.
         if (stack.ChannelsLast && h.stride(1) != 1) h = h.Then(ConvImageEncoder.ChannelsLast);
         // Each intermediate is released as soon as the next layer has read it (TensorLifetime).
         // The masks are drawn for the uncropped activations (UniformDropout), as before the crop.
-        return h.Then(ConvImageEncoder.MaxPool).Then(t => ReluDropout(t, pool1DrawSides))
+        return h.Then(t => ConvImageEncoder.PoolThenDropout(t, stack.Dropout, stack.Training, relu: true, pool1DrawSides))
             .Then(stack.Conv2.Apply).Then(t => ReluDropout(t, conv2DrawSides))
-            .Then(stack.Conv3.Apply).Then(ConvImageEncoder.MaxPool).Then(Dropout);   // the last ReLU: after the chunks (Encode)
+            .Then(stack.Conv3.Apply).Then(t => ConvImageEncoder.PoolThenDropout(t, stack.Dropout, stack.Training, relu: false, null));   // the last ReLU: after the chunks (Encode)
     }
 
     /// <summary>

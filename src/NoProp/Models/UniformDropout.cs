@@ -69,28 +69,39 @@ public static class UniformDropout
     /// </summary>
     private static Tensor Mask(Tensor x, double p, (long Height, long Width)? drawSides)
     {
-        long[] drawShape = x.shape;
-        bool crop = false;
-        if (drawSides is (long height, long width))
-        {
-            if (x.dim() != 4)
-                throw new ArgumentException($"a mask drawn for {height}×{width} needs an activation [N, C, H, W], not one of {x.dim()} dimensions", nameof(drawSides));
-            if (height < x.shape[2] || width < x.shape[3])
-                throw new ArgumentException($"a mask drawn for {height}×{width} cannot cover an activation of {x.shape[2]}×{x.shape[3]}", nameof(drawSides));
-            // rand fills in memory order; for NCHW x that is rand_like's order over the whole activation.
-            crop = (height != x.shape[2] || width != x.shape[3]) && x.is_contiguous();
-            if (crop) drawShape = [x.shape[0], x.shape[1], height, width];
-        }
-        if (x.dtype == ScalarType.Float32 && (crop || x.is_contiguous()) && CpuGeneratorDraws.Supported)
-        {
-            float keep = (float)(1 - p);
-            return CpuGeneratorDraws.KeepMask(drawShape, keep, 1f / keep, crop ? (x.shape[2], x.shape[3]) : null);
-        }
-        // rand_like keeps x's strides (a channels-last x draws in its memory order). The kept part is copied out: the
-        // product then runs over contiguous memory (faster than over the strided view).
+        bool contiguous = x.is_contiguous();
+        if (x.dtype == ScalarType.Float32 && contiguous && CpuGeneratorDraws.Supported) return CpuMask(x.shape, p, drawSides);
+        CheckDrawSides(x.shape, drawSides);
+        // rand_like keeps x's strides (a channels-last x draws in its memory order). A non-contiguous x draws for its
+        // own shape. The kept part is copied out: the product then runs over contiguous memory.
         using var held = HeldScalars.Hold(1 - p);
-        return crop
-            ? rand(drawShape, dtype: x.dtype, device: x.device).narrow(2, 0, x.shape[2]).narrow(3, 0, x.shape[3]).contiguous().lt_(held).div_(held)
+        return drawSides is (long height, long width) && contiguous && (height != x.shape[2] || width != x.shape[3])
+            ? rand([x.shape[0], x.shape[1], height, width], dtype: x.dtype, device: x.device)
+                .narrow(2, 0, x.shape[2]).narrow(3, 0, x.shape[3]).contiguous().lt_(held).div_(held)
             : rand_like(x).lt_(held).div_(held);   // 1/(1 − p) where u < 1 − p
+    }
+
+    /// <summary>
+    /// The mask <see cref="Apply"/> draws for a contiguous float32 CPU activation of the given shape, from the CPU
+    /// generator's state (needs <see cref="CpuGeneratorDraws.Supported"/>): for the fused pooling, which draws it before
+    /// the activation exists.
+    /// </summary>
+    internal static Tensor CpuMask(long[] shape, double p, (long Height, long Width)? drawSides)
+    {
+        CheckDrawSides(shape, drawSides);
+        float keep = (float)(1 - p);
+        // rand fills in memory order; for an NCHW activation cropped from a larger one that is the larger one's order.
+        if (drawSides is (long height, long width) && (height != shape[2] || width != shape[3]))
+            return CpuGeneratorDraws.KeepMask([shape[0], shape[1], height, width], keep, 1f / keep, (shape[2], shape[3]));
+        return CpuGeneratorDraws.KeepMask(shape, keep, 1f / keep);
+    }
+
+    private static void CheckDrawSides(long[] shape, (long Height, long Width)? drawSides)
+    {
+        if (drawSides is not (long height, long width)) return;
+        if (shape.Length != 4)
+            throw new ArgumentException($"a mask drawn for {height}×{width} needs an activation [N, C, H, W], not one of {shape.Length} dimensions", nameof(drawSides));
+        if (height < shape[2] || width < shape[3])
+            throw new ArgumentException($"a mask drawn for {height}×{width} cannot cover an activation of {shape[2]}×{shape[3]}", nameof(drawSides));
     }
 }
