@@ -75,4 +75,14 @@ internal static class TensorAssertions
 
     public static bool CloseTo(this TorchSharp.torch.Tensor a, TorchSharp.torch.Tensor b, double tolerance = 1e-5) =>
         a.shape.SequenceEqual(b.shape) && (a - b).abs().max().item<float>() <= tolerance;
+
+    /// <summary>The same float bit patterns (signed zeros and NaNs included) and shape, or a failure counting the differences.</summary>
+    public static void AssertSameBits(TorchSharp.torch.Tensor expected, TorchSharp.torch.Tensor actual, string what)
+    {
+        CollectionAssert.AreEqual(expected.shape, actual.shape, what);
+        static int[] Bits(TorchSharp.torch.Tensor t) => t.contiguous().data<float>().ToArray().Select(BitConverter.SingleToInt32Bits).ToArray();
+        int[] a = Bits(expected), b = Bits(actual);
+        int differ = a.Zip(b).Count(pair => pair.First != pair.Second);
+        Assert.AreEqual(0, differ, $"{what}: {differ} of {a.Length} elements differ");
+    }
 }

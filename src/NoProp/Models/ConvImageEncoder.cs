@@ -211,9 +211,8 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
             && h.dim() == 4 && h.is_contiguous() && CpuGeneratorDraws.Supported)
         {
             using var scope = NewDisposeScope();
-            float keep = (float)(1 - p);
             using var mask = UniformDropout.CpuMask([h.shape[0], h.shape[1], h.shape[2] / 2, h.shape[3] / 2], p, drawSides);
-            return PoolDropout.Apply(h, mask, 1f / keep, relu).MoveToOuterDisposeScope();
+            return PoolDropout.Apply(h, mask, UniformDropout.KeptScale(p), relu).MoveToOuterDisposeScope();
         }
         return MaxPool(h).Then(t => relu ? UniformDropout.AfterRelu(t, p, training, drawSides) : UniformDropout.Apply(t, p, training, drawSides));
     }

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using NoProp.Runtime;
@@ -48,6 +47,7 @@ internal static class PoolDropout
 
         public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
         {
+            CpuKernels.ReleaseReturned();
             var h = (Tensor)vars[0];
             var mask = (Tensor)vars[1];
             float scale = (float)vars[2];
@@ -57,8 +57,8 @@ internal static class PoolDropout
             var output = empty([h.shape[0], h.shape[1], height / 2, width / 2], ScalarType.Float32);
             var codes = empty(output.shape, ScalarType.Byte);
             var geometry = new Geometry(height, width);
-            nint input = Address(h), maskAddress = Address(mask), outputAddress = Address(output), codeAddress = Address(codes);
-            Planes.For(planes, geometry.Size, (start, count) =>
+            nint input = CpuKernels.Address(h), maskAddress = CpuKernels.Address(mask), outputAddress = CpuKernels.Address(output), codeAddress = CpuKernels.Address(codes);
+            CpuKernels.For(planes, geometry.Size, (start, count) =>
                 Forward(geometry, input, maskAddress, outputAddress, codeAddress, relu, start, count));
             ctx.save_for_backward([codes]);
             ctx.save_data("scale", scale);
@@ -68,6 +68,7 @@ internal static class PoolDropout
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
         {
+            CpuKernels.ReleaseReturned();
             var codes = ctx.get_saved_variables()[0];
             float scale = (float)ctx.get_data("scale");
             var shape = (long[])ctx.get_data("shape");
@@ -75,15 +76,16 @@ internal static class PoolDropout
             var g = gradOutput.contiguous();
             var gradInput = empty(shape, ScalarType.Float32);
             var geometry = new Geometry((int)shape[2], (int)shape[3]);
-            nint gradAddress = Address(g), codeAddress = Address(codes), inputAddress = Address(gradInput);
-            Planes.For(shape[0] * shape[1], geometry.Size, (start, count) =>
+            nint gradAddress = CpuKernels.Address(g), codeAddress = CpuKernels.Address(codes), inputAddress = CpuKernels.Address(gradInput);
+            CpuKernels.For(shape[0] * shape[1], geometry.Size, (start, count) =>
                 Backward(geometry, gradAddress, codeAddress, inputAddress, scale, start, count));
             codes.Dispose();
-            return [gradInput.MoveToOuterDisposeScope(), null!, null!, null!];
+            // TorchSharp's handle to the incoming gradient sits in the caller's dispose scope: released now, so that
+            // libtorch frees the gradient once it is done with it, as for its own nodes.
+            gradOutput.Dispose();
+            return [CpuKernels.Returned(gradInput), null!, null!, null!];
         }
     }
-
-    private static unsafe nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
 
     /// <summary>One plane's sides, in and out.</summary>
     private readonly record struct Geometry(int Height, int Width)
@@ -214,28 +216,6 @@ internal static class PoolDropout
                     bottom[2 * j + 1] = (c & 3) == 3 ? value : 0f;
                 }
             }
-        }
-    }
-
-    /// <summary>Runs a per-plane kernel over planes [0, count) on up to torch's intra-op thread count.</summary>
-    private static class Planes
-    {
-        public static void For(long count, int planeSize, Action<long, long> kernel)
-        {
-            int threads = Math.Max(1, get_num_threads());
-            // At least ~64 K elements per part: below that the hand-off costs more than it saves.
-            int parts = (int)Math.Min(threads, Math.Max(1, count * planeSize / 65536));
-            if (parts <= 1)
-            {
-                kernel(0, count);
-                return;
-            }
-            long per = (count + parts - 1) / parts;
-            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
-            {
-                long start = part * per;
-                if (start < count) kernel(start, Math.Min(per, count - start));
-            });
         }
     }
 }

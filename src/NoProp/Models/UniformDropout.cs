@@ -92,9 +92,12 @@ public static class UniformDropout
         float keep = (float)(1 - p);
         // rand fills in memory order; for an NCHW activation cropped from a larger one that is the larger one's order.
         if (drawSides is (long height, long width) && (height != shape[2] || width != shape[3]))
-            return CpuGeneratorDraws.KeepMask([shape[0], shape[1], height, width], keep, 1f / keep, (shape[2], shape[3]));
-        return CpuGeneratorDraws.KeepMask(shape, keep, 1f / keep);
+            return CpuGeneratorDraws.KeepMask([shape[0], shape[1], height, width], keep, KeptScale(p), (shape[2], shape[3]));
+        return CpuGeneratorDraws.KeepMask(shape, keep, KeptScale(p));
     }
+
+    /// <summary>The factor of a kept element, 1/(1 − p) in float32, as ATen's <c>div_</c> of the 0/1 mask by 1 − p gives it.</summary>
+    internal static float KeptScale(double p) => 1f / (float)(1 - p);
 
     private static void CheckDrawSides(long[] shape, (long Height, long Width)? drawSides)
     {

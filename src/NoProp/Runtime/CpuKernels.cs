@@ -1,0 +1,60 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using static TorchSharp.torch;
+
+namespace NoProp.Runtime;
+
+/// <summary>What the kernels written here (the fused pooling and dropout) need from a tensor and from the CPU.</summary>
+internal static class CpuKernels
+{
+    /// <summary>The address of a contiguous CPU tensor's first element.</summary>
+    public static unsafe nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
+
+    /// <summary>
+    /// <paramref name="kernel"/>(start, count) over [0, <paramref name="count"/>) items of <paramref name="itemSize"/>
+    /// elements each, split between up to torch's intra-op thread count when there is enough work (at least ~64 K
+    /// elements a part: below that the hand-off costs more than it saves). Each item goes to exactly one call, so the
+    /// results do not depend on the split.
+    /// </summary>
+    public static void For(long count, long itemSize, Action<long, long> kernel)
+    {
+        int threads = Math.Max(1, get_num_threads());
+        int parts = (int)Math.Min(Math.Min(threads, count), Math.Max(1, count * itemSize / 65536));
+        if (parts <= 1)
+        {
+            kernel(0, count);
+            return;
+        }
+        long per = (count + parts - 1) / parts;
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+        {
+            long start = part * per;
+            if (start < count) kernel(start, Math.Min(per, count - start));
+        });
+    }
+
+    /// <summary>
+    /// Hands a gradient back from a custom autograd function's backward (TorchSharp's <c>SingleTensorFunction</c>).
+    /// libtorch takes its own reference to it once the call has returned, so the managed handle must outlive the call;
+    /// inside the caller's dispose scope it would also outlive the training step, holding every such gradient (tens of MB
+    /// per chunk of fused activations) until the step ends where ATen frees each as soon as the next node has consumed
+    /// it. The handle is kept instead until this thread's next call into such a function (<see cref="ReleaseReturned"/>),
+    /// by which time libtorch holds its own.
+    /// </summary>
+    public static Tensor Returned(Tensor gradient)
+    {
+        ReleaseReturned();
+        gradient.DetachFromDisposeScope();
+        returned = gradient;
+        return gradient;
+    }
+
+    /// <summary>Releases the handle of the gradient this thread last handed back (see <see cref="Returned"/>).</summary>
+    public static void ReleaseReturned()
+    {
+        returned?.Dispose();
+        returned = null;
+    }
+
+    [ThreadStatic] private static Tensor? returned;
+}
