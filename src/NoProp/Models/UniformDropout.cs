@@ -45,8 +45,17 @@ public static class UniformDropout
         if (!training || p == 0) return nn.functional.relu(x);
         if (x.device_type != DeviceType.CPU || p == 1) return nn.functional.dropout(nn.functional.relu(x), p, true);
         using var scope = NewDisposeScope();
+        if (FusedAfterRelu && x.dtype == ScalarType.Float32 && x.is_contiguous() && CpuGeneratorDraws.Supported)
+        {
+            // One pass each way, one byte per element kept for the backward pass (ReluDropout): the same bits.
+            using var mask = CpuMask(x.shape, p, drawSides);
+            return ReluDropout.Apply(x, mask, KeptScale(p)).MoveToOuterDisposeScope();
+        }
         return Masked(x, p, drawSides).relu_().MoveToOuterDisposeScope();
     }
+
+    /// <summary>Whether <see cref="AfterRelu"/> runs as one fused operation where it can (the same results either way): a switch for tests and benchmarks.</summary>
+    internal static bool FusedAfterRelu { get; set; } = true;
 
     private static void CheckProbability(double p)
     {

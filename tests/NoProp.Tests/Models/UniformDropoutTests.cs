@@ -159,4 +159,49 @@ public sealed class UniformDropoutTests
         Assert.IsTrue(actual.equal(expected).all().item<bool>());
         Assert.IsTrue(rand(4).equal(next).all().item<bool>(), "the generator's next draws");
     }
+
+    /// <summary>
+    /// AfterRelu in training runs as one fused operation (ReluDropout): output, input gradient and the generator's next
+    /// draws are those of relu_(x · mask) bit for bit, for ties, zeros of both signs and NaNs, cropped masks, lengths
+    /// that leave a scalar tail, and one or two threads.
+    /// </summary>
+    [TestMethod]
+    [DataRow(false, 1)]
+    [DataRow(true, 1)]
+    [DataRow(true, 2)]
+    public void TheFusedAfterReluGivesTheSameBits(bool cropped, int threads)
+    {
+        int before = get_num_threads();
+        try
+        {
+            var x = (randn(7, 33, 10, cropped ? 10 : 11) * 2).round() / 2;   // 7·33·10·11 = 25,410: not a multiple of 4
+            x[0, 0, 0, 0] = tensor(float.NaN);
+            x[0, 0, 0, 1] = tensor(-0f);
+            var upstream = randn(x.shape);
+            upstream[0, 0, 0, 2] = tensor(-0f);
+            (long, long)? sides = cropped ? (11, 11) : null;
+            (Tensor, Tensor, Tensor) Run(bool fused)
+            {
+                UniformDropout.FusedAfterRelu = fused;
+                TorchRuntime.Seed(17);
+                var leaf = x.detach().requires_grad_();
+                var y = UniformDropout.AfterRelu(leaf * 1, 0.2, training: true, drawSides: sides);
+                var next = rand(3);
+                (y * upstream).sum().backward();
+                return (y.detach(), leaf.grad!.clone(), next);
+            }
+            var (expected, expectedGradient, expectedNext) = Run(fused: false);
+            set_num_threads(threads);
+            var (actual, gradient, next) = Run(fused: true);
+            TensorAssertions.AssertSameBits(expected, actual, "output");
+            TensorAssertions.AssertSameBits(expectedGradient, gradient, "gradient");
+            Assert.IsTrue(next.equal(expectedNext).all().item<bool>(), "the same draws");
+            Assert.IsTrue(expected.eq(0).any().item<bool>() && expectedGradient.count_nonzero().item<long>() > 0);
+        }
+        finally
+        {
+            UniformDropout.FusedAfterRelu = true;
+            set_num_threads(before);
+        }
+    }
 }
