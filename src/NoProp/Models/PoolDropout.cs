@@ -41,49 +41,26 @@ internal static class PoolDropout
     // whether the gradient passes (ReLU's output was positive or NaN; always without ReLU).
     private const byte Kept = 4, Passes = 8;
 
-    private sealed class Function : autograd.SingleTensorFunction<Function>
+    private sealed class Function : CodedKernelFunction<Function>
     {
         public override string Name => "PoolDropout";
 
-        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        protected override long[] OutputShape(long[] s) => [s[0], s[1], s[2] / 2, s[3] / 2];
+
+        protected override void Forward(Tensor h, Tensor mask, Tensor output, Tensor codes, bool relu)
         {
-            CpuKernels.ReleaseReturned();
-            var h = (Tensor)vars[0];
-            var mask = (Tensor)vars[1];
-            float scale = (float)vars[2];
-            bool relu = (bool)vars[3];
-            long planes = h.shape[0] * h.shape[1];
-            int height = (int)h.shape[2], width = (int)h.shape[3];
-            var output = empty([h.shape[0], h.shape[1], height / 2, width / 2], ScalarType.Float32);
-            var codes = empty(output.shape, ScalarType.Byte);
-            var geometry = new Geometry(height, width);
+            var geometry = new Geometry((int)h.shape[2], (int)h.shape[3]);
             nint input = CpuKernels.Address(h), maskAddress = CpuKernels.Address(mask), outputAddress = CpuKernels.Address(output), codeAddress = CpuKernels.Address(codes);
-            CpuKernels.For(planes, geometry.Size, (start, count) =>
-                Forward(geometry, input, maskAddress, outputAddress, codeAddress, relu, start, count));
-            ctx.save_for_backward([codes]);
-            ctx.save_data("scale", scale);
-            ctx.save_data("shape", h.shape);
-            return output;
+            CpuKernels.For(h.shape[0] * h.shape[1], geometry.Size, (start, count) =>
+                PoolDropout.Forward(geometry, input, maskAddress, outputAddress, codeAddress, relu, start, count));
         }
 
-        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
+        protected override void Backward(Tensor gradOutput, Tensor codes, Tensor gradInput, float scale)
         {
-            CpuKernels.ReleaseReturned();
-            var codes = ctx.get_saved_variables()[0];
-            float scale = (float)ctx.get_data("scale");
-            var shape = (long[])ctx.get_data("shape");
-            using var scope = NewDisposeScope();
-            var g = gradOutput.contiguous();
-            var gradInput = empty(shape, ScalarType.Float32);
-            var geometry = new Geometry((int)shape[2], (int)shape[3]);
-            nint gradAddress = CpuKernels.Address(g), codeAddress = CpuKernels.Address(codes), inputAddress = CpuKernels.Address(gradInput);
-            CpuKernels.For(shape[0] * shape[1], geometry.Size, (start, count) =>
-                Backward(geometry, gradAddress, codeAddress, inputAddress, scale, start, count));
-            codes.Dispose();
-            // TorchSharp's handle to the incoming gradient sits in the caller's dispose scope: released now, so that
-            // libtorch frees the gradient once it is done with it, as for its own nodes.
-            gradOutput.Dispose();
-            return [CpuKernels.Returned(gradInput), null!, null!, null!];
+            var geometry = new Geometry((int)gradInput.shape[2], (int)gradInput.shape[3]);
+            nint gradAddress = CpuKernels.Address(gradOutput), codeAddress = CpuKernels.Address(codes), inputAddress = CpuKernels.Address(gradInput);
+            CpuKernels.For(gradInput.shape[0] * gradInput.shape[1], geometry.Size, (start, count) =>
+                PoolDropout.Backward(geometry, gradAddress, codeAddress, inputAddress, scale, start, count));
         }
     }
 

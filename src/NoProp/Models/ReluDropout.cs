@@ -23,7 +23,7 @@ internal static class ReluDropout
             throw new ArgumentException($"the fused ReLU and dropout take a contiguous float32 CPU tensor, not {x.dtype} [{string.Join(", ", x.shape)}] on {x.device}", nameof(x));
         if (!mask.shape.SequenceEqual(x.shape) || mask.dtype != ScalarType.Float32 || !mask.is_contiguous())
             throw new ArgumentException($"the mask must be a contiguous float32 [{string.Join(", ", x.shape)}], not {mask.dtype} [{string.Join(", ", mask.shape)}]", nameof(mask));
-        return Function.apply(x, mask, scale);
+        return Function.apply(x, mask, scale, true);
     }
 
     private const byte Kept = 1, Passes = 2;
@@ -31,42 +31,26 @@ internal static class ReluDropout
     /// <summary>Elements per unit of work split between threads.</summary>
     private const long Block = 4096;
 
-    private sealed class Function : autograd.SingleTensorFunction<Function>
+    private sealed class Function : CodedKernelFunction<Function>
     {
         public override string Name => "ReluDropout";
 
-        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        protected override long[] OutputShape(long[] shape) => shape;
+
+        protected override void Forward(Tensor x, Tensor mask, Tensor output, Tensor codes, bool relu)
         {
-            CpuKernels.ReleaseReturned();
-            var x = (Tensor)vars[0];
-            var mask = (Tensor)vars[1];
-            float scale = (float)vars[2];
-            var output = empty(x.shape, ScalarType.Float32);
-            var codes = empty(x.shape, ScalarType.Byte);
             long n = x.numel();
             nint input = CpuKernels.Address(x), maskAddress = CpuKernels.Address(mask), outputAddress = CpuKernels.Address(output), codeAddress = CpuKernels.Address(codes);
             CpuKernels.For((n + Block - 1) / Block, Block, (start, count) =>
-                Forward(input, maskAddress, outputAddress, codeAddress, start * Block, Math.Min(n, (start + count) * Block)));
-            ctx.save_for_backward([codes]);
-            ctx.save_data("scale", scale);
-            return output;
+                ReluDropout.Forward(input, maskAddress, outputAddress, codeAddress, start * Block, Math.Min(n, (start + count) * Block)));
         }
 
-        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
+        protected override void Backward(Tensor gradOutput, Tensor codes, Tensor gradInput, float scale)
         {
-            CpuKernels.ReleaseReturned();
-            var codes = ctx.get_saved_variables()[0];
-            float scale = (float)ctx.get_data("scale");
-            using var scope = NewDisposeScope();
-            var g = gradOutput.contiguous();
-            var gradInput = empty(codes.shape, ScalarType.Float32);
             long n = codes.numel();
-            nint gradAddress = CpuKernels.Address(g), codeAddress = CpuKernels.Address(codes), inputAddress = CpuKernels.Address(gradInput);
+            nint gradAddress = CpuKernels.Address(gradOutput), codeAddress = CpuKernels.Address(codes), inputAddress = CpuKernels.Address(gradInput);
             CpuKernels.For((n + Block - 1) / Block, Block, (start, count) =>
-                Backward(gradAddress, codeAddress, inputAddress, scale, start * Block, Math.Min(n, (start + count) * Block)));
-            codes.Dispose();
-            gradOutput.Dispose();   // see PoolDropout: libtorch frees the gradient once it is done with it
-            return [CpuKernels.Returned(gradInput), null!, null!];
+                ReluDropout.Backward(gradAddress, codeAddress, inputAddress, scale, start * Block, Math.Min(n, (start + count) * Block)));
         }
     }
 
