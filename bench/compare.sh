@@ -22,7 +22,9 @@
 # features for inference (with our zero second channel that keeps conv1 channels-last), our ReLU + max-pool (pooled first through the channels-last kernel, same values) and our
 # dropout masks (rand < 1 - p, the same Bernoulli distribution as F.dropout's), so
 # each of those figures compares the same algorithm (and the same oneDNN kernels: the ratio is what the .NET side
-# costs or saves). Three more rows compare us with the replica run the way Algorithm 1 is usually written, block by
+# costs or saves). Two parts of ours have no PyTorch-level equivalent and stay in the replica's best ATen formulation
+# (the same values): the dropout masks computed from the generator's state (CpuGeneratorDraws) and the max-pool, ReLU
+# and dropout as single autograd operations (PoolDropout, ReluDropout), both C# kernels. Three more rows compare us with the replica run the way Algorithm 1 is usually written, block by
 # block with each block's own NCHW convolutions, F.max_pool2d(F.relu(h), 2) and F.dropout: what a user gains over a plain
 # PyTorch NoProp.
 # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (set by this machine's environment for other purposes) are unset for the

@@ -84,7 +84,9 @@ class CosineSchedule:
 # ---------------------------------------------------------------- model (Models/*.cs)
 
 MIRROR = True   # pooling as ConvImageEncoder.MaxPool, dropout as UniformDropout (AfterRelu), images cropped to their
-                # receptive field; --plain: F.max_pool2d(F.relu(h), 2), F.dropout(F.relu(h)), whole images
+                # receptive field; --plain: F.max_pool2d(F.relu(h), 2), F.dropout(F.relu(h)), whole images.
+                # NoProp.NET computes the masks and the pooling + ReLU + dropout in C# kernels (CpuGeneratorDraws,
+                # PoolDropout, ReluDropout) with the same values bit for bit; PyTorch code cannot, so these stay ATen ops.
 
 
 def dropout(h, p, training, draw_sides=None):
