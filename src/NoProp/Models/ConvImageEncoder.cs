@@ -208,7 +208,8 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     internal static Tensor PoolThenDropout(Tensor h, double p, bool training, bool relu, (long, long)? drawSides)
     {
         if (FusedPooling && training && p > 0 && p < 1 && h.device_type == DeviceType.CPU && h.dtype == ScalarType.Float32
-            && h.dim() == 4 && h.is_contiguous() && CpuGeneratorDraws.Supported)
+            && h.dim() == 4 && h.is_contiguous() && h.numel() <= CpuKernels.MaxElements
+            && UniformDropout.CpuMaskFits([h.shape[0], h.shape[1], h.shape[2] / 2, h.shape[3] / 2], drawSides))
         {
             using var scope = NewDisposeScope();
             using var mask = UniformDropout.CpuMask([h.shape[0], h.shape[1], h.shape[2] / 2, h.shape[3] / 2], p, drawSides);

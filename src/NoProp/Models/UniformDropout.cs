@@ -37,7 +37,9 @@ public static class UniformDropout
     /// x: the mask is non-negative, so for finite x the values are the same (up to the sign of a zero), and so is every
     /// gradient (an element passes it when x is positive and kept; a dropped −∞ would now give NaN instead of 0).
     /// Autograd then keeps the mask and the output, which the next layer keeps anyway, instead of ReLU's own output as
-    /// well: a float per element less (BENCHMARKS.md). Outside training, or at p = 0, it is ReLU.
+    /// well: a float per element less (BENCHMARKS.md). On the CPU (contiguous float32) the product and ReLU run as one
+    /// operation (<see cref="ReluDropout"/>: the same bits), which keeps one byte per element instead of the float mask.
+    /// Outside training, or at p = 0, it is ReLU.
     /// </summary>
     public static Tensor AfterRelu(Tensor x, double p, bool training, (long Height, long Width)? drawSides = null)
     {
@@ -45,7 +47,7 @@ public static class UniformDropout
         if (!training || p == 0) return nn.functional.relu(x);
         if (x.device_type != DeviceType.CPU || p == 1) return nn.functional.dropout(nn.functional.relu(x), p, true);
         using var scope = NewDisposeScope();
-        if (FusedAfterRelu && x.dtype == ScalarType.Float32 && x.is_contiguous() && CpuGeneratorDraws.Supported)
+        if (FusedAfterRelu && x.dtype == ScalarType.Float32 && x.is_contiguous() && CpuMaskFits(x.shape, drawSides))
         {
             // One pass each way, one byte per element kept for the backward pass (ReluDropout): the same bits.
             using var mask = CpuMask(x.shape, p, drawSides);
@@ -79,7 +81,7 @@ public static class UniformDropout
     private static Tensor Mask(Tensor x, double p, (long Height, long Width)? drawSides)
     {
         bool contiguous = x.is_contiguous();
-        if (x.dtype == ScalarType.Float32 && contiguous && CpuGeneratorDraws.Supported) return CpuMask(x.shape, p, drawSides);
+        if (x.dtype == ScalarType.Float32 && contiguous && CpuMaskFits(x.shape, drawSides)) return CpuMask(x.shape, p, drawSides);
         CheckDrawSides(x.shape, drawSides);
         // rand_like keeps x's strides (a channels-last x draws in its memory order). A non-contiguous x draws for its
         // own shape. The kept part is copied out: the product then runs over contiguous memory.
@@ -107,6 +109,17 @@ public static class UniformDropout
 
     /// <summary>The factor of a kept element, 1/(1 − p) in float32, as ATen's <c>div_</c> of the 0/1 mask by 1 − p gives it.</summary>
     internal static float KeptScale(double p) => 1f / (float)(1 - p);
+
+    /// <summary>
+    /// Whether <see cref="CpuMask"/> can draw the mask of an activation of this shape: this libtorch's generator state is
+    /// readable (<see cref="CpuGeneratorDraws.Supported"/>) and the draws fit the C# kernels (<see cref="CpuKernels.MaxElements"/>).
+    /// </summary>
+    internal static bool CpuMaskFits(long[] shape, (long Height, long Width)? drawSides)
+    {
+        CheckDrawSides(shape, drawSides);
+        long draws = drawSides is (long height, long width) ? shape[0] * shape[1] * height * width : shape.Aggregate(1L, (a, b) => a * b);
+        return draws <= CpuKernels.MaxElements && CpuGeneratorDraws.Supported;
+    }
 
     private static void CheckDrawSides(long[] shape, (long Height, long Width)? drawSides)
     {

@@ -28,6 +28,9 @@ internal abstract class CodedKernelFunction<T> : autograd.SingleTensorFunction<T
         var codes = empty(output.shape, ScalarType.Byte);
         Forward(input, (Tensor)vars[1], output, codes, (bool)vars[3]);
         ctx.save_for_backward([codes]);
+        // No zero-filled gradient when none reaches the output (backward returns none then): TorchSharp would fill it
+        // from a placeholder the caller's dispose scope has already released.
+        ctx.set_materialize_grads(false);
         ctx.save_data("scale", (float)vars[2]);
         ctx.save_data("shape", input.shape);
         return output;
@@ -35,7 +38,11 @@ internal abstract class CodedKernelFunction<T> : autograd.SingleTensorFunction<T
 
     public sealed override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
     {
+        // Called from libtorch's autograd engine: an exception here could not cross the native frames, so nothing here
+        // throws. With create_graph the returned gradient has no graph of its own: a second derivative through these
+        // operations would miss the gradient's dependence on the output's gradient (NoProp never asks for one).
         CpuKernels.ReleaseReturned();
+        if (gradOutput is null || gradOutput.IsInvalid) return [null!, null!, null!, null!];   // no gradient reached the output
         var codes = ctx.get_saved_variables()[0];
         using var scope = NewDisposeScope();
         var gradInput = empty((long[])ctx.get_data("shape"), ScalarType.Float32);

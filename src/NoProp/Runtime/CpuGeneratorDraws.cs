@@ -31,6 +31,9 @@ public static class CpuGeneratorDraws
 
     private static readonly Lock Gate = new();
 
+    /// <summary>Whether the lane-wise loops run (where 256-bit vectors are accelerated); tests turn it off to check the scalar ones.</summary>
+    internal static bool Vectorized { get; set; } = Vector256.IsHardwareAccelerated;
+
     /// <summary>
     /// Whether this libtorch's CPU generator state has the layout read here (libtorch 2.x's 5,056 bytes); callers fall
     /// back to <c>rand</c> where it has not.
@@ -44,11 +47,16 @@ public static class CpuGeneratorDraws
     });
 
     /// <summary>
+    /// Reads and writes the generator's state around the computation: callers serialise with each other here, but a
+    /// <c>rand</c> on another thread at the same moment would be drawn again (NoProp draws on one thread per process;
+    /// runs drawing on several threads at once were never reproducible).
+    /// <para>
     /// A dropout scale mask of the given shape: <paramref name="scale"/> where the uniform draw u of
     /// <c>torch.rand(shape)</c> (in memory order) satisfies u &lt; <paramref name="keep"/>, 0 elsewhere; the default CPU
     /// generator is left as that <c>rand</c> call would leave it. <paramref name="crop"/> (h, w): only the top-left
     /// h × w of every plane of the last two dimensions is returned, [.., h, w], as <c>narrow</c> would cut it (the
-    /// generator still advances over the whole shape).
+    /// generator still advances over the whole shape). At most <see cref="CpuKernels.MaxElements"/> draws.
+    /// </para>
     /// </summary>
     public static Tensor KeepMask(ReadOnlySpan<long> shape, float keep, float scale, (long Height, long Width)? crop = null)
     {
@@ -72,7 +80,7 @@ public static class CpuGeneratorDraws
         }
         var mask = empty(outputShape, ScalarType.Float32, CPU);
         if (draws == 0) return mask;
-        if (draws > int.MaxValue / sizeof(float))
+        if (draws > CpuKernels.MaxElements)
         {
             mask.Dispose();
             throw new ArgumentOutOfRangeException(nameof(shape), $"a mask of {draws} draws is too large to draw at once");
@@ -186,7 +194,7 @@ public static class CpuGeneratorDraws
         {
             const float unit = 1f / (1 << 24);
             int i = 0;
-            if (Vector256.IsHardwareAccelerated)
+            if (Vectorized)
             {
                 var keepV = Vector256.Create(keep);
                 var scaleV = Vector256.Create(scale);
@@ -230,7 +238,8 @@ public static class CpuGeneratorDraws
         private void Twist()
         {
             var p = words.AsSpan();
-            int width = Vector256.IsHardwareAccelerated ? Vector256<uint>.Count : int.MaxValue;
+            // Without 256-bit vectors (or with Vectorized off) the lane-wise loops do nothing: a width past both bounds.
+            int width = Vectorized ? Vector256<uint>.Count : N;
             int i = 0;
             // Words 0 .. N − M − 1 read only words after them, not yet rewritten: lane-wise.
             for (; i + width <= N - M; i += width)

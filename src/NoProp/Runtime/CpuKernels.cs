@@ -7,6 +7,12 @@ namespace NoProp.Runtime;
 /// <summary>What the kernels written here (the fused pooling and dropout) need from a tensor and from the CPU.</summary>
 internal static class CpuKernels
 {
+    /// <summary>
+    /// The most float32 elements a kernel here takes in one tensor (TorchSharp's <c>bytes</c> span is int-sized); callers
+    /// take ATen's operations above it.
+    /// </summary>
+    public const long MaxElements = int.MaxValue / sizeof(float);
+
     /// <summary>The address of a contiguous CPU tensor's first element.</summary>
     public static unsafe nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
 

@@ -143,6 +143,7 @@ public sealed class Trainer
                             lossSum.PlusInPlace(losses.Values);
                             state.EpochImages += count;
                         }
+                        CpuKernels.ReleaseReturned();   // the step's last gradient handed back by our C# kernels
                         stopwatch.Stop();
                         state.EpochLossSteps++;
                         long step = (long)state.Stage * batchesPerStage + state.Batch + 1;

@@ -23,6 +23,7 @@ public sealed class PoolDropoutTests
     private static (Tensor Output, Tensor Gradient, Tensor Next) Run(Tensor h, Tensor upstream, bool fused, bool relu, (long, long)? drawSides, double p = 0.2)
     {
         ConvImageEncoder.FusedPooling = fused;
+        UniformDropout.FusedAfterRelu = fused;   // the reference is ATen's operations only
         TorchRuntime.Seed(21);
         var leaf = h.detach().requires_grad_();
         var y = ConvImageEncoder.PoolThenDropout(leaf * 1, p, training: true, relu, drawSides);
@@ -66,14 +67,25 @@ public sealed class PoolDropoutTests
         h[0, 0, 2, 3] = tensor(5f);
         h[1, 1, 4, 4] = tensor(-0f); h[1, 1, 4, 5] = tensor(-0f);
         h[1, 1, 5, 4] = tensor(-0f); h[1, 1, 5, 5] = tensor(-1f);   // a −0 maximum: ReLU keeps −0 and passes no gradient
-        var upstream = randn(4, 5, 4, 6);
+        // Rows ten wide (the original columns 2–11): their fifth output is computed one at a time, not in the four-wide
+        // lanes; the same cases again in that tail.
+        h = h.narrow(3, 2, 10).contiguous();
+        h[3, 3, 0, 8] = tensor(float.NaN);                       // at the window's start
+        h[3, 3, 5, 8] = tensor(float.NaN);                       // bottom left, after finite values: it wins
+        h[3, 2, 6, 9] = tensor(float.NaN);                       // top right
+        h[3, 1, 3, 9] = tensor(float.NaN);                       // bottom right
+        h[3, 3, 2, 9] = tensor(-0f); h[3, 3, 2, 8] = tensor(-0f); h[3, 3, 3, 8] = tensor(-0f); h[3, 3, 3, 9] = tensor(-2f);
+        var upstream = randn(4, 5, 4, 5);
         upstream[2, 2, 1, 1] = tensor(-0f);                       // −0 · scale + 0 is +0 in the gradient
+        upstream[2, 2, 1, 4] = tensor(-0f);
         foreach (bool relu in new[] { true, false })
         {
             var (expected, expectedGradient, _) = Run(h, upstream, fused: false, relu, null);
             var (actual, gradient, _) = Run(h, upstream, fused: true, relu, null);
             AssertSameBits(expected, actual, $"output, relu {relu}");
             AssertSameBits(expectedGradient, gradient, $"gradient, relu {relu}");
+            Assert.IsTrue(expected[3, 3, 0, 4].isnan().item<bool>() && expected[3, 3, 2, 4].isnan().item<bool>()
+                && expected[3, 2, 3, 4].isnan().item<bool>() && expected[3, 1, 1, 4].isnan().item<bool>(), "the NaNs reached the tail's outputs");
         }
     }
 

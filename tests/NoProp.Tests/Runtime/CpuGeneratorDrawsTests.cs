@@ -99,6 +99,21 @@ public sealed class CpuGeneratorDrawsTests
         StringAssert.Contains(error.Message, "6×5");
     }
 
+    /// <summary>The scalar loops (no 256-bit vectors: other CPUs, or the vector loops' tails) give the same draws.</summary>
+    [TestMethod]
+    public void WithoutVectorsTheDrawsAreTheSame()
+    {
+        bool vectorized = CpuGeneratorDraws.Vectorized;
+        CpuGeneratorDraws.Vectorized = false;
+        try
+        {
+            TheMaskIsRandsAndTheGeneratorEndsWhereRandLeavesIt(100_003, 621);
+            TheMaskIsRandsAndTheGeneratorEndsWhereRandLeavesIt(625, 0);
+            ACropIsTheTopLeftOfEveryPlaneOfRandsMask(29, 13, 13, 12, 12);
+        }
+        finally { CpuGeneratorDraws.Vectorized = vectorized; }
+    }
+
     [TestMethod]
     public void AnEmptyShapeDrawsNothing()
     {
