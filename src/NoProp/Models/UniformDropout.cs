@@ -12,7 +12,7 @@ namespace NoProp.Models;
 /// draws, compared and scaled, eight lanes at a time (~0.4 ns). With three dropouts after the paper's convolutions
 /// (19 M mask elements per minibatch of 128 through ten DT blocks) the masks took ~137 ms of a ~850 ms training step at
 /// one thread with <c>bernoulli_</c>, ~47 ms with <c>rand</c>, and now under 10 ms, on no other thread's time
-/// (BENCHMARKS.md, "Dropout masks from uniform draws" and "The dropout masks computed from the generator's state"). The
+/// (BENCHMARKS.md, "Dropout masks from uniform draws" and "Dropout masks from the generator's state, ..."). The
 /// masks are those <c>rand</c> gives, bit for bit, so runs are unchanged. On other devices ATen's fused dropout is used.
 /// </summary>
 public static class UniformDropout
