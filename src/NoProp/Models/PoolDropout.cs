@@ -29,11 +29,7 @@ internal static class PoolDropout
     /// </summary>
     public static Tensor Apply(Tensor h, Tensor mask, float scale, bool relu)
     {
-        if (h.device_type != DeviceType.CPU || h.dtype != ScalarType.Float32 || h.dim() != 4 || !h.is_contiguous())
-            throw new ArgumentException($"the fused pooling takes a contiguous float32 CPU activation [N, C, H, W], not {h.dtype} [{string.Join(", ", h.shape)}] on {h.device}", nameof(h));
-        long[] pooled = [h.shape[0], h.shape[1], h.shape[2] / 2, h.shape[3] / 2];
-        if (!mask.shape.SequenceEqual(pooled) || mask.dtype != ScalarType.Float32 || !mask.is_contiguous())
-            throw new ArgumentException($"the mask must be a contiguous float32 [{string.Join(", ", pooled)}], not {mask.dtype} [{string.Join(", ", mask.shape)}]", nameof(mask));
+        CpuKernels.CheckOperands("the fused pooling", h, 4, mask, h.dim() == 4 ? [h.shape[0], h.shape[1], h.shape[2] / 2, h.shape[3] / 2] : []);
         return Function.apply(h, mask, scale, relu);
     }
 

@@ -19,10 +19,7 @@ internal static class ReluDropout
     /// <summary>relu(x · mask) for a contiguous float32 CPU x and a mask of its shape (<paramref name="scale"/> where kept, 0 elsewhere).</summary>
     public static Tensor Apply(Tensor x, Tensor mask, float scale)
     {
-        if (x.device_type != DeviceType.CPU || x.dtype != ScalarType.Float32 || !x.is_contiguous())
-            throw new ArgumentException($"the fused ReLU and dropout take a contiguous float32 CPU tensor, not {x.dtype} [{string.Join(", ", x.shape)}] on {x.device}", nameof(x));
-        if (!mask.shape.SequenceEqual(x.shape) || mask.dtype != ScalarType.Float32 || !mask.is_contiguous())
-            throw new ArgumentException($"the mask must be a contiguous float32 [{string.Join(", ", x.shape)}], not {mask.dtype} [{string.Join(", ", mask.shape)}]", nameof(mask));
+        CpuKernels.CheckOperands("the fused ReLU and dropout", x, null, mask, x.shape);
         return Function.apply(x, mask, scale, true);
     }
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace NoProp.Runtime;
@@ -12,6 +13,19 @@ internal static class CpuKernels
     /// take ATen's operations above it.
     /// </summary>
     public const long MaxElements = int.MaxValue / sizeof(float);
+
+    /// <summary>
+    /// Refuses, naming the problem, operands a kernel here cannot take: the input must be a contiguous float32 CPU tensor
+    /// (of <paramref name="dimensions"/> dimensions when given), the mask a contiguous float32 tensor of <paramref name="maskShape"/>.
+    /// </summary>
+    public static void CheckOperands(string operation, Tensor input, int? dimensions, Tensor mask, long[] maskShape)
+    {
+        if (input.device_type != DeviceType.CPU || input.dtype != ScalarType.Float32 || !input.is_contiguous()
+            || (dimensions is int d && input.dim() != d))
+            throw new ArgumentException($"{operation} takes a contiguous float32 CPU tensor{(dimensions is 4 ? " [N, C, H, W]" : "")}, not {input.dtype} [{string.Join(", ", input.shape)}] on {input.device}", nameof(input));
+        if (!mask.shape.SequenceEqual(maskShape) || mask.dtype != ScalarType.Float32 || !mask.is_contiguous())
+            throw new ArgumentException($"the mask of {operation} must be a contiguous float32 [{string.Join(", ", maskShape)}], not {mask.dtype} [{string.Join(", ", mask.shape)}]", nameof(mask));
+    }
 
     /// <summary>The address of a contiguous CPU tensor's first element.</summary>
     public static unsafe nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
