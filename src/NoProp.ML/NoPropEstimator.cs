@@ -133,6 +133,7 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
             };
             if (IsCanceled) cancellation.Cancel();
             var result = new Trainer(method, splits, trainingOptions, progress).Run(cancellation: cancellation.Token);
+            TorchRuntime.ReturnFreeMemory(collectManaged: false);   // the steps' freed native heap, not kept for the application's lifetime
             if (result.BestValidationAccuracy is double best)
                 progress.Message(string.Create(CultureInfo.InvariantCulture, $"kept epoch {result.BestEpoch} (validation accuracy {best:P2}); {result.TrainSeconds:F1} s training"));
             var model = new NoPropModelParameters(config, seed, result.History.Select(NoPropEpochMetrics.From).ToList(),

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Diagnostics;
 using NoProp.Data;
 using NoProp.Embeddings;
@@ -68,11 +69,11 @@ public sealed class TrainingRun(TrainRequest request)
         }
 
         var spec = request.Data.ToSpec();
-        var data = LoadData(spec);
-        var splits = request.Splits.Create(data, request.Training.Seed);
+        var splits = LoadSplits(spec);
         if (splits.Notice is not null) Progress.Message(splits.Notice);
+        TorchRuntime.ReturnFreeMemory(collectManaged: true);   // the data set as read (MNIST: 55 MB) is garbage now: the splits hold copies
 
-        var config = Resume ? Checkpoint.ReadConfig(output!) : ModelConfigFor(request, spec, data.Train);
+        var config = Resume ? Checkpoint.ReadConfig(output!) : ModelConfigFor(request, spec, splits.Train);
         InferenceOptions.CheckPrecision(precision, config);   // before training, not at the first validation
         TorchRuntime.Seed(request.Training.Seed);   // initialisation is part of the seeded run
         using var method = MethodRegistry.Create(config, device);
@@ -108,6 +109,7 @@ public sealed class TrainingRun(TrainRequest request)
         var context = new RunContext(request, output, method, splits, device, trainer, Progress);
         foreach (var observer in Observers) observer.Started(context);
         var result = trainer.Run(Resume, cancellation);
+        TorchRuntime.ReturnFreeMemory(collectManaged: true);   // the training steps' free heap, before the test pass and the charts allocate
 
         // Final test pass with the selected model (the model's inference rule, seeded noise).
         var (testX, testY) = splits.Test.ToTensors(device);
@@ -123,6 +125,13 @@ public sealed class TrainingRun(TrainRequest request)
         foreach (var observer in Observers) observer.Completed(context, metrics);
         return new RunOutcome(metrics, result);
     }
+
+    /// <summary>
+    /// The request's splits of the data set <paramref name="spec"/> names. The data set as read is referenced from this
+    /// frame only, so that it is garbage once the splits (copies) exist, whatever the JIT makes of the caller's locals.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private DataSplits LoadSplits(DatasetSpec spec) => Request.Splits.Create(LoadData(spec), Request.Training.Seed);
 
     /// <summary>The model of a new run: the request's options over the method's defaults (the registry's), the data set's shape and classes.</summary>
     public static ModelConfig ModelConfigFor(TrainRequest request, DatasetSpec spec, ImageDataset train)
