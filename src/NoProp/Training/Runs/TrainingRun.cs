@@ -109,7 +109,6 @@ public sealed class TrainingRun(TrainRequest request)
         var context = new RunContext(request, output, method, splits, device, trainer, Progress);
         foreach (var observer in Observers) observer.Started(context);
         var result = trainer.Run(Resume, cancellation);
-        TorchRuntime.ReturnFreeMemory(collectManaged: true);   // the training steps' free heap, before the test pass and the charts allocate
 
         // Final test pass with the selected model (the model's inference rule, seeded noise).
         var (testX, testY) = splits.Test.ToTensors(device);
@@ -118,6 +117,9 @@ public sealed class TrainingRun(TrainRequest request)
         double testAccuracy = Evaluator.Accuracy(method, testX, testY, inference);
         double testSeconds = clock.Elapsed.TotalSeconds;
         testX.Dispose(); testY.Dispose();
+        // The training steps' free heap, before the charts allocate (after the test pass, which reuses that heap: released
+        // pages would only be faulted in again while it is timed).
+        TorchRuntime.ReturnFreeMemory(collectManaged: true);
 
         var metrics = Metrics(request, config, spec, splits, result, testAccuracy, testSeconds);
         foreach (var observer in Observers) metrics = observer.Finished(context, metrics);
