@@ -84,9 +84,10 @@ public static class CifarReader
     {
         var dir = Resolve(directory, "cifar-10-batches-bin", "test_batch.bin", "cifar10");
         var names = ReadNames(Path.Combine(dir, "batches.meta.txt"), Cifar10ClassNames);
-        var train = ReadFiles(Enumerable.Range(1, 5).Select(i => Path.Combine(dir, $"data_batch_{i}.bin")).ToArray(), 1, 0, 10);
+        var trainFiles = Enumerable.Range(1, 5).Select(i => Path.Combine(dir, $"data_batch_{i}.bin")).ToArray();
+        RequireFiles(trainFiles);
         var test = ReadFile(Path.Combine(dir, "test_batch.bin"), 1, 0, 10);
-        return Pair("cifar10", train, test, names, Normalization.Cifar10);
+        return Pair("cifar10", () => ReadFiles(trainFiles, 1, 0, 10), test, names, Normalization.Cifar10);
     }
 
     /// <summary>CIFAR-100 from a folder holding train.bin and test.bin (or its cifar-100-binary sub-folder).</summary>
@@ -98,14 +99,27 @@ public static class CifarReader
             ? ReadNames(Path.Combine(dir, "fine_label_names.txt"), Cifar100FineClassNames)
             : ReadNames(Path.Combine(dir, "coarse_label_names.txt"), Cifar100CoarseClassNames);
         int labelIndex = fine ? 1 : 0;
-        var train = ReadFile(Path.Combine(dir, "train.bin"), 2, labelIndex, names.Count);
+        var trainFile = Path.Combine(dir, "train.bin");
+        RequireFiles([trainFile]);
         var test = ReadFile(Path.Combine(dir, "test.bin"), 2, labelIndex, names.Count);
-        return Pair("cifar100", train, test, names, Normalization.Cifar100);
+        return Pair("cifar100", () => ReadFile(trainFile, 2, labelIndex, names.Count), test, names, Normalization.Cifar100);
     }
 
-    private static DatasetPair Pair(string name, (byte[] Pixels, int[] Labels) train, (byte[] Pixels, int[] Labels) test,
+    /// <summary>A missing training file is reported when the data set is loaded, not when its training set is first read.</summary>
+    private static void RequireFiles(IEnumerable<string> paths)
+    {
+        foreach (var path in paths)
+            if (!File.Exists(path)) throw new NoPropException($"{path}: file not found");
+    }
+
+    /// <summary>The test set read now, the training set when first used (<see cref="DatasetPair"/>).</summary>
+    private static DatasetPair Pair(string name, Func<(byte[] Pixels, int[] Labels)> readTrain, (byte[] Pixels, int[] Labels) test,
         IReadOnlyList<string> names, Normalization normalization) => new(
-        new ImageDataset(name + "-train", train.Pixels, train.Labels, 3, 32, 32, names, normalization),
+        () =>
+        {
+            var (pixels, labels) = readTrain();
+            return new ImageDataset(name + "-train", pixels, labels, 3, 32, 32, names, normalization);
+        },
         new ImageDataset(name + "-test", test.Pixels, test.Labels, 3, 32, 32, names, normalization));
 
     private static string Resolve(string directory, string archiveFolder, string probe, string datasetName)

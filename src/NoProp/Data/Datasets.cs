@@ -2,8 +2,35 @@ using NoProp.Runtime;
 
 namespace NoProp.Data;
 
-/// <summary>The training and test sets of one data set.</summary>
-public sealed record DatasetPair(ImageDataset Train, ImageDataset Test);
+/// <summary>
+/// The training and test sets of one data set. A reader may leave the training set to be read on first use: evaluating
+/// on the test split then never reads (nor holds) the training files, which are 6× the test files for MNIST and CIFAR.
+/// </summary>
+public sealed class DatasetPair
+{
+    private readonly Lazy<ImageDataset> train;
+
+    public DatasetPair(ImageDataset train, ImageDataset test)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        this.train = new Lazy<ImageDataset>(train);
+        Test = test ?? throw new ArgumentNullException(nameof(test));
+    }
+
+    /// <param name="readTrain">Reads the training set when <see cref="Train"/> is first asked for (once; a failure is rethrown to every caller).</param>
+    public DatasetPair(Func<ImageDataset> readTrain, ImageDataset test)
+    {
+        ArgumentNullException.ThrowIfNull(readTrain);
+        train = new Lazy<ImageDataset>(readTrain, LazyThreadSafetyMode.ExecutionAndPublication);
+        Test = test ?? throw new ArgumentNullException(nameof(test));
+    }
+
+    public ImageDataset Train => train.Value;
+    public ImageDataset Test { get; }
+
+    /// <summary>Whether the training set has been read (a lazily read one, only once <see cref="Train"/> was asked for).</summary>
+    public bool TrainLoaded => train.IsValueCreated;
+}
 
 /// <summary>
 /// Finds and loads data sets by name. MNIST ships with the project (data/mnist, copied next to the
@@ -95,11 +122,14 @@ public static class Datasets
             }
             throw new NoPropException($"{Path.Combine(dir, stem)}[.gz]: file not found (the {name} data set needs the four IDX files in {dir})");
         }
-        var train = IdxReader.ReadImagesAndLabels(Find(IdxFiles[0]), Find(IdxFiles[1]), classNames.Count);
-        var test = IdxReader.ReadImagesAndLabels(Find(IdxFiles[2]), Find(IdxFiles[3]), classNames.Count);
-        return new DatasetPair(
-            new ImageDataset(name + "-train", train.Pixels, train.Labels, 1, train.Height, train.Width, classNames, normalization),
-            new ImageDataset(name + "-test", test.Pixels, test.Labels, 1, test.Height, test.Width, classNames, normalization));
+        ImageDataset Read(string split, string images, string labels)
+        {
+            var (pixels, labelValues, height, width) = IdxReader.ReadImagesAndLabels(images, labels, classNames.Count);
+            return new ImageDataset(name + "-" + split, pixels, labelValues, 1, height, width, classNames, normalization);
+        }
+        string trainImages = Find(IdxFiles[0]), trainLabels = Find(IdxFiles[1]);   // missing files are reported at once
+        var test = Read("test", Find(IdxFiles[2]), Find(IdxFiles[3]));
+        return new DatasetPair(() => Read("train", trainImages, trainLabels), test);
     }
 }
 

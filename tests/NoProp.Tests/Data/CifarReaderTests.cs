@@ -72,6 +72,22 @@ public sealed class CifarReaderTests
     }
 
     [TestMethod]
+    public void TheTrainingBatchesAreReadOnlyWhenUsed()
+    {
+        var root = TestSupport.TempDirectory();
+        var dir = WriteCifar10(root);
+        File.WriteAllBytes(Path.Combine(dir, "data_batch_2.bin"), [1, 2, 3]);   // not a CIFAR file
+        var data = CifarReader.LoadCifar10(root);
+        CollectionAssert.AreEqual(new[] { 9, 0 }, data.Test.Labels);
+        Assert.IsFalse(data.TrainLoaded, "evaluating on the test set reads no training batch");
+        StringAssert.Contains(Assert.ThrowsExactly<NoPropException>(() => data.Train).Message, "data_batch_2.bin");
+        WriteCifar10(root);
+        var repaired = CifarReader.LoadCifar10(root);
+        Assert.AreEqual(15, repaired.Train.Count);
+        Assert.IsTrue(repaired.TrainLoaded);
+    }
+
+    [TestMethod]
     public void RejectsTruncatedFilesBadLabelsAndMissingFiles()
     {
         var root = TestSupport.TempDirectory();
@@ -79,15 +95,15 @@ public sealed class CifarReaderTests
         var batch = Path.Combine(dir, "data_batch_3.bin");
         var bytes = File.ReadAllBytes(batch);
         File.WriteAllBytes(batch, bytes[..^100]);
-        var e = Assert.ThrowsExactly<NoPropException>(() => CifarReader.LoadCifar10(root));
+        var e = Assert.ThrowsExactly<NoPropException>(() => CifarReader.LoadCifar10(root).Train);   // read when first used
         StringAssert.Contains(e.Message, batch);
         StringAssert.Contains(e.Message, "not a whole number of 3073-byte CIFAR records");
 
         WriteCifarFile(batch, [([(byte)12], (byte)0)]);
-        StringAssert.Contains(Assert.ThrowsExactly<NoPropException>(() => CifarReader.LoadCifar10(root)).Message, "record 0 has label 12, outside 0..9");
+        StringAssert.Contains(Assert.ThrowsExactly<NoPropException>(() => CifarReader.LoadCifar10(root).Train).Message, "record 0 has label 12, outside 0..9");
 
         WriteCifarFile(batch, [([(byte)1], (byte)0)]);
-        File.Delete(Path.Combine(dir, "data_batch_5.bin"));
+        File.Delete(Path.Combine(dir, "data_batch_5.bin"));   // a missing file, though, is reported by the load itself
         StringAssert.Contains(Assert.ThrowsExactly<NoPropException>(() => CifarReader.LoadCifar10(root)).Message, "data_batch_5.bin: file not found");
 
         var empty = TestSupport.TempDirectory();

@@ -115,6 +115,27 @@ public sealed class IdxReaderTests
     }
 
     [TestMethod]
+    public void TheTrainingFilesAreReadOnlyWhenUsed()
+    {
+        var dir = TestSupport.TempDirectory();
+        Write(dir, "t10k-images-idx3-ubyte", [.. Header(0x803, 2, 2, 2), 0, 1, 2, 3, 4, 5, 6, 7]);
+        Write(dir, "t10k-labels-idx1-ubyte", [.. Header(0x801, 2), 7, 3]);
+        var trainImages = Write(dir, "train-images-idx3-ubyte.gz", [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff]);   // corrupt
+        Write(dir, "train-labels-idx1-ubyte", [.. Header(0x801, 1), 0]);
+        var data = Datasets.LoadIdx("mnist", dir, Datasets.DigitClassNames, Normalization.Mnist);
+        CollectionAssert.AreEqual(new[] { 7, 3 }, data.Test.Labels);
+        CollectionAssert.AreEqual(new byte[] { 0, 1, 2, 3, 4, 5, 6, 7 }, data.Test.Pixels);
+        Assert.IsFalse(data.TrainLoaded, "evaluating on the test set reads no training file");
+        StringAssert.Contains(Assert.ThrowsExactly<NoPropException>(() => data.Train).Message, trainImages);
+        File.Delete(trainImages);
+        Write(dir, "train-images-idx3-ubyte", [.. Header(0x803, 1, 2, 2), 9, 9, 9, 9]);
+        var repaired = Datasets.LoadIdx("mnist", dir, Datasets.DigitClassNames, Normalization.Mnist);
+        Assert.AreEqual(1, repaired.Train.Count);
+        Assert.AreEqual("mnist-train", repaired.Train.Name);
+        Assert.IsTrue(repaired.TrainLoaded);
+    }
+
+    [TestMethod]
     public void RejectsMissingAndCorruptFiles()
     {
         var dir = TestSupport.TempDirectory();
