@@ -133,7 +133,6 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
             };
             if (IsCanceled) cancellation.Cancel();
             var result = new Trainer(method, splits, trainingOptions, progress).Run(cancellation: cancellation.Token);
-            TorchRuntime.ReturnFreeMemory(collectManaged: false);   // the steps' freed native heap, not kept for the application's lifetime
             if (result.BestValidationAccuracy is double best)
                 progress.Message(string.Create(CultureInfo.InvariantCulture, $"kept epoch {result.BestEpoch} (validation accuracy {best:P2}); {result.TrainSeconds:F1} s training"));
             var model = new NoPropModelParameters(config, seed, result.History.Select(NoPropEpochMetrics.From).ToList(),
@@ -156,6 +155,12 @@ public sealed class NoPropEstimator : ITrainerEstimator<NoPropTransformer, NoPro
         {
             method.Dispose();
             throw;
+        }
+        finally
+        {
+            // The steps' freed native heap, not kept for the application's lifetime; also after a cancelled or failed
+            // run (AutoML cancels trials routinely), once the model's weights are disposed.
+            TorchRuntime.ReturnFreeMemory(collectManaged: false);
         }
     }
 

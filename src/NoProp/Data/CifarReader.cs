@@ -39,7 +39,7 @@ public static class CifarReader
     /// <summary>Reads one CIFAR binary file; <paramref name="labelBytes"/> is 1 (CIFAR-10) or 2 (CIFAR-100).</summary>
     public static (byte[] Pixels, int[] Labels) ReadFile(string path, int labelBytes, int labelIndex, int classCount)
     {
-        if (!File.Exists(path)) throw new NoPropException($"{path}: file not found");
+        RequireFiles([path]);
         var bytes = File.ReadAllBytes(path);
         int record = labelBytes + ImageBytes;
         if (bytes.Length == 0) throw new NoPropException($"{path}: empty file");
@@ -105,7 +105,7 @@ public static class CifarReader
         return Pair("cifar100", () => ReadFile(trainFile, 2, labelIndex, names.Count), test, names, Normalization.Cifar100);
     }
 
-    /// <summary>A missing training file is reported when the data set is loaded, not when its training set is first read.</summary>
+    /// <summary>Missing files are reported by name: the training files when the data set is loaded, not when its training set is first read.</summary>
     private static void RequireFiles(IEnumerable<string> paths)
     {
         foreach (var path in paths)

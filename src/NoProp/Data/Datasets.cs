@@ -4,7 +4,7 @@ namespace NoProp.Data;
 
 /// <summary>
 /// The training and test sets of one data set. A reader may leave the training set to be read on first use: evaluating
-/// on the test split then never reads (nor holds) the training files, which are 6× the test files for MNIST and CIFAR.
+/// on the test split then never reads (nor holds) the training files, which are 5–6× the test files for MNIST and CIFAR.
 /// </summary>
 public sealed class DatasetPair
 {
@@ -29,7 +29,7 @@ public sealed class DatasetPair
     public ImageDataset Test { get; }
 
     /// <summary>Whether the training set has been read (a lazily read one, only once <see cref="Train"/> was asked for).</summary>
-    public bool TrainLoaded => train.IsValueCreated;
+    internal bool TrainLoaded => train.IsValueCreated;
 }
 
 /// <summary>

@@ -69,7 +69,11 @@ public static class TorchRuntime
     /// </summary>
     public static void ReturnFreeMemory(bool collectManaged)
     {
-        if (collectManaged) GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        if (collectManaged)
+        {
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            GC.WaitForPendingFinalizers();   // undisposed tensors' finalizers free their native memory before the trim
+        }
         if (!OperatingSystem.IsLinux()) return;
         try { MallocTrim(0); }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)

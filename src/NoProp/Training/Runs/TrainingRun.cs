@@ -71,7 +71,7 @@ public sealed class TrainingRun(TrainRequest request)
         var spec = request.Data.ToSpec();
         var splits = LoadSplits(spec);
         if (splits.Notice is not null) Progress.Message(splits.Notice);
-        TorchRuntime.ReturnFreeMemory(collectManaged: true);   // the data set as read (MNIST: 55 MB) is garbage now: the splits hold copies
+        TorchRuntime.ReturnFreeMemory(collectManaged: true);   // the data set as read (MNIST: 55 MB) is garbage now, but for what the splits use
 
         var config = Resume ? Checkpoint.ReadConfig(output!) : ModelConfigFor(request, spec, splits.Train);
         InferenceOptions.CheckPrecision(precision, config);   // before training, not at the first validation
