@@ -1,5 +1,5 @@
-using System.Runtime.CompilerServices;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using NoProp.Data;
 using NoProp.Embeddings;
 using NoProp.Methods;
@@ -130,7 +130,8 @@ public sealed class TrainingRun(TrainRequest request)
 
     /// <summary>
     /// The request's splits of the data set <paramref name="spec"/> names. The data set as read is referenced from this
-    /// frame only, so that it is garbage once the splits (copies) exist, whatever the JIT makes of the caller's locals.
+    /// frame only, so that all of it but what the splits use is garbage once they exist, whatever the JIT makes of the
+    /// caller's locals.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private DataSplits LoadSplits(DatasetSpec spec) => Request.Splits.Create(LoadData(spec), Request.Training.Seed);
