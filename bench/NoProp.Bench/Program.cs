@@ -145,6 +145,48 @@ switch (command)
             }
             break;
         }
+    case "grouped-conv":
+        {
+            // conv2 and conv3 of the fused inference stack (T = 10, receptive-field crop, channels-last, `batch` images):
+            // libtorch's oneDNN convolution against the kernel written here (GroupedConvolution), alternated, GFLOP/s.
+            using var _ = no_grad();
+            int T = config.Blocks;
+            static Tensor CL(Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+            foreach (var (name, side, inPerGroup, outPerGroup) in new[] { ("conv2", 12L, 32L, 64L), ("conv3", 10L, 64L, 128L) })
+            {
+                var input = CL(randn(batch, T * inPerGroup, side, side).relu_());
+                var weight = CL(randn(T * outPerGroup, inPerGroup, 3, 3) * 0.05);
+                var bias = randn(T * outPerGroup) * 0.1;
+                var packed = GroupedConvolution.Pack(weight, T);
+                double flop = 2.0 * batch * T * outPerGroup * inPerGroup * 9 * (side - 2) * (side - 2);
+                using (var a = nn.functional.conv2d(input, weight, bias, groups: T))
+                using (var b = GroupedConvolution.Apply(input, packed, bias, relu: false))
+                    Console.WriteLine($"{name}: max |oneDNN − kernel| {(a - b).abs().max().item<float>():G3} (max |out| {a.abs().max().item<float>():G3})");
+                for (int round = 0; round < 3; round++)
+                {
+                    double ms = Time($"  {name} oneDNN", () => nn.functional.conv2d(input, weight, bias, groups: T).Dispose());
+                    Console.WriteLine($"      {flop / ms / 1e6:F0} GFLOP/s, {ms / batch:F4} ms per image");
+                    ms = Time($"  {name} kernel", () => GroupedConvolution.Apply(input, packed, bias, relu: false).Dispose());
+                    Console.WriteLine($"      {flop / ms / 1e6:F0} GFLOP/s, {ms / batch:F4} ms per image");
+                }
+            }
+            break;
+        }
+    case "features-kernel":
+        {
+            // Inference (image features, the whole chain) with the grouped convolutions in oneDNN against the kernel
+            // written here, alternated.
+            method.Network.eval();
+            using var _ = no_grad();
+            foreach (bool kernel in new[] { false, true, false, true, false, true })
+            {
+                GroupedConvolution.Enabled = kernel;
+                string name = kernel ? "kernel" : "oneDNN";
+                Time($"image features, {name}", () => { using var s = NewDisposeScope(); method.ImageFeatures(x); });
+                Time($"inference chain, {name}", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
+            }
+            break;
+        }
     case "bf16":
         {
             // Inference with the convolutions in bfloat16 (--inference-precision bf16) against float32, alternated.

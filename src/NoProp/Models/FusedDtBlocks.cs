@@ -125,15 +125,16 @@ public sealed class FusedDtBlocks
             // Inference in bfloat16 (--inference-precision): the convolutions, ReLU and pooling; FC and BN stay float32.
             type = ConvolutionPrecision.For(encoders[0].training);
             bool channelsLast = ChannelsLastInference && sharedInput && !is_grad_enabled();
-            var conv1 = FusedConv.Of(encoders.Select(e => e.Conv1), sharedInput ? 1 : T, false, type);
+            var conv1 = FusedConv.Of(encoders.Select(e => e.Conv1), sharedInput ? 1 : T, false, type, kernel: channelsLast);
             // A one-channel image is NCHW and channels-last at once, and oneDNN then returns the first convolution's
             // output NCHW (a reorder, and our copy to channels-last, of its largest activation). With a second, zero
-            // channel (and zero weights for it) the input is unambiguously channels-last and so is the output.
-            secondChannel = channelsLast && conv1.Weight.shape[1] == 1;
+            // channel (and zero weights for it) the input is unambiguously channels-last and so is the output. The
+            // kernel written here (GroupedConvolution) needs no such channel.
+            secondChannel = channelsLast && conv1.Packed is null && conv1.Weight.shape[1] == 1;
             if (secondChannel) conv1 = conv1 with { Weight = ZeroSecondChannel(conv1.Weight) };
             convs = new ConvStackWeights(conv1,
-                FusedConv.Of(encoders.Select(e => e.Conv2), T, channelsLast, type),
-                FusedConv.Of(encoders.Select(e => e.Conv3), T, channelsLast, type),
+                FusedConv.Of(encoders.Select(e => e.Conv2), T, channelsLast, type, kernel: channelsLast),
+                FusedConv.Of(encoders.Select(e => e.Conv3), T, channelsLast, type, kernel: channelsLast),
                 channelsLast, encoders[0].DropoutRate, encoders[0].training);
             (fcWeight, fcBias) = StackLinear(encoders.Select(e => e.Fc).ToArray());
             norm = encoders[0].Finish is BatchNorm1d ? new BatchNormStack(encoders.Select(e => (BatchNorm1d)e.Finish).ToArray()) : null;
@@ -158,6 +159,7 @@ public sealed class FusedDtBlocks
             x = ConvImageEncoder.CropToReceptiveField(x);   // the rows and columns that reach the features
             if (type != ScalarType.Float32) x = x.to_type(type);
             if (secondChannel) x = ZeroSecondChannel(x);
+            else if (convs.Conv1.Packed is not null && !GroupedConvolution.IsChannelsLast(x)) x = ConvImageEncoder.ChannelsLast(x);   // CIFAR's 3 channels
             Tensor Convolve(Tensor images)
             {
                 var h = ConvStack(convs, images, drawSides.Pool1, drawSides.Conv2);
@@ -197,10 +199,13 @@ public sealed class FusedDtBlocks
     /// <summary>The largest convolution activation of one chunk of images (see <see cref="Encode"/>); tests lower it.</summary>
     internal static long ActivationBytes { get; set; } = 24L << 20;
 
-    /// <summary>One fused convolution: the T blocks' weights [T·out, in, k, k] and biases, and its group count.</summary>
-    private sealed record FusedConv(Tensor Weight, Tensor Bias, long Groups)
+    /// <summary>
+    /// One fused convolution: the T blocks' weights [T·out, in, k, k] and biases, and its group count; for inference
+    /// (<c>kernel</c>), the weights packed for <see cref="GroupedConvolution"/> where it takes them.
+    /// </summary>
+    private sealed record FusedConv(Tensor Weight, Tensor Bias, long Groups, Tensor? Packed = null)
     {
-        public static FusedConv Of(IEnumerable<Conv2d> convs, long groups, bool channelsLast, ScalarType type)
+        public static FusedConv Of(IEnumerable<Conv2d> convs, long groups, bool channelsLast, ScalarType type, bool kernel)
         {
             var list = convs.ToArray();
             var weight = cat(list.Select(c => (Tensor)c.weight).ToArray(), 0);
@@ -210,10 +215,18 @@ public sealed class FusedDtBlocks
                 weight = weight.Then(w => w.to_type(type));
                 bias = bias.Then(b => b.to_type(type));
             }
-            return new FusedConv(channelsLast ? weight.Then(ConvImageEncoder.ChannelsLast) : weight, bias, groups);
+            var packed = kernel && GroupedConvolution.Supports(weight, groups) ? GroupedConvolution.Pack(weight, groups) : null;
+            return new FusedConv(channelsLast ? weight.Then(ConvImageEncoder.ChannelsLast) : weight, bias, groups, packed);
         }
 
         public Tensor Apply(Tensor x) => functional.conv2d(x, Weight, Bias, groups: Groups);
+
+        /// <summary>
+        /// The convolution of x in <see cref="GroupedConvolution"/>'s kernel, with its 2×2 max-pool and ReLU when asked;
+        /// null where the kernel does not take it (no packed weights, autograd on, x not channels-last).
+        /// </summary>
+        public Tensor? Kernel(Tensor x, bool relu, bool pool) =>
+            Packed is not null && !is_grad_enabled() && GroupedConvolution.IsChannelsLast(x) ? GroupedConvolution.Apply(x, Packed, Bias, relu, pool) : null;
     }
 
     /// <summary>The fused conv module of T encoders; <see cref="ChannelsLast"/>: the no-grad channels-last form.</summary>
@@ -230,15 +243,20 @@ public sealed class FusedDtBlocks
     private static Tensor ConvStack(ConvStackWeights stack, Tensor x, (long, long) pool1DrawSides, (long, long) conv2DrawSides)
     {
         Tensor ReluDropout(Tensor t, (long, long)? drawSides) => UniformDropout.AfterRelu(t, stack.Dropout, stack.Training, drawSides);
-        var h = stack.Conv1.Apply(x);
-        // oneDNN returns NCHW from an input that is NCHW and channels-last at once (one channel; StackedEncoders gives
-        // the shared image a second channel); the copy to channels-last then costs less than NCHW's 2×2 max-pool alone.
-        if (stack.ChannelsLast && h.stride(1) != 1) h = h.Then(ConvImageEncoder.ChannelsLast);
+        // Outside training there is no dropout, and the kernel written here (GroupedConvolution) computes ReLU and the
+        // pooling as it stores each convolution's output, where it takes the convolution.
+        bool inference = !stack.Training;
         // Each intermediate is released as soon as the next layer has read it (TensorLifetime).
         // The masks are drawn for the uncropped activations (UniformDropout), as before the crop.
-        return h.Then(t => ConvImageEncoder.PoolThenDropout(t, stack.Dropout, stack.Training, relu: true, pool1DrawSides))
-            .Then(stack.Conv2.Apply).Then(t => ReluDropout(t, conv2DrawSides))
-            .Then(stack.Conv3.Apply).Then(t => ConvImageEncoder.PoolThenDropout(t, stack.Dropout, stack.Training, relu: false, null));   // the last ReLU: after the chunks (Encode)
+        // oneDNN returns NCHW from an input that is NCHW and channels-last at once (one channel; StackedEncoders gives
+        // the shared image a second channel); the copy to channels-last then costs less than NCHW's 2×2 max-pool alone.
+        var h = (inference ? stack.Conv1.Kernel(x, relu: true, pool: true) : null)
+                ?? stack.Conv1.Apply(x).Then(t => stack.ChannelsLast && t.stride(1) != 1 ? ConvImageEncoder.ChannelsLast(t) : t)
+                    .Then(t => ConvImageEncoder.PoolThenDropout(t, stack.Dropout, stack.Training, relu: true, pool1DrawSides));
+        return h.Then(t => (inference ? stack.Conv2.Kernel(t, relu: true, pool: false) : null)
+                           ?? stack.Conv2.Apply(t).Then(u => ReluDropout(u, conv2DrawSides)))
+            .Then(t => (inference ? stack.Conv3.Kernel(t, relu: false, pool: true) : null)
+                       ?? stack.Conv3.Apply(t).Then(u => ConvImageEncoder.PoolThenDropout(u, stack.Dropout, stack.Training, relu: false, null)));   // the last ReLU: after the chunks (Encode)
     }
 
     /// <summary>

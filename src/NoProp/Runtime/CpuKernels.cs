@@ -33,7 +33,8 @@ internal static class CpuKernels
     /// <summary>
     /// <paramref name="kernel"/>(start, count) over [0, <paramref name="count"/>) items of <paramref name="itemSize"/>
     /// elements each, split between up to torch's intra-op thread count when there is enough work (at least ~64 K
-    /// elements a part: below that the hand-off costs more than it saves). Each item goes to exactly one call, so the
+    /// elements a part: below that the hand-off costs more than it saves), on libtorch's own OpenMP threads where it
+    /// has them (<see cref="Native.OpenMpTeam"/>), else on .NET's pool. Each item goes to exactly one call, so the
     /// results do not depend on the split.
     /// </summary>
     public static void For(long count, long itemSize, Action<long, long> kernel)
@@ -43,6 +44,15 @@ internal static class CpuKernels
         if (parts <= 1)
         {
             kernel(0, count);
+            return;
+        }
+        if (Native.OpenMpTeam.Available)
+        {
+            Native.OpenMpTeam.Run(parts, (index, team) =>
+            {
+                long share = (count + team - 1) / team, first = index * share;
+                if (first < count) kernel(first, Math.Min(share, count - first));
+            });
             return;
         }
         long per = (count + parts - 1) / parts;
