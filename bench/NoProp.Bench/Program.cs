@@ -166,9 +166,14 @@ switch (command)
                 {
                     double ms = Time($"  {name} oneDNN", () => nn.functional.conv2d(input, weight, bias, groups: T).Dispose());
                     Console.WriteLine($"      {flop / ms / 1e6:F0} GFLOP/s, {ms / batch:F4} ms per image");
-                    ms = Time($"  {name} kernel", () => GroupedConvolution.Apply(input, packed, bias, relu: false).Dispose());
-                    Console.WriteLine($"      {flop / ms / 1e6:F0} GFLOP/s, {ms / batch:F4} ms per image");
+                    foreach (bool winograd in new[] { false, true })
+                    {
+                        GroupedConvolution.Winograd = winograd;
+                        ms = Time($"  {name} kernel, {(winograd ? "Winograd" : "direct")}", () => GroupedConvolution.Apply(input, packed, bias, relu: false).Dispose());
+                        Console.WriteLine($"      {flop / ms / 1e6:F0} GFLOP/s (direct-equivalent), {ms / batch:F4} ms per image");
+                    }
                 }
+                GroupedConvolution.Winograd = true;
             }
             break;
         }
@@ -178,10 +183,11 @@ switch (command)
             // written here, alternated.
             method.Network.eval();
             using var _ = no_grad();
-            foreach (bool kernel in new[] { false, true, false, true, false, true })
+            for (int mode = 0; mode < 9; mode++)
             {
-                GroupedConvolution.Enabled = kernel;
-                string name = kernel ? "kernel" : "oneDNN";
+                GroupedConvolution.Enabled = mode % 3 > 0;
+                GroupedConvolution.Winograd = mode % 3 == 2;
+                string name = (mode % 3) switch { 0 => "oneDNN", 1 => "kernel, direct", _ => "kernel, Winograd" };
                 Time($"image features, {name}", () => { using var s = NewDisposeScope(); method.ImageFeatures(x); });
                 Time($"inference chain, {name}", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
             }

@@ -203,7 +203,7 @@ public sealed class FusedDtBlocks
     /// One fused convolution: the T blocks' weights [T·out, in, k, k] and biases, and its group count; for inference
     /// (<c>kernel</c>), the weights packed for <see cref="GroupedConvolution"/> where it takes them.
     /// </summary>
-    private sealed record FusedConv(Tensor Weight, Tensor Bias, long Groups, Tensor? Packed = null)
+    private sealed record FusedConv(Tensor Weight, Tensor Bias, long Groups, GroupedConvolution.PackedWeights? Packed = null)
     {
         public static FusedConv Of(IEnumerable<Conv2d> convs, long groups, bool channelsLast, ScalarType type, bool kernel)
         {

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using NoProp.Runtime;
 using TorchSharp;
@@ -46,12 +47,36 @@ internal static class GroupedConvolution
         && weight.dim() == 4 && weight.shape[2] == 3 && weight.shape[3] == 3 && groups > 0
         && weight.shape[0] % groups == 0 && weight.shape[0] / groups % ChannelBlock == 0;
 
-    /// <summary>The weights [G·C_out, C_in, 3, 3] (any strides) as the kernel reads them: [G, 3, 3, C_in, C_out], contiguous.</summary>
-    public static Tensor Pack(Tensor weight, long groups)
+    /// <summary>Whether convolutions with C_in a multiple of 16 and an even output (or pooled) take Winograd's algorithm: a switch for tests and benchmarks.</summary>
+    internal static bool Winograd { get; set; } = true;
+
+    /// <summary>
+    /// A convolution's weights as the kernel reads them: <see cref="Direct"/> [G, 3, 3, C_in, C_out], and where C_in is a
+    /// multiple of 16, <see cref="Transformed"/> [G, 16, C_in, C_out], Winograd's G g Gᵀ of every 3×3 kernel g (F(2×2, 3×3)).
+    /// Its tensors belong to the dispose scope <see cref="Pack"/> was called in.
+    /// </summary>
+    public sealed record PackedWeights(Tensor Direct, Tensor? Transformed);
+
+    // Winograd's F(2×2, 3×3) (Lavin and Gray, 2016): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A for a 4×4 input tile d and a 3×3 kernel
+    // g gives the 2×2 outputs of the tile with 16 multiplications per input channel instead of 36. Bᵀ and Aᵀ hold only
+    // 0 and ±1 (the transforms in Four below are additions); G, with its halves, is applied once, to the weights.
+    private static readonly double[] WinogradG = [1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1];
+
+    /// <summary>The weights [G·C_out, C_in, 3, 3] (any strides) as the kernel reads them (see <see cref="PackedWeights"/>).</summary>
+    public static PackedWeights Pack(Tensor weight, long groups)
     {
         using var scope = NewDisposeScope();
-        long outPerGroup = weight.shape[0] / groups;
-        return weight.detach().reshape(groups, outPerGroup, weight.shape[1], 3, 3).permute(0, 3, 4, 2, 1).contiguous().MoveToOuterDisposeScope();
+        long outPerGroup = weight.shape[0] / groups, inPerGroup = weight.shape[1];
+        var kernels = weight.detach().reshape(groups, outPerGroup, inPerGroup, 3, 3);
+        var direct = kernels.permute(0, 3, 4, 2, 1).contiguous();
+        Tensor? transformed = null;
+        if (inPerGroup % 16 == 0)
+        {
+            var g = tensor(WinogradG, ScalarType.Float64).view(4, 3);
+            transformed = g.matmul(kernels.to_type(ScalarType.Float64)).matmul(g.t())      // [G, C_out, C_in, 4, 4]
+                .permute(0, 3, 4, 2, 1).reshape(groups, 16, inPerGroup, outPerGroup).to_type(ScalarType.Float32).contiguous();
+        }
+        return new PackedWeights(direct.MoveToOuterDisposeScope(), transformed?.MoveToOuterDisposeScope());
     }
 
     /// <summary>
@@ -62,8 +87,9 @@ internal static class GroupedConvolution
     /// Throws, naming the problem, on operands it cannot take (see <see cref="Supports"/>). No autograd: the result has
     /// no gradient.
     /// </summary>
-    public static Tensor Apply(Tensor input, Tensor packed, Tensor bias, bool relu, bool pool = false)
+    public static Tensor Apply(Tensor input, PackedWeights weights, Tensor bias, bool relu, bool pool = false)
     {
+        var packed = weights.Direct;
         if (!Accelerated) throw new PlatformNotSupportedException("the grouped convolution kernel needs 512-bit vectors (AVX-512)");
         if (input.device_type != DeviceType.CPU || input.dtype != ScalarType.Float32 || input.dim() != 4 || !IsChannelsLast(input))
             throw new ArgumentException($"the grouped convolution takes a channels-last float32 CPU tensor [N, C, H, W], not {input.dtype} [{string.Join(", ", input.shape)}] on {input.device}", nameof(input));
@@ -81,15 +107,22 @@ internal static class GroupedConvolution
         if (input.numel() > CpuKernels.MaxElements || n * (height - 2) * (width - 2) * groups * outPerGroup > CpuKernels.MaxElements)
             throw new ArgumentException($"the grouped convolution takes at most {CpuKernels.MaxElements} elements in a tensor; split the batch", nameof(input));
 
+        // Winograd's tiles are the 2×2 pooling windows, or tile an even output.
+        bool winograd = Winograd && weights.Transformed is not null && (pool || ((height - 2) % 2 == 0 && (width - 2) % 2 == 0));
+
         using var scope = NewDisposeScope();
         var output = empty([n, outHeight, outWidth, groups * outPerGroup], ScalarType.Float32);
         using (var inputView = input.permute(0, 2, 3, 1))
         {
             var shape = new Shape((int)n, (int)height, (int)width, (int)groups, (int)inPerGroup, (int)outPerGroup);
-            nint source = CpuKernels.Address(inputView), weights = CpuKernels.Address(packed), biases = CpuKernels.Address(bias), target = CpuKernels.Address(output);
-            // Group-major items: one thread's consecutive items share a group's weights (up to 295 KB, kept in L2).
+            nint source = CpuKernels.Address(inputView), biases = CpuKernels.Address(bias), target = CpuKernels.Address(output);
+            nint kernels = CpuKernels.Address(winograd ? weights.Transformed! : packed);
+            // Group-major items: one thread's consecutive items share a group's weights (up to 512 KB, kept in L2).
             CpuKernels.For(groups * n, (height - 2) * (width - 2) * outPerGroup * inPerGroup, (start, count) =>
-                Run(shape, source, weights, biases, target, relu, pool, start, count));
+            {
+                if (winograd) RunWinograd(shape, source, kernels, biases, target, relu, pool, start, count);
+                else Run(shape, source, kernels, biases, target, relu, pool, start, count);
+            });
         }
         return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
@@ -223,6 +256,169 @@ internal static class GroupedConvolution
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Max(Vector512<float> a, Vector512<float> b) =>
         Vector512.ConditionalSelect(Vector512.GreaterThan(a, b) | ~Vector512.Equals(a, a), a, b);
+
+    /// <summary>
+    /// The items of <see cref="Run"/> by Winograd's F(2×2, 3×3): each 2×2 output tile (a pooling window, with
+    /// <paramref name="pool"/>) from its 4×4 input tile. Four tiles at a time: their inputs transformed (Bᵀ d B, 16 values
+    /// per input channel), then for each of the 16 values one product over the input channels with the transformed
+    /// weights (four tiles × 64 output channels in registers, as the direct kernel), then the outputs (Aᵀ m A), the bias,
+    /// the pooling and ReLU. The transformed inputs and the products stay in two 16 KB buffers (L1).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void RunWinograd(Shape s, nint source, nint weights, nint biases, nint target, bool relu, bool pool, long start, long count)
+    {
+        int tileRows = s.OutHeight / 2, tileColumns = s.OutWidth / 2, tiles = tileRows * tileColumns;
+        int outputs = pool ? s.PooledHeight * s.PooledWidth : s.OutHeight * s.OutWidth;
+        long groupWeights = 16L * s.InPerGroup * s.OutPerGroup;
+        float* transformed = (float*)NativeMemory.AlignedAlloc((nuint)(16 * 4 * s.InPerGroup * sizeof(float)), 64);
+        float* products = (float*)NativeMemory.AlignedAlloc((nuint)(16 * 4 * ChannelBlock * sizeof(float)), 64);
+        try
+        {
+            var tileInputs = stackalloc float*[4];
+            var tileOutputs = stackalloc long[4];
+            for (long item = start; item < start + count; item++)
+            {
+                int group = (int)(item / s.N), image = (int)(item % s.N);
+                float* input = (float*)source + (long)image * s.Height * s.Width * s.InChannels + group * s.InPerGroup;
+                float* output = (float*)target + (long)image * outputs * s.OutChannels + group * s.OutPerGroup;
+                float* weight = (float*)weights + group * groupWeights;
+                float* bias = (float*)biases + group * s.OutPerGroup;
+                for (int first = 0; first < tiles; first += 4)
+                {
+                    int used = Math.Min(4, tiles - first);
+                    for (int t = 0; t < 4; t++)
+                    {
+                        int tile = first + Math.Min(t, used - 1);   // a last block of fewer than four repeats its last tile (not stored)
+                        int row = tile / tileColumns, column = tile % tileColumns;
+                        tileInputs[t] = At(s, input, 2 * row, 2 * column);
+                        // The output offset (in floats) of the tile: its pooled position, or its top-left output position.
+                        tileOutputs[t] = (pool ? (long)row * s.PooledWidth + column : (long)2 * row * s.OutWidth + 2 * column) * s.OutChannels;
+                        TransformInput(s, tileInputs[t], transformed, t);
+                    }
+                    for (int block = 0; block < s.OutPerGroup; block += ChannelBlock)
+                    {
+                        for (int xi = 0; xi < 16; xi++)
+                            Products(s, transformed + xi * 4 * s.InPerGroup, weight + (long)xi * s.InPerGroup * s.OutPerGroup + block, products + xi * 4 * ChannelBlock);
+                        for (int t = 0; t < used; t++)
+                            for (int v = 0; v < ChannelBlock; v += 16)
+                                TransformOutput(s, products + t * ChannelBlock + v, bias + block + v, output + tileOutputs[t] + block + v, relu, pool);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(transformed);
+            NativeMemory.AlignedFree(products);
+        }
+    }
+
+    /// <summary>
+    /// Bᵀ d B of the 4×4 input tile at <paramref name="tile"/>, 16 channels at a time: into transformed[ξ][t][c]
+    /// (ξ = 4i + j the transformed position, t the tile's place in its block of four).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void TransformInput(Shape s, float* tile, float* transformed, int t)
+    {
+        long row = (long)s.Width * s.InChannels, column = s.InChannels;
+        int stride = 4 * s.InPerGroup;   // from one ξ to the next
+        for (int c = 0; c < s.InPerGroup; c += 16)
+        {
+            float* d = tile + c;
+            float* o = transformed + t * s.InPerGroup + c;
+            // Bᵀ d: rows r0 − r2, r1 + r2, r2 − r1, r1 − r3, column by column; then the same across columns.
+            for (int j = 0; j < 4; j++)
+            {
+                var d0 = Vector512.Load(d + j * column); var d1 = Vector512.Load(d + row + j * column);
+                var d2 = Vector512.Load(d + 2 * row + j * column); var d3 = Vector512.Load(d + 3 * row + j * column);
+                // Into rows i = 0..3 of column j; transformed across the columns below.
+                Vector512.Store(d0 - d2, o + (0 * 4 + j) * stride);
+                Vector512.Store(d1 + d2, o + (1 * 4 + j) * stride);
+                Vector512.Store(d2 - d1, o + (2 * 4 + j) * stride);
+                Vector512.Store(d1 - d3, o + (3 * 4 + j) * stride);
+            }
+            for (int i = 0; i < 4; i++)
+            {
+                float* r = o + i * 4 * stride;
+                var t0 = Vector512.Load(r); var t1 = Vector512.Load(r + stride); var t2 = Vector512.Load(r + 2 * stride); var t3 = Vector512.Load(r + 3 * stride);
+                Vector512.Store(t0 - t2, r);
+                Vector512.Store(t1 + t2, r + stride);
+                Vector512.Store(t2 - t1, r + 2 * stride);
+                Vector512.Store(t1 - t3, r + 3 * stride);
+            }
+        }
+    }
+
+    /// <summary>
+    /// For one transformed position ξ: products[t][64 channels] = Σ_c transformed[t][c] · weight[c][64 channels] for the
+    /// four tiles t of the block (<paramref name="inputs"/>: transformed + ξ·4·C_in; <paramref name="weight"/>: the
+    /// transformed weights of ξ at the channel block).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Products(Shape s, float* inputs, float* weight, float* products)
+    {
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default,
+                         a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
+        int inPerGroup = s.InPerGroup, outPerGroup = s.OutPerGroup;
+        float* i0 = inputs, i1 = inputs + inPerGroup, i2 = inputs + 2 * inPerGroup, i3 = inputs + 3 * inPerGroup;
+        float* w = weight;
+        for (int c = 0; c < inPerGroup; c++, w += outPerGroup)
+        {
+            var w0 = Vector512.Load(w); var w1 = Vector512.Load(w + 16); var w2 = Vector512.Load(w + 32); var w3 = Vector512.Load(w + 48);
+            var x0 = Vector512.Create(i0[c]);
+            a00 = Vector512.FusedMultiplyAdd(x0, w0, a00); a01 = Vector512.FusedMultiplyAdd(x0, w1, a01);
+            a02 = Vector512.FusedMultiplyAdd(x0, w2, a02); a03 = Vector512.FusedMultiplyAdd(x0, w3, a03);
+            var x1 = Vector512.Create(i1[c]);
+            a10 = Vector512.FusedMultiplyAdd(x1, w0, a10); a11 = Vector512.FusedMultiplyAdd(x1, w1, a11);
+            a12 = Vector512.FusedMultiplyAdd(x1, w2, a12); a13 = Vector512.FusedMultiplyAdd(x1, w3, a13);
+            var x2 = Vector512.Create(i2[c]);
+            a20 = Vector512.FusedMultiplyAdd(x2, w0, a20); a21 = Vector512.FusedMultiplyAdd(x2, w1, a21);
+            a22 = Vector512.FusedMultiplyAdd(x2, w2, a22); a23 = Vector512.FusedMultiplyAdd(x2, w3, a23);
+            var x3 = Vector512.Create(i3[c]);
+            a30 = Vector512.FusedMultiplyAdd(x3, w0, a30); a31 = Vector512.FusedMultiplyAdd(x3, w1, a31);
+            a32 = Vector512.FusedMultiplyAdd(x3, w2, a32); a33 = Vector512.FusedMultiplyAdd(x3, w3, a33);
+        }
+        a00.Store(products); a01.Store(products + 16); a02.Store(products + 32); a03.Store(products + 48);
+        a10.Store(products + 64); a11.Store(products + 80); a12.Store(products + 96); a13.Store(products + 112);
+        a20.Store(products + 128); a21.Store(products + 144); a22.Store(products + 160); a23.Store(products + 176);
+        a30.Store(products + 192); a31.Store(products + 208); a32.Store(products + 224); a33.Store(products + 240);
+    }
+
+    /// <summary>
+    /// Aᵀ m A + bias for 16 output channels of one tile (m: <paramref name="products"/>[ξ] at a stride of one ξ's four
+    /// tiles), then the 2×2 max-pool into one output (<paramref name="pool"/>) or the four outputs, through ReLU when asked.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void TransformOutput(Shape s, float* products, float* bias, float* output, bool relu, bool pool)
+    {
+        const int stride = 4 * ChannelBlock;
+        var b = Vector512.Load(bias);
+        // Aᵀ m: rows m0 + m1 + m2 and m1 − m2 − m3 of each column j; then the same across the columns.
+        Vector512<float> s00, s01, s02, s03, s10, s11, s12, s13;
+        {
+            var m0 = Vector512.Load(products); var m1 = Vector512.Load(products + 4 * stride); var m2 = Vector512.Load(products + 8 * stride); var m3 = Vector512.Load(products + 12 * stride);
+            s00 = m0 + m1 + m2; s10 = m1 - m2 - m3;
+            m0 = Vector512.Load(products + stride); m1 = Vector512.Load(products + 5 * stride); m2 = Vector512.Load(products + 9 * stride); m3 = Vector512.Load(products + 13 * stride);
+            s01 = m0 + m1 + m2; s11 = m1 - m2 - m3;
+            m0 = Vector512.Load(products + 2 * stride); m1 = Vector512.Load(products + 6 * stride); m2 = Vector512.Load(products + 10 * stride); m3 = Vector512.Load(products + 14 * stride);
+            s02 = m0 + m1 + m2; s12 = m1 - m2 - m3;
+            m0 = Vector512.Load(products + 3 * stride); m1 = Vector512.Load(products + 7 * stride); m2 = Vector512.Load(products + 11 * stride); m3 = Vector512.Load(products + 15 * stride);
+            s03 = m0 + m1 + m2; s13 = m1 - m2 - m3;
+        }
+        var y00 = s00 + s01 + s02 + b; var y01 = s01 - s02 - s03 + b;
+        var y10 = s10 + s11 + s12 + b; var y11 = s11 - s12 - s13 + b;
+        if (pool)
+        {
+            var y = Max(Max(y00, y01), Max(y10, y11));
+            (relu ? Relu(y) : y).Store(output);
+            return;
+        }
+        long right = s.OutChannels, below = (long)s.OutWidth * s.OutChannels;
+        (relu ? Relu(y00) : y00).Store(output);
+        (relu ? Relu(y01) : y01).Store(output + right);
+        (relu ? Relu(y10) : y10).Store(output + below);
+        (relu ? Relu(y11) : y11).Store(output + below + right);
+    }
 
     /// <summary>Four vectors to o … o + 63, through ReLU when asked (as ATen's: a NaN stays NaN).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -24,7 +24,11 @@ public sealed class GroupedConvolutionTests
     }
 
     [TestCleanup]
-    public void Restore() => set_num_threads(threads);
+    public void Restore()
+    {
+        set_num_threads(threads);
+        GroupedConvolution.Winograd = true;
+    }
 
     private readonly int threads = get_num_threads();
 
@@ -41,7 +45,9 @@ public sealed class GroupedConvolutionTests
     [TestMethod]
     // Output positions in whole blocks of four (8×8) or with one to three left over (5×7 = 35, 9×9 = 81, 13×13 = 169);
     // one group or several; one input channel (conv1) to 64; 64 or 128 output channels per group (one or two register
-    // blocks); pooled outputs of even and odd sides (floor: the last row or column is never computed).
+    // blocks); pooled outputs of even and odd sides (floor: the last row or column is never computed). Each case runs
+    // the direct kernel and, where C_in is a multiple of 16 and the output even or pooled, Winograd's (a last block of
+    // fewer than four tiles: 9×7 pooled is 3×2 = 6 tiles).
     [DataRow(3, 2, 5, 64, 7, 9, false, false)]
     [DataRow(3, 2, 5, 64, 7, 9, true, false)]
     [DataRow(2, 10, 32, 64, 12, 12, true, false)]
@@ -50,6 +56,9 @@ public sealed class GroupedConvolutionTests
     [DataRow(4, 3, 4, 64, 11, 11, false, false)]
     [DataRow(1, 3, 4, 128, 9, 7, true, true)]
     [DataRow(2, 1, 3, 192, 15, 15, true, false)]
+    [DataRow(1, 2, 16, 64, 9, 7, true, true)]
+    [DataRow(3, 1, 16, 64, 7, 9, false, false)]
+    [DataRow(2, 1, 48, 192, 8, 6, false, false)]
     public void ItEqualsLibtorchsConvolutionReluAndPooling(int n, int groups, int inPerGroup, int outPerGroup, int height, int width, bool relu, bool pool)
     {
         using var _ = no_grad();
@@ -57,43 +66,55 @@ public sealed class GroupedConvolutionTests
         var weight = randn(groups * outPerGroup, inPerGroup, 3, 3) / Math.Sqrt(9 * inPerGroup);
         var bias = randn(groups * outPerGroup) * 0.1;
         Assert.IsTrue(GroupedConvolution.Supports(weight, groups));
+        var packed = GroupedConvolution.Pack(weight, groups);
+        Assert.AreEqual(inPerGroup % 16 == 0, packed.Transformed is not null, "Winograd's weights where C_in is a multiple of 16");
         var expected = Reference(x, weight, bias, groups, relu, pool);
-        var actual = GroupedConvolution.Apply(x, GroupedConvolution.Pack(weight, groups), bias, relu, pool);
-        CollectionAssert.AreEqual(expected.shape, actual.shape);
-        Assert.IsTrue(GroupedConvolution.IsChannelsLast(actual), "the output is channels-last");
-        double error = (expected - actual).abs().max().item<float>();
-        Assert.IsTrue(error < 1e-5 * Math.Max(1, expected.abs().max().item<float>()), $"max |difference| {error}");
-        if (relu) Assert.IsTrue(expected.eq(0).any().item<bool>() && actual.ge(0).all().item<bool>(), "ReLU clipped something");
+        foreach (bool winograd in new[] { false, true })
+        {
+            GroupedConvolution.Winograd = winograd;
+            var actual = GroupedConvolution.Apply(x, packed, bias, relu, pool);
+            CollectionAssert.AreEqual(expected.shape, actual.shape);
+            Assert.IsTrue(GroupedConvolution.IsChannelsLast(actual), "the output is channels-last");
+            double error = (expected - actual).abs().max().item<float>();
+            Assert.IsTrue(error < 1e-5 * Math.Max(1, expected.abs().max().item<float>()), $"winograd {winograd}: max |difference| {error}");
+            if (relu) Assert.IsTrue(expected.eq(0).any().item<bool>() && actual.ge(0).all().item<bool>(), "ReLU clipped something");
+        }
     }
 
     [TestMethod]
     public void TheThreadCountDoesNotChangeABit()
     {
         using var _ = no_grad();
-        var x = ChannelsLast(randn(5, 40, 10, 10));
-        var weight = randn(4 * 128, 10, 3, 3);
-        var bias = randn(4 * 128);
-        var packed = GroupedConvolution.Pack(weight, 4);
-        set_num_threads(1);
-        var one = GroupedConvolution.Apply(x, packed, bias, relu: true, pool: true);
-        set_num_threads(2);
-        var two = GroupedConvolution.Apply(x, packed, bias, relu: true, pool: true);
-        AssertSameBits(one, two, "1 against 2 threads");
+        foreach (int inPerGroup in new[] { 10, 16 })   // direct, Winograd
+        {
+            var x = ChannelsLast(randn(5, 4 * inPerGroup, 10, 10));
+            var weight = randn(4 * 128, inPerGroup, 3, 3);
+            var bias = randn(4 * 128);
+            var packed = GroupedConvolution.Pack(weight, 4);
+            set_num_threads(1);
+            var one = GroupedConvolution.Apply(x, packed, bias, relu: true, pool: true);
+            set_num_threads(2);
+            var two = GroupedConvolution.Apply(x, packed, bias, relu: true, pool: true);
+            AssertSameBits(one, two, $"1 against 2 threads, {inPerGroup} input channels per group");
+        }
     }
 
     [TestMethod]
     public void ANanReachesEveryOutputThatReadsIt()
     {
         using var _ = no_grad();
-        var plain = randn(1, 2, 8, 8);
-        plain[0, 1, 3, 4].copy_(tensor(float.NaN));
-        var x = ChannelsLast(plain);
-        var weight = randn(64, 2, 3, 3);
-        var bias = zeros(64);
-        var expected = Reference(x, weight, bias, 1, relu: true, pool: true);
-        var actual = GroupedConvolution.Apply(x, GroupedConvolution.Pack(weight, 1), bias, relu: true, pool: true);
-        Assert.IsTrue(expected.isnan().any().item<bool>(), "the reference propagates it");
-        Assert.IsTrue(expected.isnan().equal(actual.isnan()).all().item<bool>(), "NaN where ATen's max-pool and ReLU put it");
+        foreach (int channels in new[] { 2, 16 })   // direct, Winograd
+        {
+            var plain = randn(1, channels, 8, 8);
+            plain[0, 1, 3, 4].copy_(tensor(float.NaN));
+            var x = ChannelsLast(plain);
+            var weight = randn(64, channels, 3, 3);
+            var bias = zeros(64);
+            var expected = Reference(x, weight, bias, 1, relu: true, pool: true);
+            var actual = GroupedConvolution.Apply(x, GroupedConvolution.Pack(weight, 1), bias, relu: true, pool: true);
+            Assert.IsTrue(expected.isnan().any().item<bool>(), "the reference propagates it");
+            Assert.IsTrue(expected.isnan().equal(actual.isnan()).all().item<bool>(), $"NaN where ATen's max-pool and ReLU put it ({channels} channels)");
+        }
     }
 
     [TestMethod]
