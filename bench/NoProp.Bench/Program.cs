@@ -152,19 +152,20 @@ switch (command)
             using var _ = no_grad();
             int T = config.Blocks;
             static Tensor CL(Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
-            foreach (var (name, side, inPerGroup, outPerGroup) in new[] { ("conv2", 12L, 32L, 64L), ("conv3", 10L, 64L, 128L) })
+            // conv1: one group of T × 32 channels over the one-channel image (the kernel then pools; oneDNN does not here).
+            foreach (var (name, side, groups, inPerGroup, outPerGroup) in new[] { ("conv1", 26L, 1L, 1L, T * 32L), ("conv2", 12L, T, 32L, 64L), ("conv3", 10L, T, 64L, 128L) })
             {
-                var input = CL(randn(batch, T * inPerGroup, side, side).relu_());
-                var weight = CL(randn(T * outPerGroup, inPerGroup, 3, 3) * 0.05);
-                var bias = randn(T * outPerGroup) * 0.1;
-                var packed = GroupedConvolution.Pack(weight, T);
-                double flop = 2.0 * batch * T * outPerGroup * inPerGroup * 9 * (side - 2) * (side - 2);
-                using (var a = nn.functional.conv2d(input, weight, bias, groups: T))
+                var input = CL(randn(batch, groups * inPerGroup, side, side).relu_());
+                var weight = CL(randn(groups * outPerGroup, inPerGroup, 3, 3) * 0.05);
+                var bias = randn(groups * outPerGroup) * 0.1;
+                var packed = GroupedConvolution.Pack(weight, groups);
+                double flop = 2.0 * batch * groups * outPerGroup * inPerGroup * 9 * (side - 2) * (side - 2);
+                using (var a = nn.functional.conv2d(input, weight, bias, groups: groups))
                 using (var b = GroupedConvolution.Apply(input, packed, bias, relu: false))
                     Console.WriteLine($"{name}: max |oneDNN − kernel| {(a - b).abs().max().item<float>():G3} (max |out| {a.abs().max().item<float>():G3})");
                 for (int round = 0; round < 3; round++)
                 {
-                    double ms = Time($"  {name} oneDNN", () => nn.functional.conv2d(input, weight, bias, groups: T).Dispose());
+                    double ms = Time($"  {name} oneDNN", () => nn.functional.conv2d(input, weight, bias, groups: groups).Dispose());
                     Console.WriteLine($"      {flop / ms / 1e6:F0} GFLOP/s, {ms / batch:F4} ms per image");
                     foreach (bool winograd in new[] { false, true })
                     {

@@ -32,8 +32,11 @@ internal static class GroupedConvolution
 
     private const int Positions = 4;
 
-    /// <summary>Whether the kernel runs where it can (the same values as libtorch's to rounding): a switch for tests and benchmarks.</summary>
-    internal static bool Enabled { get; set; } = true;
+    /// <summary>
+    /// Whether the kernel runs where it can (the same values as libtorch's to rounding): a switch for tests and
+    /// benchmarks; <c>NOPROP_CONV_KERNEL=0</c> turns it off (libtorch's convolutions, as before it).
+    /// </summary>
+    internal static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("NOPROP_CONV_KERNEL") != "0";
 
     /// <summary>Whether this CPU runs the kernel (AVX-512).</summary>
     public static bool Accelerated => Vector512.IsHardwareAccelerated;
@@ -259,10 +262,10 @@ internal static class GroupedConvolution
 
     /// <summary>
     /// The items of <see cref="Run"/> by Winograd's F(2×2, 3×3): each 2×2 output tile (a pooling window, with
-    /// <paramref name="pool"/>) from its 4×4 input tile. Four tiles at a time: their inputs transformed (Bᵀ d B, 16 values
-    /// per input channel), then for each of the 16 values one product over the input channels with the transformed
-    /// weights (four tiles × 64 output channels in registers, as the direct kernel), then the outputs (Aᵀ m A), the bias,
-    /// the pooling and ReLU. The transformed inputs and the products stay in two 16 KB buffers (L1).
+    /// <paramref name="pool"/>) from its 4×4 input tile. Up to <see cref="Slots"/> tiles at a time: their inputs
+    /// transformed (Bᵀ d B, 16 values per input channel), then for each of the 16 values one product over the input
+    /// channels with the transformed weights (blocks of four tiles × 64 output channels in registers, as the direct
+    /// kernel), then the outputs (Aᵀ m A), the bias, the pooling and ReLU.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void RunWinograd(Shape s, nint source, nint weights, nint biases, nint target, bool relu, bool pool, long start, long count)
@@ -270,12 +273,11 @@ internal static class GroupedConvolution
         int tileRows = s.OutHeight / 2, tileColumns = s.OutWidth / 2, tiles = tileRows * tileColumns;
         int outputs = pool ? s.PooledHeight * s.PooledWidth : s.OutHeight * s.OutWidth;
         long groupWeights = 16L * s.InPerGroup * s.OutPerGroup;
-        float* transformed = (float*)NativeMemory.AlignedAlloc((nuint)(16 * 4 * s.InPerGroup * sizeof(float)), 64);
-        float* products = (float*)NativeMemory.AlignedAlloc((nuint)(16 * 4 * ChannelBlock * sizeof(float)), 64);
+        float* transformed = (float*)NativeMemory.AlignedAlloc((nuint)(16 * Slots * s.InPerGroup * sizeof(float)), 64);
+        float* products = (float*)NativeMemory.AlignedAlloc((nuint)(16 * Slots * ChannelBlock * sizeof(float)), 64);
         try
         {
-            var tileInputs = stackalloc float*[4];
-            var tileOutputs = stackalloc long[4];
+            var tileOutputs = stackalloc long[Slots];
             for (long item = start; item < start + count; item++)
             {
                 int group = (int)(item / s.N), image = (int)(item % s.N);
@@ -283,25 +285,30 @@ internal static class GroupedConvolution
                 float* output = (float*)target + (long)image * outputs * s.OutChannels + group * s.OutPerGroup;
                 float* weight = (float*)weights + group * groupWeights;
                 float* bias = (float*)biases + group * s.OutPerGroup;
-                for (int first = 0; first < tiles; first += 4)
+                // Up to Slots tiles at a time, so that each transformed position's weights (C_in × 64 floats, 16 KB for
+                // conv3) are read once for all of them (from L1), not once per block of four (from L2).
+                for (int first = 0; first < tiles; first += Slots)
                 {
-                    int used = Math.Min(4, tiles - first);
-                    for (int t = 0; t < 4; t++)
+                    int used = Math.Min(Slots, tiles - first), blocks = (used + 3) / 4;
+                    for (int slot = 0; slot < 4 * blocks; slot++)
                     {
-                        int tile = first + Math.Min(t, used - 1);   // a last block of fewer than four repeats its last tile (not stored)
+                        int tile = first + Math.Min(slot, used - 1);   // a last block of fewer than four repeats its last tile (not stored)
                         int row = tile / tileColumns, column = tile % tileColumns;
-                        tileInputs[t] = At(s, input, 2 * row, 2 * column);
                         // The output offset (in floats) of the tile: its pooled position, or its top-left output position.
-                        tileOutputs[t] = (pool ? (long)row * s.PooledWidth + column : (long)2 * row * s.OutWidth + 2 * column) * s.OutChannels;
-                        TransformInput(s, tileInputs[t], transformed, t);
+                        tileOutputs[slot] = (pool ? (long)row * s.PooledWidth + column : (long)2 * row * s.OutWidth + 2 * column) * s.OutChannels;
+                        TransformInput(s, At(s, input, 2 * row, 2 * column), transformed + slot * s.InPerGroup);
                     }
                     for (int block = 0; block < s.OutPerGroup; block += ChannelBlock)
                     {
                         for (int xi = 0; xi < 16; xi++)
-                            Products(s, transformed + xi * 4 * s.InPerGroup, weight + (long)xi * s.InPerGroup * s.OutPerGroup + block, products + xi * 4 * ChannelBlock);
-                        for (int t = 0; t < used; t++)
+                        {
+                            float* w = weight + (long)xi * s.InPerGroup * s.OutPerGroup + block;
+                            for (int b = 0; b < blocks; b++)
+                                Products(s, transformed + (xi * Slots + 4 * b) * s.InPerGroup, w, products + (xi * Slots + 4 * b) * ChannelBlock);
+                        }
+                        for (int slot = 0; slot < used; slot++)
                             for (int v = 0; v < ChannelBlock; v += 16)
-                                TransformOutput(s, products + t * ChannelBlock + v, bias + block + v, output + tileOutputs[t] + block + v, relu, pool);
+                                TransformOutput(s, products + slot * ChannelBlock + v, bias + block + v, output + tileOutputs[slot] + block + v, relu, pool);
                     }
                 }
             }
@@ -313,19 +320,22 @@ internal static class GroupedConvolution
         }
     }
 
+    /// <summary>Tiles transformed and multiplied at a time by <see cref="RunWinograd"/> (four blocks of four).</summary>
+    private const int Slots = 16;
+
     /// <summary>
-    /// Bᵀ d B of the 4×4 input tile at <paramref name="tile"/>, 16 channels at a time: into transformed[ξ][t][c]
-    /// (ξ = 4i + j the transformed position, t the tile's place in its block of four).
+    /// Bᵀ d B of the 4×4 input tile at <paramref name="tile"/>, 16 channels at a time: into the tile's slot of
+    /// transformed[ξ][slot][c] (ξ = 4i + j the transformed position; <paramref name="slot"/> points at ξ = 0, c = 0).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void TransformInput(Shape s, float* tile, float* transformed, int t)
+    private static unsafe void TransformInput(Shape s, float* tile, float* slot)
     {
         long row = (long)s.Width * s.InChannels, column = s.InChannels;
-        int stride = 4 * s.InPerGroup;   // from one ξ to the next
+        int stride = Slots * s.InPerGroup;   // from one ξ to the next
         for (int c = 0; c < s.InPerGroup; c += 16)
         {
             float* d = tile + c;
-            float* o = transformed + t * s.InPerGroup + c;
+            float* o = slot + c;
             // Bᵀ d: rows r0 − r2, r1 + r2, r2 − r1, r1 − r3, column by column; then the same across columns.
             for (int j = 0; j < 4; j++)
             {
@@ -351,7 +361,7 @@ internal static class GroupedConvolution
 
     /// <summary>
     /// For one transformed position ξ: products[t][64 channels] = Σ_c transformed[t][c] · weight[c][64 channels] for the
-    /// four tiles t of the block (<paramref name="inputs"/>: transformed + ξ·4·C_in; <paramref name="weight"/>: the
+    /// four tiles t of a block (<paramref name="inputs"/>: their rows of transformed[ξ]; <paramref name="weight"/>: the
     /// transformed weights of ξ at the channel block).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -385,13 +395,13 @@ internal static class GroupedConvolution
     }
 
     /// <summary>
-    /// Aᵀ m A + bias for 16 output channels of one tile (m: <paramref name="products"/>[ξ] at a stride of one ξ's four
-    /// tiles), then the 2×2 max-pool into one output (<paramref name="pool"/>) or the four outputs, through ReLU when asked.
+    /// Aᵀ m A + bias for 16 output channels of one tile (m: <paramref name="products"/>[ξ] at a stride of one ξ's
+    /// <see cref="Slots"/> tiles), then the 2×2 max-pool into one output (<paramref name="pool"/>) or the four outputs, through ReLU when asked.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void TransformOutput(Shape s, float* products, float* bias, float* output, bool relu, bool pool)
     {
-        const int stride = 4 * ChannelBlock;
+        const int stride = Slots * ChannelBlock;
         var b = Vector512.Load(bias);
         // Aᵀ m: rows m0 + m1 + m2 and m1 − m2 − m3 of each column j; then the same across the columns.
         Vector512<float> s00, s01, s02, s03, s10, s11, s12, s13;
