@@ -83,6 +83,30 @@ public sealed class FusedDtBlocksTests
     }
 
     [TestMethod]
+    [DataRow(1, 28, 28)]
+    [DataRow(3, 32, 32)]
+    [DataRow(1, 31, 29)]
+    public void InferenceThroughTheConvolutionKernelEqualsEachBlocksOwnLayers(int channels, int height, int width)
+    {
+        // Two blocks: conv1's 2 × 32 output channels fill the kernel's 64-channel block, so on a CPU with AVX-512 all
+        // three convolutions (conv1 with its pooling, one-channel images without the zero second channel, three-channel
+        // ones copied channels-last) run in GroupedConvolution, conv2 and conv3 by Winograd's algorithm.
+        var shape = new ImageShape(channels, height, width);
+        var blocks = Enumerable.Range(0, 2).Select(_ => new DtBlock(shape, 10, 10, false)).ToArray();
+        var x = randn(5, channels, height, width);
+        WarmUpStatistics(blocks, x * 2 + 0.5, 10);
+        var fused = new FusedDtBlocks(blocks);
+        using var _ = no_grad();
+        var features = fused.ImageFeatures(x);
+        for (int t = 0; t < 2; t++)
+        {
+            var own = OwnLayers(() => blocks[t].ImageFeatures(x));
+            Assert.IsTrue(MaxDifference(features[t], own) <= 1e-5 * Math.Max(1, own.abs().max().item<float>()),
+                $"block {t + 1}: the kernel's features differ by {MaxDifference(features[t], own)}");
+        }
+    }
+
+    [TestMethod]
     [DataRow(false, 10)]
     [DataRow(true, 784)]
     public void InTrainingModeFusedBlocksGiveTheSameOutputsStatisticsAndGradients(bool prototype, int d)
