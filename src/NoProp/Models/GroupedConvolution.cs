@@ -8,17 +8,19 @@ using static TorchSharp.torch;
 namespace NoProp.Models;
 
 /// <summary>
-/// A 3×3 grouped convolution (stride 1, no padding, with bias and optionally ReLU) of channels-last float32 CPU tensors
-/// without autograd, computed here: the paper conv module's second and third convolutions at inference, T blocks
-/// grouped (32 → 64 and 64 → 128 channels per group).
+/// A 3×3 grouped convolution (stride 1, no padding, with bias; optionally its 2×2 max-pool and ReLU) of channels-last
+/// float32 CPU tensors without autograd, computed here: the paper conv module's three convolutions at inference, T
+/// blocks fused (conv1 one group of T × 32 channels, conv2 and conv3 T groups of 32 → 64 and 64 → 128).
 /// <para>
-/// libtorch's oneDNN kernels ran these two at 37 % and 64 % of what the same cores give a large matrix product
-/// (BENCHMARKS.md: conv2 ~147 GFLOP/s, conv3 ~256, sgemm ~395 on 2 threads), the grouped conv2 with its 32 input
-/// channels worst. Here each output position's 64-channel block is computed in registers: four positions × four
-/// 16-lane accumulators, each weight vector loaded once for the four positions and each input value broadcast once
-/// for the four vectors, the input rows of a position read straight from the channels-last tensor (no im2col copy),
-/// the bias loaded into the accumulators and ReLU applied as they are stored. Each output element is one dot product
-/// in a fixed order (kh, kw, input channel), whatever the thread split: the results do not depend on the thread count.
+/// libtorch's oneDNN kernels ran the fused conv2 at 142–340 GFLOP/s and conv3 at 264–320 on 2 cores that give a large
+/// matrix product ~395 (BENCHMARKS.md, "Inference convolutions of our own"). Here, directly: four output positions ×
+/// four 16-lane accumulators (64 channels) in registers, each weight vector loaded once for the four positions and
+/// each input value broadcast once for the four vectors, the inputs read straight from the channels-last tensor (no
+/// im2col copy), the bias loaded into the accumulators, and the pooling and ReLU applied as they are stored (conv1's
+/// output, the largest activation, is never written). Where a group has a multiple of 16 input channels and the
+/// output is pooled or even, Winograd's F(2×2, 3×3) (<see cref="RunWinograd"/>) needs 16 multiplications per 2×2
+/// outputs and input channel instead of 36. Each output element is computed in a fixed order by one thread, whatever
+/// the thread split: the results do not depend on the thread count.
 /// </para>
 /// <para>
 /// Where 512-bit vectors are not accelerated, or the shapes are others (output channels per group not a multiple of
@@ -30,13 +32,14 @@ internal static class GroupedConvolution
     /// <summary>Output channels per register block: four 16-lane vectors.</summary>
     public const int ChannelBlock = 64;
 
-    private const int Positions = 4;
-
     /// <summary>
     /// Whether the kernel runs where it can (the same values as libtorch's to rounding): a switch for tests and
     /// benchmarks; <c>NOPROP_CONV_KERNEL=0</c> turns it off (libtorch's convolutions, as before it).
     /// </summary>
-    internal static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("NOPROP_CONV_KERNEL") != "0";
+    internal static bool Enabled { get; set; } = EnabledBy(Environment.GetEnvironmentVariable("NOPROP_CONV_KERNEL"));
+
+    /// <summary>Whether a <c>NOPROP_CONV_KERNEL</c> setting leaves the kernel on: anything but "0".</summary>
+    internal static bool EnabledBy(string? setting) => setting != "0";
 
     /// <summary>Whether this CPU runs the kernel (AVX-512).</summary>
     public static bool Accelerated => Vector512.IsHardwareAccelerated;
@@ -62,7 +65,8 @@ internal static class GroupedConvolution
 
     // Winograd's F(2×2, 3×3) (Lavin and Gray, 2016): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A for a 4×4 input tile d and a 3×3 kernel
     // g gives the 2×2 outputs of the tile with 16 multiplications per input channel instead of 36. Bᵀ and Aᵀ hold only
-    // 0 and ±1 (the transforms in Four below are additions); G, with its halves, is applied once, to the weights.
+    // 0 and ±1 (TransformInput and TransformOutput below are additions); G, with its halves, is applied once, to the
+    // weights.
     private static readonly double[] WinogradG = [1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1];
 
     /// <summary>The weights [G·C_out, C_in, 3, 3] (any strides) as the kernel reads them (see <see cref="PackedWeights"/>).</summary>

@@ -46,7 +46,7 @@ internal static class CpuKernels
             kernel(0, count);
             return;
         }
-        if (Native.OpenMpTeam.Available)
+        if (UseOpenMpTeam && Native.OpenMpTeam.Available)
         {
             Native.OpenMpTeam.Run(parts, (index, team) =>
             {
@@ -62,6 +62,9 @@ internal static class CpuKernels
             if (start < count) kernel(start, Math.Min(per, count - start));
         });
     }
+
+    /// <summary>Whether <see cref="For"/> takes libtorch's OpenMP team where there is one: a switch for tests.</summary>
+    internal static bool UseOpenMpTeam { get; set; } = true;
 
     /// <summary>
     /// Hands a gradient back from a custom autograd function's backward (TorchSharp's <c>SingleTensorFunction</c>).

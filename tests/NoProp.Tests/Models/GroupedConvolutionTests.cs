@@ -127,6 +127,12 @@ public sealed class GroupedConvolutionTests
         GroupedConvolution.Enabled = false;
         try { Assert.IsFalse(GroupedConvolution.Supports(zeros(64, 32, 3, 3), 1), "switched off"); }
         finally { GroupedConvolution.Enabled = true; }
+        // NOPROP_CONV_KERNEL=0 switches it off; unset or anything else leaves it on.
+        Assert.IsFalse(GroupedConvolution.EnabledBy("0"));
+        Assert.IsTrue(GroupedConvolution.EnabledBy(null) && GroupedConvolution.EnabledBy("1"));
+        // NOPROP_KERNEL_THREADS=dotnet puts the kernels on .NET's pool.
+        Assert.IsFalse(OpenMpTeam.WantedBy("dotnet"));
+        Assert.IsTrue(OpenMpTeam.WantedBy(null) && OpenMpTeam.WantedBy("openmp"));
     }
 
     [TestMethod]
@@ -165,9 +171,24 @@ public sealed class GroupedConvolutionTests
             if (index == team - 1) throw new InvalidOperationException($"thrown by thread {index}");
         }));
         StringAssert.StartsWith(error.Message, "thrown by thread");
-        // CpuKernels.For hands every item to exactly one call.
-        var items = new int[1000];
-        CpuKernels.For(items.Length, 1 << 20, (start, count) => { for (long i = start; i < start + count; i++) items[i]++; });
-        Assert.IsTrue(items.All(c => c == 1));
+        // CpuKernels.For hands every item to exactly one call, on the team or on .NET's pool, with the same results.
+        using var _ = no_grad();
+        var x = ChannelsLast(randn(6, 64, 10, 10));
+        var packed = GroupedConvolution.Pack(randn(256, 32, 3, 3), 2);
+        var bias = randn(256);
+        var outputs = new List<Tensor>();
+        foreach (bool team in new[] { true, false })
+        {
+            CpuKernels.UseOpenMpTeam = team;
+            try
+            {
+                var items = new int[1000];
+                CpuKernels.For(items.Length, 1 << 20, (start, count) => { for (long i = start; i < start + count; i++) items[i]++; });
+                Assert.IsTrue(items.All(c => c == 1), $"every item once (team {team})");
+                outputs.Add(GroupedConvolution.Apply(x, packed, bias, relu: true, pool: true));
+            }
+            finally { CpuKernels.UseOpenMpTeam = true; }
+        }
+        AssertSameBits(outputs[0], outputs[1], "the team against .NET's pool");
     }
 }

@@ -32,7 +32,7 @@ internal static unsafe class OpenMpTeam
 
     static OpenMpTeam()
     {
-        if (Environment.GetEnvironmentVariable("NOPROP_KERNEL_THREADS") == "dotnet")
+        if (!WantedBy(Environment.GetEnvironmentVariable("NOPROP_KERNEL_THREADS")))
         {
             Status = "off (NOPROP_KERNEL_THREADS=dotnet): .NET's thread pool";
             return;
@@ -58,6 +58,9 @@ internal static unsafe class OpenMpTeam
         Available = true;
         Status = "libtorch's OpenMP threads";
     }
+
+    /// <summary>Whether a <c>NOPROP_KERNEL_THREADS</c> setting asks for the team: anything but "dotnet".</summary>
+    internal static bool WantedBy(string? setting) => setting != "dotnet";
 
     /// <summary>
     /// <paramref name="body"/>(index, size) on each thread of a team of up to <paramref name="threads"/> threads, this
