@@ -50,7 +50,11 @@ public static class TorchRuntime
             bool loaded;
             try { torch.get_num_threads(); loaded = true; }
             catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException) { loaded = false; }
-            if (loaded) Native.MklCpuDispatch.Apply();
+            if (loaded)
+            {
+                Native.MklCpuDispatch.Apply();
+                Native.NnpackCheck.Apply();   // no "Could not initialize NNPACK!" on every small convolution where it cannot run
+            }
         }
         if (threads is int n)
         {

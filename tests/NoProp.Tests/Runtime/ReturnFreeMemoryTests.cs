@@ -22,7 +22,9 @@ public sealed class ReturnFreeMemoryTests
         if (Environment.GetEnvironmentVariable("NOPROP_DEFAULT_MALLOC") == "1")
             Assert.Inconclusive("glibc's default thresholds give freed memory back by themselves");
         TorchRuntime.Initialize();   // the raised thresholds: 2 MB tensors come from the heap, and freeing them keeps their pages
-        TorchRuntime.ReturnFreeMemory(collectManaged: false);
+        // Collected and finalised first: earlier tests' undisposed tensors, freed by the finalizer during the measurement,
+        // would leave resident free chunks that the allocations below reuse.
+        TorchRuntime.ReturnFreeMemory(collectManaged: true);
         long start = ResidentMb();
         var tensors = new List<Tensor>();
         for (int i = 0; i < 96; i++) tensors.Add(ones(512 * 1024));   // 192 MB, every page written
