@@ -35,8 +35,10 @@ public sealed class ReturnFreeMemoryTests
         long returned = ResidentMb();
 
         string figures = $"resident MB: {start} at the start, {allocated} with the tensors, {freed} after freeing them, {returned} after ReturnFreeMemory";
-        Assert.IsGreaterThanOrEqualTo(150, allocated - start, figures);
-        Assert.IsGreaterThanOrEqualTo(150, freed - start, "the raised trim threshold keeps freed pages: " + figures);
+        // The allocations may reuse a few tens of MB that were resident and free already (what the heap held at the
+        // start depends on the tests before): their growth is only checked to be most of the 192 MB.
+        Assert.IsGreaterThanOrEqualTo(100, allocated - start, figures);
+        Assert.IsLessThanOrEqualTo(20, allocated - freed, "the raised trim threshold keeps freed pages: " + figures);
         Assert.IsGreaterThanOrEqualTo(150, freed - returned, figures);
     }
 }
