@@ -125,16 +125,18 @@ public sealed class FusedDtBlocks
             // Inference in bfloat16 (--inference-precision): the convolutions, ReLU and pooling; FC and BN stay float32.
             type = ConvolutionPrecision.For(encoders[0].training);
             bool channelsLast = ChannelsLastInference && sharedInput && !is_grad_enabled();
-            var conv1 = FusedConv.Of(encoders.Select(e => e.Conv1), sharedInput ? 1 : T, false, type, kernel: channelsLast);
+            // The kernel written here (GroupedConvolution) serves inference: eval mode without autograd.
+            bool kernel = channelsLast && !encoders[0].training;
+            var conv1 = FusedConv.Of(encoders.Select(e => e.Conv1), sharedInput ? 1 : T, false, type, kernel);
             // A one-channel image is NCHW and channels-last at once, and oneDNN then returns the first convolution's
             // output NCHW (a reorder, and our copy to channels-last, of its largest activation). With a second, zero
             // channel (and zero weights for it) the input is unambiguously channels-last and so is the output. The
-            // kernel written here (GroupedConvolution) needs no such channel.
+            // kernel needs no such channel.
             secondChannel = channelsLast && conv1.Packed is null && conv1.Weight.shape[1] == 1;
             if (secondChannel) conv1 = conv1 with { Weight = ZeroSecondChannel(conv1.Weight) };
             convs = new ConvStackWeights(conv1,
-                FusedConv.Of(encoders.Select(e => e.Conv2), T, channelsLast, type, kernel: channelsLast),
-                FusedConv.Of(encoders.Select(e => e.Conv3), T, channelsLast, type, kernel: channelsLast),
+                FusedConv.Of(encoders.Select(e => e.Conv2), T, channelsLast, type, kernel),
+                FusedConv.Of(encoders.Select(e => e.Conv3), T, channelsLast, type, kernel),
                 channelsLast, encoders[0].DropoutRate, encoders[0].training);
             (fcWeight, fcBias) = StackLinear(encoders.Select(e => e.Fc).ToArray());
             norm = encoders[0].Finish is BatchNorm1d ? new BatchNormStack(encoders.Select(e => (BatchNorm1d)e.Finish).ToArray()) : null;

@@ -130,6 +130,10 @@ internal static class GroupedConvolution
                 if (winograd) RunWinograd(shape, source, kernels, biases, target, relu, pool, start, count);
                 else Run(shape, source, kernels, biases, target, relu, pool, start, count);
             });
+            // The kernel read only their addresses: a caller's last reference must not let a finalizer free them during it.
+            GC.KeepAlive(input);
+            GC.KeepAlive(weights);
+            GC.KeepAlive(bias);
         }
         return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
