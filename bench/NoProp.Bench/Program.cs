@@ -167,14 +167,18 @@ switch (command)
                 {
                     double ms = Time($"  {name} oneDNN", () => nn.functional.conv2d(input, weight, bias, groups: groups).Dispose());
                     Console.WriteLine($"      {flop / ms / 1e6:F0} GFLOP/s, {ms / batch:F4} ms per image");
-                    foreach (bool winograd in new[] { false, true })
+                    // conv3 is pooled in the model: its F(4×4, 3×3) tiles cover the pooling windows (the pooled kernel is timed).
+                    bool pool = name == "conv3";
+                    foreach (var algorithm in Enum.GetValues<GroupedConvolution.Algorithm>())
                     {
-                        GroupedConvolution.Winograd = winograd;
-                        ms = Time($"  {name} kernel, {(winograd ? "Winograd" : "direct")}", () => GroupedConvolution.Apply(input, packed, bias, relu: false).Dispose());
+                        GroupedConvolution.Largest = algorithm;
+                        var plan = GroupedConvolution.Plan(packed, side, side, pool);
+                        if (plan.Length == 0 ? algorithm != GroupedConvolution.Algorithm.Direct : plan.Max(t => t.Algorithm) != algorithm) continue;
+                        ms = Time($"  {name} kernel, {string.Join(" + ", plan.Select(t => $"{t.Algorithm} {t.Rows}×{t.Columns}").DefaultIfEmpty("direct"))}{(pool ? " (pooled)" : "")}", () => GroupedConvolution.Apply(input, packed, bias, relu: false, pool).Dispose());
                         Console.WriteLine($"      {flop / ms / 1e6:F0} GFLOP/s (direct-equivalent), {ms / batch:F4} ms per image");
                     }
                 }
-                GroupedConvolution.Winograd = true;
+                GroupedConvolution.Largest = GroupedConvolution.Algorithm.Winograd4;
             }
             break;
         }
@@ -184,14 +188,22 @@ switch (command)
             // written here, alternated.
             method.Network.eval();
             using var _ = no_grad();
-            for (int mode = 0; mode < 9; mode++)
+            for (int mode = 0; mode < 12; mode++)
             {
-                GroupedConvolution.Enabled = mode % 3 > 0;
-                GroupedConvolution.Winograd = mode % 3 == 2;
-                string name = (mode % 3) switch { 0 => "oneDNN", 1 => "kernel, direct", _ => "kernel, Winograd" };
+                GroupedConvolution.Enabled = mode % 4 > 0;
+                GroupedConvolution.Largest = (mode % 4) switch { 2 => GroupedConvolution.Algorithm.Winograd2, 3 => GroupedConvolution.Algorithm.Winograd4, _ => GroupedConvolution.Algorithm.Direct };
+                string name = (mode % 4) switch { 0 => "oneDNN", 1 => "kernel, direct", 2 => "kernel, F(2×2)", _ => "kernel, F(4×4)" };
                 Time($"image features, {name}", () => { using var s = NewDisposeScope(); method.ImageFeatures(x); });
                 Time($"inference chain, {name}", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
             }
+            break;
+        }
+    case "chain":
+        {
+            // The default DT inference chain only (for a profiler): `iterations` calls over `batch` images.
+            method.Network.eval();
+            using var _ = no_grad();
+            Time("inference chain", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
             break;
         }
     case "bf16":

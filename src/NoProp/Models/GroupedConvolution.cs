@@ -17,10 +17,11 @@ namespace NoProp.Models;
 /// four 16-lane accumulators (64 channels) in registers, each weight vector loaded once for the four positions and
 /// each input value broadcast once for the four vectors, the inputs read straight from the channels-last tensor (no
 /// im2col copy), the bias loaded into the accumulators, and the pooling and ReLU applied as they are stored (conv1's
-/// output, the largest activation, is never written). Where a group has a multiple of 16 input channels and the
-/// output is pooled or even, Winograd's F(2×2, 3×3) (<see cref="RunWinograd"/>) needs 16 multiplications per 2×2
-/// outputs and input channel instead of 36. Each output element is computed in a fixed order by one thread, whatever
-/// the thread split: the results do not depend on the thread count.
+/// output, the largest activation, is never written). Where a group has a multiple of 16 input channels, Winograd's
+/// algorithm (<see cref="RunWinograd"/>) needs fewer multiplications: F(4×4, 3×3) 36 per 4×4 outputs and input channel
+/// instead of 144 where 4×4 tiles cover the output (conv3's pooled 8×8), otherwise F(2×2, 3×3) 16 per 2×2 outputs
+/// instead of 36 where the output is pooled or even. Each output element is computed in a fixed order by one thread,
+/// whatever the thread split: the results do not depend on the thread count.
 /// </para>
 /// <para>
 /// Where 512-bit vectors are not accelerated, or the shapes are others (output channels per group not a multiple of
@@ -53,21 +54,84 @@ internal static class GroupedConvolution
         && weight.dim() == 4 && weight.shape[2] == 3 && weight.shape[3] == 3 && groups > 0
         && weight.shape[0] % groups == 0 && weight.shape[0] / groups % ChannelBlock == 0;
 
-    /// <summary>Whether convolutions with C_in a multiple of 16 and an even output (or pooled) take Winograd's algorithm: a switch for tests and benchmarks.</summary>
-    internal static bool Winograd { get; set; } = true;
+    /// <summary>
+    /// The kernel's algorithms, by the side of the output tile each input tile gives (0: direct, no tiles). Where an
+    /// algorithm does not apply (see <see cref="Choose"/>), the kernel takes the next smaller one.
+    /// </summary>
+    internal enum Algorithm
+    {
+        /// <summary>Directly: 9 multiplications per output and input channel.</summary>
+        Direct = 0,
+        /// <summary>Winograd's F(2×2, 3×3): 4 per output and input channel, from 4×4 input tiles.</summary>
+        Winograd2 = 2,
+        /// <summary>Winograd's F(4×4, 3×3): 2.25 per output and input channel, from 6×6 input tiles.</summary>
+        Winograd4 = 4,
+    }
+
+    /// <summary>The largest algorithm the kernel takes where it applies: a switch for tests and benchmarks.</summary>
+    internal static Algorithm Largest { get; set; } = Algorithm.Winograd4;
+
+    /// <summary>
+    /// A rectangle of outputs computed by one Winograd algorithm: <see cref="Rows"/> × <see cref="Columns"/> tiles of
+    /// m × m outputs (m = (int)<see cref="Algorithm"/>), the first at output row <see cref="Row"/>, column <see cref="Column"/>.
+    /// </summary>
+    internal readonly record struct Tiling(Algorithm Algorithm, int Row, int Column, int Rows, int Columns)
+    {
+        public int Side => (int)Algorithm;
+    }
+
+    /// <summary>
+    /// How <see cref="Apply"/> covers the outputs it computes for an input of <paramref name="height"/>×<paramref name="width"/>
+    /// (all of them, or with <paramref name="pool"/> the 2×2 windows', each window within one tile): empty for the direct
+    /// algorithm (C_in not a multiple of 16, an odd unpooled side, or <see cref="Largest"/> direct); otherwise F(4×4, 3×3)
+    /// tiles over the largest part they cover (where <see cref="Largest"/> allows), F(2×2, 3×3) tiles over the rest (the
+    /// last two columns and rows of conv2's 10×10 outputs).
+    /// </summary>
+    internal static Tiling[] Plan(PackedWeights weights, long height, long width, bool pool)
+    {
+        int rows = (int)(pool ? (height - 2) / 2 * 2 : height - 2), columns = (int)(pool ? (width - 2) / 2 * 2 : width - 2);
+        if (Largest == Algorithm.Direct || weights.Winograd2 is null || rows % 2 != 0 || columns % 2 != 0) return [];
+        if (Largest == Algorithm.Winograd2 || weights.Winograd4 is null || rows < 4 || columns < 4)
+            return [new Tiling(Algorithm.Winograd2, 0, 0, rows / 2, columns / 2)];
+        int rows4 = rows / 4 * 4, columns4 = columns / 4 * 4;
+        var plan = new List<Tiling> { new(Algorithm.Winograd4, 0, 0, rows4 / 4, columns4 / 4) };
+        if (columns4 < columns) plan.Add(new Tiling(Algorithm.Winograd2, 0, columns4, rows / 2, 1));   // the last two columns
+        if (rows4 < rows) plan.Add(new Tiling(Algorithm.Winograd2, rows4, 0, 1, columns4 / 2));        // the last two rows, but for those
+        return [.. plan];
+    }
 
     /// <summary>
     /// A convolution's weights as the kernel reads them: <see cref="Direct"/> [G, 3, 3, C_in, C_out], and where C_in is a
-    /// multiple of 16, <see cref="Transformed"/> [G, 16, C_in, C_out], Winograd's G g Gᵀ of every 3×3 kernel g (F(2×2, 3×3)).
-    /// Its tensors belong to the dispose scope <see cref="Pack"/> was called in.
+    /// multiple of 16, Winograd's G g Gᵀ of every 3×3 kernel g, <see cref="Winograd2"/> [G, 16, C_in, C_out] for
+    /// F(2×2, 3×3) and <see cref="Winograd4"/> [G, 36, C_in, C_out] for F(4×4, 3×3), computed in float64. Its tensors
+    /// belong to the dispose scope <see cref="Pack"/> was called in.
     /// </summary>
-    public sealed record PackedWeights(Tensor Direct, Tensor? Transformed);
+    public sealed record PackedWeights(Tensor Direct, Tensor? Winograd2, Tensor? Winograd4)
+    {
+        /// <summary>The transformed weights of a Winograd <paramref name="algorithm"/> (null where not packed).</summary>
+        public Tensor? Transformed(Algorithm algorithm) => algorithm switch
+        {
+            Algorithm.Winograd2 => Winograd2,
+            Algorithm.Winograd4 => Winograd4,
+            _ => throw new ArgumentOutOfRangeException(nameof(algorithm), algorithm, "no transformed weights for the direct algorithm"),
+        };
+    }
 
-    // Winograd's F(2×2, 3×3) (Lavin and Gray, 2016): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A for a 4×4 input tile d and a 3×3 kernel
-    // g gives the 2×2 outputs of the tile with 16 multiplications per input channel instead of 36. Bᵀ and Aᵀ hold only
-    // 0 and ±1 (TransformInput and TransformOutput below are additions); G, with its halves, is applied once, to the
-    // weights.
-    private static readonly double[] WinogradG = [1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1];
+    // Winograd's F(m×m, 3×3) (Lavin and Gray, 2016): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A for an (m + 2)×(m + 2) input tile d
+    // and a 3×3 kernel g gives the m×m outputs of the tile with (m + 2)² multiplications per input channel instead of
+    // 9m². G is applied once, to the weights (in float64); Bᵀ and Aᵀ (TransformInput2/4 and TransformOutput2/4 below)
+    // are additions and small multiples. F(2×2, 3×3) interpolates at 0, ±1 and ∞, F(4×4, 3×3) at 0, ±1, ±2 and ∞.
+    private static readonly double[] WinogradG2 = [1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1];
+
+    private static readonly double[] WinogradG4 =
+    [
+        1 / 4.0, 0, 0,
+        -1 / 6.0, -1 / 6.0, -1 / 6.0,
+        -1 / 6.0, 1 / 6.0, -1 / 6.0,
+        1 / 24.0, 1 / 12.0, 1 / 6.0,
+        1 / 24.0, -1 / 12.0, 1 / 6.0,
+        0, 0, 1,
+    ];
 
     /// <summary>The weights [G·C_out, C_in, 3, 3] (any strides) as the kernel reads them (see <see cref="PackedWeights"/>).</summary>
     public static PackedWeights Pack(Tensor weight, long groups)
@@ -76,14 +140,18 @@ internal static class GroupedConvolution
         long outPerGroup = weight.shape[0] / groups, inPerGroup = weight.shape[1];
         var kernels = weight.detach().reshape(groups, outPerGroup, inPerGroup, 3, 3);
         var direct = kernels.permute(0, 3, 4, 2, 1).contiguous();
-        Tensor? transformed = null;
-        if (inPerGroup % 16 == 0)
+        if (inPerGroup % 16 != 0) return new PackedWeights(direct.MoveToOuterDisposeScope(), null, null);
+        // Every kernel g as a row of 9, ordered [G, C_in, C_out] as the transformed weights are: G g Gᵀ is then one
+        // matrix product with G ⊗ G (vec(G g Gᵀ) = (G ⊗ G) vec(g), row-major), not G·C_out·C_in products of 3×3 matrices.
+        var rows = kernels.permute(0, 2, 1, 3, 4).reshape(-1, 9).to_type(ScalarType.Float64);
+        Tensor Transform(double[] matrix, int alpha)
         {
-            var g = tensor(WinogradG, ScalarType.Float64).view(4, 3);
-            transformed = g.matmul(kernels.to_type(ScalarType.Float64)).matmul(g.t())      // [G, C_out, C_in, 4, 4]
-                .permute(0, 3, 4, 2, 1).reshape(groups, 16, inPerGroup, outPerGroup).to_type(ScalarType.Float32).contiguous();
+            var g = tensor(matrix, ScalarType.Float64).view(alpha, 3);
+            return rows.matmul(kron(g, g).t())      // [G·C_in·C_out, α²]
+                .view(groups, inPerGroup, outPerGroup, alpha * alpha).permute(0, 3, 1, 2).to_type(ScalarType.Float32).contiguous();
         }
-        return new PackedWeights(direct.MoveToOuterDisposeScope(), transformed?.MoveToOuterDisposeScope());
+        return new PackedWeights(direct.MoveToOuterDisposeScope(), Transform(WinogradG2, 4).MoveToOuterDisposeScope(),
+                                 Transform(WinogradG4, 6).MoveToOuterDisposeScope());
     }
 
     /// <summary>
@@ -114,8 +182,7 @@ internal static class GroupedConvolution
         if (input.numel() > CpuKernels.MaxElements || n * (height - 2) * (width - 2) * groups * outPerGroup > CpuKernels.MaxElements)
             throw new ArgumentException($"the grouped convolution takes at most {CpuKernels.MaxElements} elements in a tensor; split the batch", nameof(input));
 
-        // Winograd's tiles are the 2×2 pooling windows, or tile an even output.
-        bool winograd = Winograd && weights.Transformed is not null && (pool || ((height - 2) % 2 == 0 && (width - 2) % 2 == 0));
+        var plan = Plan(weights, height, width, pool);
 
         using var scope = NewDisposeScope();
         var output = empty([n, outHeight, outWidth, groups * outPerGroup], ScalarType.Float32);
@@ -123,13 +190,19 @@ internal static class GroupedConvolution
         {
             var shape = new Shape((int)n, (int)height, (int)width, (int)groups, (int)inPerGroup, (int)outPerGroup);
             nint source = CpuKernels.Address(inputView), biases = CpuKernels.Address(bias), target = CpuKernels.Address(output);
-            nint kernels = CpuKernels.Address(winograd ? weights.Transformed! : packed);
-            // Group-major items: one thread's consecutive items share a group's weights (up to 512 KB, kept in L2).
-            CpuKernels.For(groups * n, (height - 2) * (width - 2) * outPerGroup * inPerGroup, (start, count) =>
+            // Group-major items: one thread's consecutive items share a group's weights (read from L2 or L3 by all its
+            // images' tiles).
+            long cost = (height - 2) * (width - 2) * outPerGroup * inPerGroup;
+            if (plan.Length == 0)
             {
-                if (winograd) RunWinograd(shape, source, kernels, biases, target, relu, pool, start, count);
-                else Run(shape, source, kernels, biases, target, relu, pool, start, count);
-            });
+                nint kernels = CpuKernels.Address(packed);
+                CpuKernels.For(groups * n, cost, (start, count) => Run(shape, source, kernels, biases, target, relu, pool, start, count));
+            }
+            else
+            {
+                var transformed = plan.Select(t => CpuKernels.Address(weights.Transformed(t.Algorithm)!)).ToArray();
+                CpuKernels.For(groups * n, cost, (start, count) => RunWinograd(shape, plan, transformed, biases, source, target, relu, pool, start, count));
+            }
             // The kernel read only their addresses: a caller's last reference must not let a finalizer free them during it.
             GC.KeepAlive(input);
             GC.KeepAlive(weights);
@@ -269,54 +342,71 @@ internal static class GroupedConvolution
         Vector512.ConditionalSelect(Vector512.GreaterThan(a, b) | ~Vector512.Equals(a, a), a, b);
 
     /// <summary>
-    /// The items of <see cref="Run"/> by Winograd's F(2×2, 3×3): each 2×2 output tile (a pooling window, with
-    /// <paramref name="pool"/>) from its 4×4 input tile. Up to <see cref="Slots"/> tiles at a time: their inputs
-    /// transformed (Bᵀ d B, 16 values per input channel), then for each of the 16 values one product over the input
-    /// channels with the transformed weights (blocks of four tiles × 64 output channels in registers, as the direct
-    /// kernel), then the outputs (Aᵀ m A), the bias, the pooling and ReLU.
+    /// The items of <see cref="Run"/> by Winograd's algorithms, over the rectangles of a <see cref="Plan"/>
+    /// (<paramref name="weights"/>: each one's transformed weights): each m×m output tile (with <paramref name="pool"/>,
+    /// (m/2)² pooling windows) from its (m + 2)×(m + 2) input tile. The tiles of a thread's consecutive images of one
+    /// group are taken <see cref="Slots"/> at a time, across images: their inputs transformed (Bᵀ d B, (m + 2)² values
+    /// per input channel), then for each of the (m + 2)² values one product over the input channels with the transformed
+    /// weights (blocks of four tiles × 64 output channels in registers, as the direct kernel), then the outputs
+    /// (Aᵀ M A), the bias, the pooling and ReLU.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void RunWinograd(Shape s, nint source, nint weights, nint biases, nint target, bool relu, bool pool, long start, long count)
+    private static unsafe void RunWinograd(Shape s, Tiling[] plan, nint[] weights, nint biases, nint source, nint target, bool relu, bool pool, long start, long count)
     {
-        int tileRows = s.OutHeight / 2, tileColumns = s.OutWidth / 2, tiles = tileRows * tileColumns;
-        int outputs = pool ? s.PooledHeight * s.PooledWidth : s.OutHeight * s.OutWidth;
-        long groupWeights = 16L * s.InPerGroup * s.OutPerGroup;
-        float* transformed = (float*)NativeMemory.AlignedAlloc((nuint)(16 * Slots * s.InPerGroup * sizeof(float)), 64);
-        float* products = (float*)NativeMemory.AlignedAlloc((nuint)(16 * Slots * ChannelBlock * sizeof(float)), 64);
+        int largest = plan.Max(t => (t.Side + 2) * (t.Side + 2));
+        int inputStride = InputStride(s);
+        float* transformed = (float*)NativeMemory.AlignedAlloc((nuint)(largest * inputStride * sizeof(float)), 64);
+        float* products = (float*)NativeMemory.AlignedAlloc((nuint)(largest * ProductStride * sizeof(float)), 64);
         try
         {
-            var tileOutputs = stackalloc long[Slots];
-            for (long item = start; item < start + count; item++)
+            var tileOutputs = stackalloc float*[Slots];
+            int outputs = pool ? s.PooledHeight * s.PooledWidth : s.OutHeight * s.OutWidth;
+            long end = start + count;
+            for (long item = start; item < end;)
             {
-                int group = (int)(item / s.N), image = (int)(item % s.N);
-                float* input = (float*)source + (long)image * s.Height * s.Width * s.InChannels + group * s.InPerGroup;
-                float* output = (float*)target + (long)image * outputs * s.OutChannels + group * s.OutPerGroup;
-                float* weight = (float*)weights + group * groupWeights;
+                // The thread's images of one group: their tiles share the group's transformed weights.
+                int group = (int)(item / s.N), firstImage = (int)(item % s.N), images = (int)Math.Min(s.N - firstImage, end - item);
+                item += images;
                 float* bias = (float*)biases + group * s.OutPerGroup;
-                // Up to Slots tiles at a time, so that each transformed position's weights (C_in × 64 floats, 16 KB for
-                // conv3) are read once for all of them (from L1), not once per block of four (from L2).
-                for (int first = 0; first < tiles; first += Slots)
+                for (int part = 0; part < plan.Length; part++)
                 {
-                    int used = Math.Min(Slots, tiles - first), blocks = (used + 3) / 4;
-                    for (int slot = 0; slot < 4 * blocks; slot++)
+                    var tiling = plan[part];
+                    int m = tiling.Side, points = (m + 2) * (m + 2), tilesPerImage = tiling.Rows * tiling.Columns, tiles = images * tilesPerImage;
+                    float* weight = (float*)weights[part] + group * (long)points * s.InPerGroup * s.OutPerGroup;
+                    // Up to Slots tiles at a time, so that each transformed position's weights (C_in × 64 floats, 16 KB
+                    // for conv3) are read once for all of them (from L1), not once per block of four (from L2 or L3).
+                    for (int first = 0; first < tiles; first += Slots)
                     {
-                        int tile = first + Math.Min(slot, used - 1);   // a last block of fewer than four repeats its last tile (not stored)
-                        int row = tile / tileColumns, column = tile % tileColumns;
-                        // The output offset (in floats) of the tile: its pooled position, or its top-left output position.
-                        tileOutputs[slot] = (pool ? (long)row * s.PooledWidth + column : (long)2 * row * s.OutWidth + 2 * column) * s.OutChannels;
-                        TransformInput(s, At(s, input, 2 * row, 2 * column), transformed + slot * s.InPerGroup);
-                    }
-                    for (int block = 0; block < s.OutPerGroup; block += ChannelBlock)
-                    {
-                        for (int xi = 0; xi < 16; xi++)
+                        int used = Math.Min(Slots, tiles - first), blocks = (used + 3) / 4;
+                        for (int slot = 0; slot < 4 * blocks; slot++)
                         {
-                            float* w = weight + (long)xi * s.InPerGroup * s.OutPerGroup + block;
-                            for (int b = 0; b < blocks; b++)
-                                Products(s, transformed + (xi * Slots + 4 * b) * s.InPerGroup, w, products + (xi * Slots + 4 * b) * ChannelBlock);
+                            int tile = first + Math.Min(slot, used - 1);   // a last block of fewer than four repeats its last tile (not stored)
+                            int image = firstImage + tile / tilesPerImage, inImage = tile % tilesPerImage;
+                            int row = tiling.Row + inImage / tiling.Columns * m, column = tiling.Column + inImage % tiling.Columns * m;
+                            float* input = (float*)source + (long)image * s.Height * s.Width * s.InChannels + group * s.InPerGroup;
+                            // The tile's first output: its first pooled position, or its top-left output position.
+                            long position = pool ? (long)row / 2 * s.PooledWidth + column / 2 : (long)row * s.OutWidth + column;
+                            tileOutputs[slot] = (float*)target + ((long)image * outputs + position) * s.OutChannels + group * s.OutPerGroup;
+                            float* tileInput = At(s, input, row, column), slotInputs = transformed + slot * s.InPerGroup;
+                            if (m == 2) TransformInput2(s, tileInput, slotInputs, inputStride);
+                            else TransformInput4(s, tileInput, slotInputs, inputStride);
                         }
-                        for (int slot = 0; slot < used; slot++)
-                            for (int v = 0; v < ChannelBlock; v += 16)
-                                TransformOutput(s, products + slot * ChannelBlock + v, bias + block + v, output + tileOutputs[slot] + block + v, relu, pool);
+                        for (int block = 0; block < s.OutPerGroup; block += ChannelBlock)
+                        {
+                            for (int xi = 0; xi < points; xi++)
+                            {
+                                float* w = weight + (long)xi * s.InPerGroup * s.OutPerGroup + block;
+                                for (int b = 0; b < blocks; b++)
+                                    Products(s, transformed + xi * inputStride + 4 * b * s.InPerGroup, w, products + xi * ProductStride + 4 * b * ChannelBlock);
+                            }
+                            for (int slot = 0; slot < used; slot++)
+                                for (int v = 0; v < ChannelBlock; v += 16)
+                                {
+                                    float* tileProducts = products + slot * ChannelBlock + v, o = tileOutputs[slot] + block + v;
+                                    if (m == 2) TransformOutput2(s, tileProducts, bias + block + v, o, relu, pool);
+                                    else TransformOutput4(s, tileProducts, bias + block + v, o, relu, pool);
+                                }
+                        }
                     }
                 }
             }
@@ -331,15 +421,21 @@ internal static class GroupedConvolution
     /// <summary>Tiles transformed and multiplied at a time by <see cref="RunWinograd"/> (four blocks of four).</summary>
     private const int Slots = 16;
 
+    // The transformed inputs and the products are [ξ][slot][channel], one ξ's slots a line (64 bytes) more than their
+    // values apart: at 4 KB apart, the (m + 2)² values of a tile's channels fall into one set of the L1 cache (12-way on
+    // Zen 5) and evict each other, and stores alias loads ("4K aliasing"); F(4×4)'s input transform took 40 % of its time.
+    private static int InputStride(Shape s) => Slots * s.InPerGroup + 16;
+
+    private const int ProductStride = Slots * ChannelBlock + 16;
+
     /// <summary>
-    /// Bᵀ d B of the 4×4 input tile at <paramref name="tile"/>, 16 channels at a time: into the tile's slot of
-    /// transformed[ξ][slot][c] (ξ = 4i + j the transformed position; <paramref name="slot"/> points at ξ = 0, c = 0).
+    /// Bᵀ d B of the 4×4 input tile at <paramref name="tile"/> (F(2×2, 3×3)), 16 channels at a time: into the tile's slot
+    /// of transformed[ξ][slot][c] (ξ = 4i + j the transformed position; <paramref name="slot"/> points at ξ = 0, c = 0).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void TransformInput(Shape s, float* tile, float* slot)
+    private static unsafe void TransformInput2(Shape s, float* tile, float* slot, int stride)
     {
         long row = (long)s.Width * s.InChannels, column = s.InChannels;
-        int stride = Slots * s.InPerGroup;   // from one ξ to the next
         for (int c = 0; c < s.InPerGroup; c += 16)
         {
             float* d = tile + c;
@@ -365,6 +461,55 @@ internal static class GroupedConvolution
                 Vector512.Store(t1 - t3, r + 3 * stride);
             }
         }
+    }
+
+    /// <summary>
+    /// Bᵀ d B of the 6×6 input tile at <paramref name="tile"/> (F(4×4, 3×3)), 16 channels at a time, into the tile's slot
+    /// of transformed[ξ][slot][c] (ξ = 6i + j), with
+    /// Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void TransformInput4(Shape s, float* tile, float* slot, int stride)
+    {
+        long row = (long)s.Width * s.InChannels, column = s.InChannels;
+        for (int c = 0; c < s.InPerGroup; c += 16)
+        {
+            float* d = tile + c;
+            float* o = slot + c;
+            // Bᵀ d, column by column, into rows i = 0..5 of column j; then the same across the columns, in place.
+            for (int j = 0; j < 6; j++)
+            {
+                float* dj = d + j * column;
+                Rows4(Vector512.Load(dj), Vector512.Load(dj + row), Vector512.Load(dj + 2 * row),
+                      Vector512.Load(dj + 3 * row), Vector512.Load(dj + 4 * row), Vector512.Load(dj + 5 * row), o + j * stride, 6 * stride);
+            }
+            for (int i = 0; i < 6; i++)
+            {
+                float* r = o + i * 6 * stride;
+                Rows4(Vector512.Load(r), Vector512.Load(r + stride), Vector512.Load(r + 2 * stride),
+                      Vector512.Load(r + 3 * stride), Vector512.Load(r + 4 * stride), Vector512.Load(r + 5 * stride), r, stride);
+            }
+        }
+    }
+
+    /// <summary>Bᵀ (F(4×4, 3×3)) of six vectors d0 … d5, stored at o, o + step, …, o + 5 step.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Rows4(Vector512<float> d0, Vector512<float> d1, Vector512<float> d2, Vector512<float> d3,
+                                     Vector512<float> d4, Vector512<float> d5, float* o, int step)
+    {
+        var four = Vector512.Create(4f);
+        var minusFour = Vector512.Create(-4f);
+        var minusFive = Vector512.Create(-5f);
+        var a = Vector512.FusedMultiplyAdd(minusFour, d2, d4);   // d4 − 4 d2
+        var b = Vector512.FusedMultiplyAdd(minusFour, d1, d3);   // d3 − 4 d1
+        var e = d4 - d2;
+        var f = (d3 - d1) * Vector512.Create(2f);
+        Vector512.Store(Vector512.FusedMultiplyAdd(four, d0, Vector512.FusedMultiplyAdd(minusFive, d2, d4)), o);
+        Vector512.Store(a + b, o + step);
+        Vector512.Store(a - b, o + 2 * step);
+        Vector512.Store(e + f, o + 3 * step);
+        Vector512.Store(e - f, o + 4 * step);
+        Vector512.Store(Vector512.FusedMultiplyAdd(four, d1, Vector512.FusedMultiplyAdd(minusFive, d3, d5)), o + 5 * step);
     }
 
     /// <summary>
@@ -403,13 +548,14 @@ internal static class GroupedConvolution
     }
 
     /// <summary>
-    /// Aᵀ m A + bias for 16 output channels of one tile (m: <paramref name="products"/>[ξ] at a stride of one ξ's
-    /// <see cref="Slots"/> tiles), then the 2×2 max-pool into one output (<paramref name="pool"/>) or the four outputs, through ReLU when asked.
+    /// Aᵀ M A + bias (F(2×2, 3×3)) for 16 output channels of one tile (M: <paramref name="products"/>[ξ] at a stride of
+    /// one ξ's <see cref="Slots"/> tiles), then the 2×2 max-pool into one output (<paramref name="pool"/>) or the four
+    /// outputs, through ReLU when asked.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void TransformOutput(Shape s, float* products, float* bias, float* output, bool relu, bool pool)
+    private static unsafe void TransformOutput2(Shape s, float* products, float* bias, float* output, bool relu, bool pool)
     {
-        const int stride = Slots * ChannelBlock;
+        const int stride = ProductStride;
         var b = Vector512.Load(bias);
         // Aᵀ m: rows m0 + m1 + m2 and m1 − m2 − m3 of each column j; then the same across the columns.
         Vector512<float> s00, s01, s02, s03, s10, s11, s12, s13;
@@ -436,6 +582,67 @@ internal static class GroupedConvolution
         (relu ? Relu(y01) : y01).Store(output + right);
         (relu ? Relu(y10) : y10).Store(output + below);
         (relu ? Relu(y11) : y11).Store(output + below + right);
+    }
+
+    /// <summary>
+    /// Aᵀ M A + bias (F(4×4, 3×3)) for 16 output channels of one tile (M: <paramref name="products"/>[ξ], ξ = 6i + j, at
+    /// a stride of one ξ's <see cref="Slots"/> tiles), with Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1];
+    /// then the 2×2 max-pool into 2×2 outputs (<paramref name="pool"/>, <paramref name="output"/> the first) or the 4×4
+    /// outputs, through ReLU when asked.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining), SkipLocalsInit]
+    private static unsafe void TransformOutput4(Shape s, float* products, float* bias, float* output, bool relu, bool pool)
+    {
+        const int stride = ProductStride;
+        // Aᵀ M, column by column: rows r = 0..3 of column j into columns[r][j].
+        float* columns = stackalloc float[4 * 6 * 16];
+        for (int j = 0; j < 6; j++)
+        {
+            float* mj = products + j * stride;
+            Columns4(Vector512.Load(mj), Vector512.Load(mj + 6 * stride), Vector512.Load(mj + 12 * stride),
+                     Vector512.Load(mj + 18 * stride), Vector512.Load(mj + 24 * stride), Vector512.Load(mj + 30 * stride),
+                     out var r0, out var r1, out var r2, out var r3);
+            r0.Store(columns + j * 16); r1.Store(columns + (6 + j) * 16); r2.Store(columns + (12 + j) * 16); r3.Store(columns + (18 + j) * 16);
+        }
+        var b = Vector512.Load(bias);
+        long right = s.OutChannels;
+        // Then across the columns, two rows at a time (one row of pooling windows).
+        for (int r = 0; r < 4; r += 2)
+        {
+            float* t = columns + r * 6 * 16, u = t + 6 * 16;
+            Columns4(Vector512.Load(t), Vector512.Load(t + 16), Vector512.Load(t + 32), Vector512.Load(t + 48), Vector512.Load(t + 64), Vector512.Load(t + 80),
+                     out var y0, out var y1, out var y2, out var y3);
+            Columns4(Vector512.Load(u), Vector512.Load(u + 16), Vector512.Load(u + 32), Vector512.Load(u + 48), Vector512.Load(u + 64), Vector512.Load(u + 80),
+                     out var z0, out var z1, out var z2, out var z3);
+            y0 += b; y1 += b; y2 += b; y3 += b; z0 += b; z1 += b; z2 += b; z3 += b;
+            if (pool)
+            {
+                float* o = output + (long)(r / 2) * s.PooledWidth * s.OutChannels;
+                var p0 = Max(Max(y0, y1), Max(z0, z1));
+                var p1 = Max(Max(y2, y3), Max(z2, z3));
+                (relu ? Relu(p0) : p0).Store(o);
+                (relu ? Relu(p1) : p1).Store(o + right);
+                continue;
+            }
+            float* above = output + (long)r * s.OutWidth * s.OutChannels, below = above + (long)s.OutWidth * s.OutChannels;
+            (relu ? Relu(y0) : y0).Store(above); (relu ? Relu(y1) : y1).Store(above + right);
+            (relu ? Relu(y2) : y2).Store(above + 2 * right); (relu ? Relu(y3) : y3).Store(above + 3 * right);
+            (relu ? Relu(z0) : z0).Store(below); (relu ? Relu(z1) : z1).Store(below + right);
+            (relu ? Relu(z2) : z2).Store(below + 2 * right); (relu ? Relu(z3) : z3).Store(below + 3 * right);
+        }
+    }
+
+    /// <summary>Aᵀ (F(4×4, 3×3)) of six vectors m0 … m5.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Columns4(Vector512<float> m0, Vector512<float> m1, Vector512<float> m2, Vector512<float> m3, Vector512<float> m4, Vector512<float> m5,
+                                 out Vector512<float> r0, out Vector512<float> r1, out Vector512<float> r2, out Vector512<float> r3)
+    {
+        var sum12 = m1 + m2; var difference12 = m1 - m2;
+        var sum34 = m3 + m4; var difference34 = m3 - m4;
+        r0 = m0 + sum12 + sum34;
+        r1 = Vector512.FusedMultiplyAdd(Vector512.Create(2f), difference34, difference12);
+        r2 = Vector512.FusedMultiplyAdd(Vector512.Create(4f), sum34, sum12);
+        r3 = Vector512.FusedMultiplyAdd(Vector512.Create(8f), difference34, difference12) + m5;
     }
 
     /// <summary>Four vectors to o … o + 63, through ReLU when asked (as ATen's: a NaN stays NaN).</summary>
