@@ -188,11 +188,12 @@ switch (command)
             // written here, alternated.
             method.Network.eval();
             using var _ = no_grad();
-            for (int mode = 0; mode < 12; mode++)
+            for (int mode = 0; mode < 15; mode++)
             {
-                GroupedConvolution.Enabled = mode % 4 > 0;
-                GroupedConvolution.Largest = (mode % 4) switch { 2 => GroupedConvolution.Algorithm.Winograd2, 3 => GroupedConvolution.Algorithm.Winograd4, _ => GroupedConvolution.Algorithm.Direct };
-                string name = (mode % 4) switch { 0 => "oneDNN", 1 => "kernel, direct", 2 => "kernel, F(2×2)", _ => "kernel, F(4×4)" };
+                GroupedConvolution.Enabled = mode % 5 > 0;
+                GroupedConvolution.Largest = (mode % 5) switch { 2 => GroupedConvolution.Algorithm.Winograd2, >= 3 => GroupedConvolution.Algorithm.Winograd4, _ => GroupedConvolution.Algorithm.Direct };
+                GroupedLinear.Enabled = mode % 5 == 4;
+                string name = (mode % 5) switch { 0 => "oneDNN", 1 => "kernel, direct", 2 => "kernel, F(2×2)", 3 => "kernel, F(4×4)", _ => "kernel, F(4×4), FC kernel" };
                 Time($"image features, {name}", () => { using var s = NewDisposeScope(); method.ImageFeatures(x); });
                 Time($"inference chain, {name}", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
             }
@@ -204,6 +205,36 @@ switch (command)
             method.Network.eval();
             using var _ = no_grad();
             Time("inference chain", () => { using var s = NewDisposeScope(); method.PredictProbabilities(x, new InferenceOptions()); });
+            break;
+        }
+    case "chain-ab":
+        {
+            // The inference chain under the kernel variants, interleaved call by call (a drifting VM hits all alike):
+            // minimum and median ms per variant over `iterations` calls each.
+            method.Network.eval();
+            using var _ = no_grad();
+            var variants = new (string Name, Action Set)[]
+            {
+                ("oneDNN", () => { GroupedConvolution.Enabled = false; }),
+                ("F(2×2), bmm", () => { GroupedConvolution.Enabled = true; GroupedConvolution.Largest = GroupedConvolution.Algorithm.Winograd2; GroupedLinear.Enabled = false; }),
+                ("F(4×4), bmm", () => { GroupedConvolution.Enabled = true; GroupedConvolution.Largest = GroupedConvolution.Algorithm.Winograd4; GroupedLinear.Enabled = false; }),
+                ("F(4×4), FC kernel", () => { GroupedConvolution.Enabled = true; GroupedConvolution.Largest = GroupedConvolution.Algorithm.Winograd4; GroupedLinear.Enabled = true; }),
+            };
+            var times = variants.Select(_ => new List<double>()).ToArray();
+            for (int i = 0; i < iterations + 1; i++)
+                for (int v = 0; v < variants.Length; v++)
+                {
+                    variants[v].Set();
+                    var sw = Stopwatch.StartNew();
+                    using (var s = NewDisposeScope()) method.PredictProbabilities(x, new InferenceOptions());
+                    if (i > 0) times[v].Add(sw.Elapsed.TotalMilliseconds);   // the first round warms up
+                }
+            for (int v = 0; v < variants.Length; v++)
+            {
+                var sorted = times[v].Order().ToArray();
+                Console.WriteLine($"{variants[v].Name,-22} min {sorted[0],8:F1} ms, median {sorted[sorted.Length / 2],8:F1} ms ({batch} images)");
+            }
+            variants[^1].Set();
             break;
         }
     case "bf16":
@@ -272,6 +303,32 @@ switch (command)
                 var w = randn(T, 256, 2048).to_type(type);
                 Time($"bmm {type}", () => a.bmm(w.transpose(1, 2)).Dispose());
                 Time($"cast input + bmm + cast back {type}", () => { using var s = NewDisposeScope(); a.to_type(type).bmm(w.transpose(1, 2)).to_type(ScalarType.Float32); });
+            }
+            break;
+        }
+    case "fc-kernel":
+        {
+            // The image paths' fused FC at inference on conv3's channels-last output [B, T·128, 4, 4]: the reorder to
+            // [T, B, 2048] + bmm (+ bias) against GroupedLinear reading the features as they lie, alternated.
+            using var _ = no_grad();
+            int T = config.Blocks;
+            var features = randn(batch, T * 128, 4, 4).relu_().permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+            var weights = Enumerable.Range(0, T).Select(_ => randn(256, 2048) * 0.02).ToArray();
+            var biases = Enumerable.Range(0, T).Select(_ => randn(256) * 0.1).ToArray();
+            var stacked = stack(weights, 0).transpose(1, 2);
+            var bias = stack(biases, 0).unsqueeze(1);
+            var packed = GroupedLinear.Pack(weights, 128);
+            var flatBias = cat(biases, 0);
+            using (var a = features.reshape(batch, T, -1).transpose(0, 1).bmm(stacked).add_(bias))
+            using (var b = GroupedLinear.Apply(features, packed, flatBias))
+                Console.WriteLine($"max |bmm − kernel| {(a - b).abs().max().item<float>():G3} (max |out| {a.abs().max().item<float>():G3})");
+            double flop = 2.0 * batch * T * 2048 * 256;
+            for (int round = 0; round < 3; round++)
+            {
+                double ms = Time("  reorder + bmm", () => { using var s = NewDisposeScope(); features.reshape(batch, T, -1).transpose(0, 1).bmm(stacked).add_(bias); });
+                Console.WriteLine($"      {flop / ms / 1e6:F0} GFLOP/s");
+                ms = Time("  GroupedLinear", () => GroupedLinear.Apply(features, packed, flatBias).Dispose());
+                Console.WriteLine($"      {flop / ms / 1e6:F0} GFLOP/s");
             }
             break;
         }

@@ -57,7 +57,7 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     /// <summary>128 × h × w after the three unpadded convolutions and two poolings (2048 for 28×28, 3200 for 32×32).</summary>
     public static long FlattenedFeatures(int height, int width)
     {
-        int h = Side(height), w = Side(width);
+        int h = FeatureSide(height), w = FeatureSide(width);
         if (h < 1 || w < 1) throw new NoPropException($"images of {height}×{width} are too small for the paper's conv module (at least 14×14)");
         return 128L * h * w;
     }
@@ -69,10 +69,10 @@ public sealed class ConvImageEncoder : Module<Tensor, Tensor>
     /// conv1's 26 rows, which read the image's rows 0–25: the last two rows and columns of an MNIST image never reach
     /// the features. In general 4·s + 10 rows for s = <see cref="FlattenedFeatures"/>' side (30 of 32 for CIFAR).
     /// </summary>
-    public static (int Height, int Width) ReceptiveField(int height, int width) => (4 * Side(height) + 10, 4 * Side(width) + 10);
+    public static (int Height, int Width) ReceptiveField(int height, int width) => (4 * FeatureSide(height) + 10, 4 * FeatureSide(width) + 10);
 
     /// <summary>The side of the final feature map for an input side s: conv (−2), pool (÷2), conv, conv (−4), pool (÷2).</summary>
-    private static int Side(int s) => ((s - 2) / 2 - 2 - 2) / 2;
+    internal static int FeatureSide(int s) => ((s - 2) / 2 - 2 - 2) / 2;
 
     /// <summary>
     /// x [N, C, H, W] narrowed to its <see cref="ReceptiveField"/> (a view; x itself when it is all used). The three

@@ -115,7 +115,9 @@ public sealed class FusedDtBlocks
         private readonly ScalarType type;
         private readonly bool secondChannel;
         private readonly ConvStackWeights convs;
-        private readonly Tensor fcWeight, fcBias;
+        private readonly Tensor? fcWeight, fcBias;
+        // The FC layers packed for GroupedLinear (inference where the convolution kernel runs), and their biases [T·256].
+        private readonly Tensor? fcPacked, fcBiases;
         private readonly BatchNormStack? norm;
 
         public StackedEncoders(ConvImageEncoder[] encoders, bool sharedInput)
@@ -138,7 +140,16 @@ public sealed class FusedDtBlocks
                 FusedConv.Of(encoders.Select(e => e.Conv2), T, channelsLast, type, kernel),
                 FusedConv.Of(encoders.Select(e => e.Conv3), T, channelsLast, type, kernel),
                 channelsLast, encoders[0].DropoutRate, encoders[0].training);
-            (fcWeight, fcBias) = StackLinear(encoders.Select(e => e.Fc).ToArray());
+            var fcs = encoders.Select(e => e.Fc).ToArray();
+            if (kernel && type == ScalarType.Float32 && GroupedLinear.Supports(fcs[0].weight!, ConvImageEncoder.Features))
+            {
+                fcPacked = GroupedLinear.Pack(fcs.Select(l => (Tensor)l.weight!).ToArray(), channels: encoders[0].Conv3.weight!.shape[0]);
+                fcBiases = cat(fcs.Select(l => (Tensor)l.bias!).ToArray(), 0);
+            }
+            else
+            {
+                (fcWeight, fcBias) = StackLinear(fcs);
+            }
             norm = encoders[0].Finish is BatchNorm1d ? new BatchNormStack(encoders.Select(e => (BatchNorm1d)e.Finish).ToArray()) : null;
         }
 
@@ -162,15 +173,28 @@ public sealed class FusedDtBlocks
             if (type != ScalarType.Float32) x = x.to_type(type);
             if (secondChannel) x = ZeroSecondChannel(x);
             else if (convs.Conv1.Packed is not null && !GroupedConvolution.IsChannelsLast(x)) x = ConvImageEncoder.ChannelsLast(x);   // CIFAR's 3 channels
-            Tensor Convolve(Tensor images)
+            // With the FC kernel, conv3's ReLU is applied as it stores its output (inference: no dropout to follow).
+            bool lastRelu = fcPacked is not null;
+            Tensor Convolve(Tensor images, Tensor? into = null)
             {
-                var h = ConvStack(convs, images, drawSides.Pool1, drawSides.Conv2);
+                var h = ConvStack(convs, images, drawSides.Pool1, drawSides.Conv2, lastRelu, into);
                 return type == ScalarType.Float32 ? h : h.Then(t => t.to_type(ScalarType.Float32));
             }
             Tensor convolved;
             if (B <= chunk)
             {
                 convolved = Convolve(x);
+            }
+            else if (fcPacked is not null)
+            {
+                // Inference through the kernels: each chunk's features written into its rows of the batch's (no joining copy).
+                var (h, w) = (ConvImageEncoder.FeatureSide((int)x.shape[2]), ConvImageEncoder.FeatureSide((int)x.shape[3]));
+                convolved = empty([B, h, w, convs.Conv3.Weight.shape[0]], ScalarType.Float32).permute(0, 3, 1, 2);
+                for (long start = 0; start < B; start += chunk)
+                {
+                    using var rows = convolved.narrow(0, start, Math.Min(chunk, B - start));
+                    Convolve(x.narrow(0, start, rows.shape[0]), rows);   // returns rows
+                }
             }
             else
             {
@@ -180,11 +204,20 @@ public sealed class FusedDtBlocks
                 convolved = cat(parts, 0);
                 foreach (var part in parts) part.Dispose();
             }
-            // The last ReLU, in place on the joined chunks (dropout's mask is non-negative: the same values and gradients
-            // as ReLU before it): autograd keeps its output, which the FC layer keeps anyway, instead of each chunk's too.
-            convolved.relu_();
-            var flat = convolved.reshape(B, T, -1).transpose(0, 1);   // [T, B, 128·h·w], each block's channels in its own order
-            var features = ApplyLinear(flat, fcWeight, fcBias);
+            Tensor features;
+            if (fcPacked is not null)
+            {
+                // The channels-last features as they lie, ReLU applied.
+                features = GroupedLinear.Apply(convolved, fcPacked, fcBiases!);
+            }
+            else
+            {
+                // The last ReLU, in place on the joined chunks (dropout's mask is non-negative: the same values and gradients
+                // as ReLU before it): autograd keeps its output, which the FC layer keeps anyway, instead of each chunk's too.
+                convolved.relu_();
+                var flat = convolved.reshape(B, T, -1).transpose(0, 1);   // [T, B, 128·h·w], each block's channels in its own order
+                features = ApplyLinear(flat, fcWeight!, fcBias!);
+            }
             return (norm is not null ? norm.Apply(features) : functional.relu(features)).MoveToOuterDisposeScope();
         }
     }
@@ -227,8 +260,8 @@ public sealed class FusedDtBlocks
         /// The convolution of x in <see cref="GroupedConvolution"/>'s kernel, with its 2×2 max-pool and ReLU when asked;
         /// null where the kernel does not take it (no packed weights, autograd on, x not channels-last).
         /// </summary>
-        public Tensor? Kernel(Tensor x, bool relu, bool pool) =>
-            Packed is not null && !is_grad_enabled() && GroupedConvolution.IsChannelsLast(x) ? GroupedConvolution.Apply(x, Packed, Bias, relu, pool) : null;
+        public Tensor? Kernel(Tensor x, bool relu, bool pool, Tensor? into = null) =>
+            Packed is not null && !is_grad_enabled() && GroupedConvolution.IsChannelsLast(x) ? GroupedConvolution.Apply(x, Packed, Bias, relu, pool, into) : null;
     }
 
     /// <summary>The fused conv module of T encoders; <see cref="ChannelsLast"/>: the no-grad channels-last form.</summary>
@@ -236,14 +269,16 @@ public sealed class FusedDtBlocks
 
     /// <summary>
     /// The three convolutions (with ReLU, pooling and dropout) of T encoders on one chunk of images: [B, T×128, h, w],
-    /// all but the last ReLU, which <see cref="StackedEncoders.Encode"/> applies in place once the chunks are joined.
+    /// all but the last ReLU, which <see cref="StackedEncoders.Encode"/> applies in place once the chunks are joined
+    /// (with <paramref name="lastRelu"/>, outside training, here: conv3's kernel applies it as it stores).
     /// Without autograd (inference) the image paths run channels-last (see <see cref="ChannelsLastInference"/>); the
     /// values are the same. Not for the prototype label images (T groups of one input channel each): libtorch 2.10's
     /// channels-last grouped convolution with one input channel per group gave logits 3e-3 away from NCHW's
     /// (FusedDtBlocksTests).
     /// </summary>
-    private static Tensor ConvStack(ConvStackWeights stack, Tensor x, (long, long) pool1DrawSides, (long, long) conv2DrawSides)
+    private static Tensor ConvStack(ConvStackWeights stack, Tensor x, (long, long) pool1DrawSides, (long, long) conv2DrawSides, bool lastRelu, Tensor? into = null)
     {
+        if (lastRelu && stack.Training) throw new InvalidOperationException("the last ReLU is applied after the chunks in training (dropout, autograd)");
         Tensor ReluDropout(Tensor t, (long, long)? drawSides) => UniformDropout.AfterRelu(t, stack.Dropout, stack.Training, drawSides);
         // Outside training there is no dropout, and the kernel written here (GroupedConvolution) computes ReLU and the
         // pooling as it stores each convolution's output, where it takes the convolution.
@@ -257,8 +292,9 @@ public sealed class FusedDtBlocks
                     .Then(t => ConvImageEncoder.PoolThenDropout(t, stack.Dropout, stack.Training, relu: true, pool1DrawSides));
         return h.Then(t => (inference ? stack.Conv2.Kernel(t, relu: true, pool: false) : null)
                            ?? stack.Conv2.Apply(t).Then(u => ReluDropout(u, conv2DrawSides)))
-            .Then(t => (inference ? stack.Conv3.Kernel(t, relu: false, pool: true) : null)
-                       ?? stack.Conv3.Apply(t).Then(u => ConvImageEncoder.PoolThenDropout(u, stack.Dropout, stack.Training, relu: false, null)));   // the last ReLU: after the chunks (Encode)
+            .Then(t => (inference ? stack.Conv3.Kernel(t, relu: lastRelu, pool: true, into) : null)
+                       ?? stack.Conv3.Apply(t).Then(u => ConvImageEncoder.PoolThenDropout(u, stack.Dropout, stack.Training, relu: lastRelu, null))
+                           .Then(u => into is null ? u : into.copy_(u)));   // otherwise the last ReLU: after the chunks (Encode)
     }
 
     /// <summary>

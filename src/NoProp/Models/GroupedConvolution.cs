@@ -160,9 +160,10 @@ internal static class GroupedConvolution
     /// W − 2] with channels-last strides; with <paramref name="pool"/> its 2×2 max-pool (stride 2, floor: [N, G·C_out,
     /// (H − 2) / 2, (W − 2) / 2]), the positions no window covers never computed; then ReLU when <paramref name="relu"/>.
     /// Throws, naming the problem, on operands it cannot take (see <see cref="Supports"/>). No autograd: the result has
-    /// no gradient.
+    /// no gradient. With <paramref name="into"/> (a channels-last float32 CPU tensor of the result's shape, e.g. a
+    /// chunk's rows of a batch's output), the result is written there and returned.
     /// </summary>
-    public static Tensor Apply(Tensor input, PackedWeights weights, Tensor bias, bool relu, bool pool = false)
+    public static Tensor Apply(Tensor input, PackedWeights weights, Tensor bias, bool relu, bool pool = false, Tensor? into = null)
     {
         var packed = weights.Direct;
         if (!Accelerated) throw new PlatformNotSupportedException("the grouped convolution kernel needs 512-bit vectors (AVX-512)");
@@ -183,9 +184,13 @@ internal static class GroupedConvolution
             throw new ArgumentException($"the grouped convolution takes at most {CpuKernels.MaxElements} elements in a tensor; split the batch", nameof(input));
 
         var plan = Plan(weights, height, width, pool);
+        Interlocked.Increment(ref calls);
 
         using var scope = NewDisposeScope();
-        var output = empty([n, outHeight, outWidth, groups * outPerGroup], ScalarType.Float32);
+        if (into is not null && (into.device_type != DeviceType.CPU || into.dtype != ScalarType.Float32 || !IsChannelsLast(into)
+                                 || !into.shape.SequenceEqual([n, groups * outPerGroup, outHeight, outWidth])))
+            throw new ArgumentException($"the output must be a channels-last float32 CPU tensor [{n}, {groups * outPerGroup}, {outHeight}, {outWidth}], not {into.dtype} [{string.Join(", ", into.shape)}] on {into.device}", nameof(into));
+        var output = into?.permute(0, 2, 3, 1) ?? empty([n, outHeight, outWidth, groups * outPerGroup], ScalarType.Float32);
         using (var inputView = input.permute(0, 2, 3, 1))
         {
             var shape = new Shape((int)n, (int)height, (int)width, (int)groups, (int)inPerGroup, (int)outPerGroup);
@@ -207,9 +212,15 @@ internal static class GroupedConvolution
             GC.KeepAlive(input);
             GC.KeepAlive(weights);
             GC.KeepAlive(bias);
+            GC.KeepAlive(into);
         }
-        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+        return into ?? output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
+
+    private static long calls;
+
+    /// <summary>How many convolutions the kernel has computed in this process (tests check that a path took it).</summary>
+    internal static long Calls => Interlocked.Read(ref calls);
 
     /// <summary>Whether t [N, C, H, W] has dense channels-last strides (C fastest, then W, then H, then N).</summary>
     internal static bool IsChannelsLast(Tensor t)
@@ -355,9 +366,9 @@ internal static class GroupedConvolution
     {
         int largest = plan.Max(t => (t.Side + 2) * (t.Side + 2));
         int inputStride = InputStride(s);
-        float* transformed = (float*)NativeMemory.AlignedAlloc((nuint)(largest * inputStride * sizeof(float)), 64);
-        float* products = (float*)NativeMemory.AlignedAlloc((nuint)(largest * ProductStride * sizeof(float)), 64);
-        try
+        // This thread's scratch: the transformed inputs, then the products.
+        float* transformed = ThreadScratch.Floats((long)largest * (inputStride + ProductStride));
+        float* products = transformed + (long)largest * inputStride;
         {
             var tileOutputs = stackalloc float*[Slots];
             int outputs = pool ? s.PooledHeight * s.PooledWidth : s.OutHeight * s.OutWidth;
@@ -410,11 +421,6 @@ internal static class GroupedConvolution
                     }
                 }
             }
-        }
-        finally
-        {
-            NativeMemory.AlignedFree(transformed);
-            NativeMemory.AlignedFree(products);
         }
     }
 

@@ -83,21 +83,34 @@ public sealed class FusedDtBlocksTests
     }
 
     [TestMethod]
-    [DataRow(1, 28, 28)]
-    [DataRow(3, 32, 32)]
-    [DataRow(1, 31, 29)]
-    public void InferenceThroughTheConvolutionKernelEqualsEachBlocksOwnLayers(int channels, int height, int width)
+    [DataRow(1, 28, 28, true)]
+    [DataRow(3, 32, 32, true)]
+    [DataRow(1, 31, 29, true)]
+    [DataRow(1, 28, 28, false)]
+    public void InferenceThroughTheKernelsEqualsEachBlocksOwnLayers(int channels, int height, int width, bool linearKernel)
     {
         // Two blocks: conv1's 2 × 32 output channels fill the kernel's 64-channel block, so on a CPU with AVX-512 all
         // three convolutions (conv1 with its pooling, one-channel images without the zero second channel, three-channel
-        // ones copied channels-last) run in GroupedConvolution, conv2 and conv3 by Winograd's algorithm.
+        // ones copied channels-last) run in GroupedConvolution, conv2 and conv3 by Winograd's algorithms, and the FC
+        // layers in GroupedLinear (or bmm). Nine images in chunks of four (4, 4, 1): each chunk's features are written
+        // into its rows of the batch's.
         var shape = new ImageShape(channels, height, width);
         var blocks = Enumerable.Range(0, 2).Select(_ => new DtBlock(shape, 10, 10, false)).ToArray();
-        var x = randn(5, channels, height, width);
+        var x = randn(9, channels, height, width);
         WarmUpStatistics(blocks, x * 2 + 0.5, 10);
         var fused = new FusedDtBlocks(blocks);
         using var _ = no_grad();
-        var features = fused.ImageFeatures(x);
+        long saved = FusedDtBlocks.ActivationBytes, convolutions = GroupedConvolution.Calls, linear = GroupedLinear.Calls;
+        FusedDtBlocks.ActivationBytes = 4L * 2 * 32 * (height - 2) * (width - 2) * sizeof(float);
+        GroupedLinear.Enabled = linearKernel;
+        Tensor features;
+        try { features = fused.ImageFeatures(x); }
+        finally { FusedDtBlocks.ActivationBytes = saved; GroupedLinear.Enabled = true; }
+        if (GroupedConvolution.Accelerated && GroupedConvolution.Enabled)
+        {
+            Assert.AreEqual(3 * 3, GroupedConvolution.Calls - convolutions, "three convolutions of three chunks in the kernel");
+            Assert.AreEqual(linearKernel ? 1 : 0, GroupedLinear.Calls - linear, "the FC layers in their kernel");
+        }
         for (int t = 0; t < 2; t++)
         {
             var own = OwnLayers(() => blocks[t].ImageFeatures(x));
