@@ -237,6 +237,42 @@ switch (command)
             variants[^1].Set();
             break;
         }
+    case "chain-memory":
+        {
+            // Peak resident memory of inference over `batch` images in batches of 1000 (Evaluator; VmHWM after resetting
+            // it), the kernels on and off, alternated, with glibc's free memory returned between calls.
+            method.Network.eval();
+            using var _ = no_grad();
+            static long Status(string key) => long.Parse(File.ReadLines("/proc/self/status").First(l => l.StartsWith(key + ":")).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024;
+            for (int round = 0; round < 3; round++)
+                foreach (bool kernel in new[] { true, false })
+                {
+                    GroupedConvolution.Enabled = kernel;
+                    TorchRuntime.ReturnFreeMemory(collectManaged: true);
+                    long before = Status("VmRSS");
+                    File.WriteAllText("/proc/self/clear_refs", "5");
+                    using (var s = NewDisposeScope()) Evaluator.PredictProbabilities(method, x, new InferenceOptions(), Math.Min(batch, 1000));
+                    Console.WriteLine($"kernels {(kernel ? "on " : "off")}: RSS before {before} MB, peak {Status("VmHWM")} MB (+{Status("VmHWM") - before}), after {Status("VmRSS")} MB");
+                }
+            GroupedConvolution.Enabled = true;
+            break;
+        }
+    case "pack":
+        {
+            // The fused blocks' stacked and packed inference weights: one image's chain with them built per call against
+            // held in an InferenceWeightCache (what a prediction engine scoring single rows pays), alternated.
+            method.Network.eval();
+            using var _ = no_grad();
+            using var one = x.narrow(0, 0, 1);
+            using var cache = new InferenceWeightCache();
+            for (int round = 0; round < 3; round++)
+            {
+                Time("1 image, weights per call", () => { using var s = NewDisposeScope(); method.PredictProbabilities(one, new InferenceOptions()); });
+                using (cache.Use())
+                    Time("1 image, weights held", () => { using var s = NewDisposeScope(); method.PredictProbabilities(one, new InferenceOptions()); });
+            }
+            break;
+        }
     case "bf16":
         {
             // Inference with the convolutions in bfloat16 (--inference-precision bf16) against float32, alternated.

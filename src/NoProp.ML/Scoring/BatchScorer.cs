@@ -19,6 +19,10 @@ internal sealed class BatchScorer
     private readonly long seed;
     private readonly object inferenceLock = new();
 
+    // The model's stacked and packed inference weights, built on the first call and kept: a trained model does not
+    // change, and single rows (a prediction engine) would otherwise rebuild them for every row.
+    private readonly NoProp.Models.InferenceWeightCache weights = new();
+
     private readonly NoProp.Runtime.InferencePrecision precision;
 
     public BatchScorer(INoPropMethod method, long seed, NoProp.Runtime.InferencePrecision precision)
@@ -53,6 +57,7 @@ internal sealed class BatchScorer
         lock (inferenceLock)
         {
             using var scope = NewDisposeScope();
+            using var cached = weights.Use();
             var options = InferenceOptionsFor(batch, rows, out var noise);
             using (noise)
             {

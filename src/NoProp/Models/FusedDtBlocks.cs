@@ -46,7 +46,7 @@ public sealed class FusedDtBlocks
         if (blocks[0].training && x.shape[0] > chunk)
             throw new InvalidOperationException("in training mode BatchNorm needs the whole batch: compute the image features in one call");
         using var scope = NewDisposeScope();
-        var stacked = new StackedEncoders(blocks.Select(b => b.ImagePath).ToArray(), sharedInput: true);
+        var stacked = StackedEncoders.For(blocks.Select(b => b.ImagePath).ToArray(), sharedInput: true);
         return Chunking.Map(x, chunk, stacked.Encode, resultDimension: 1).MoveToOuterDisposeScope();
     }
 
@@ -93,7 +93,7 @@ public sealed class FusedDtBlocks
     /// has T×32 output channels); otherwise x is [B, T×C, H, W], encoder t reading channels tC..(t+1)C − 1.
     /// Returns [T, B, 256].
     /// </summary>
-    private static Tensor Encode(ConvImageEncoder[] encoders, Tensor x, bool sharedInput) => new StackedEncoders(encoders, sharedInput).Encode(x);
+    private static Tensor Encode(ConvImageEncoder[] encoders, Tensor x, bool sharedInput) => StackedEncoders.For(encoders, sharedInput).Encode(x);
 
     /// <summary>One encoder's features [B, 256] of x [B, C, H, W] through the fused path (T = 1), for inference.</summary>
     internal static Tensor EncodeForInference(ConvImageEncoder encoder, Tensor x)
@@ -109,8 +109,54 @@ public sealed class FusedDtBlocks
     /// bfloat16 inside a bfloat16 <see cref="ConvolutionPrecision"/> region in eval mode without autograd, and
     /// channels-last without autograd for the shared image (see <see cref="ChannelsLastInference"/>).
     /// </summary>
-    private sealed class StackedEncoders
+    private sealed class StackedEncoders : IDisposable
     {
+        /// <summary>
+        /// The stacked weights of these encoders: built for this call (in the caller's dispose scope), or at inference
+        /// (eval mode, no autograd) where an <see cref="InferenceWeightCache"/> is current, the cache's (built once for
+        /// the same encoders, layout, precision and kernel switches, and kept out of any dispose scope until the cache
+        /// is disposed).
+        /// </summary>
+        public static StackedEncoders For(ConvImageEncoder[] encoders, bool sharedInput)
+        {
+            var cache = InferenceWeightCache.Current;
+            if (cache is null || is_grad_enabled() || encoders[0].training) return new StackedEncoders(encoders, sharedInput);
+            object[] key = [.. encoders, sharedInput, ConvolutionPrecision.For(false), ChannelsLastInference, GroupedConvolution.Enabled,
+                            GroupedConvolution.Largest, GroupedLinear.Enabled];
+            return cache.GetOrAdd(key, () =>
+            {
+                using var scope = NewDisposeScope();
+                var built = new StackedEncoders(encoders, sharedInput);
+                foreach (var tensor in built.Tensors()) tensor.DetachFromDisposeScope();
+                return built;
+            });
+        }
+
+        /// <summary>Every tensor it holds.</summary>
+        private IEnumerable<Tensor> Tensors()
+        {
+            foreach (var conv in new[] { convs.Conv1, convs.Conv2, convs.Conv3 })
+            {
+                yield return conv.Weight;
+                yield return conv.Bias;
+                if (conv.Packed is { } packed)
+                {
+                    yield return packed.Direct;
+                    if (packed.Winograd2 is not null) yield return packed.Winograd2;
+                    if (packed.Winograd4 is not null) yield return packed.Winograd4;
+                }
+            }
+            foreach (var tensor in new[] { fcWeight, fcBias, fcPacked, fcBiases })
+                if (tensor is not null) yield return tensor;
+            if (norm is not null)
+                foreach (var tensor in norm.Tensors) yield return tensor;
+        }
+
+        public void Dispose()
+        {
+            foreach (var tensor in Tensors()) tensor.Dispose();
+        }
+
         private readonly ConvImageEncoder[] encoders;
         private readonly ScalarType type;
         private readonly bool secondChannel;
@@ -339,6 +385,8 @@ public sealed class FusedDtBlocks
         private readonly Tensor bias = cat(norms.Select(n => (Tensor)n.bias!).ToArray(), 0);
         private readonly Tensor runningMean = cat(norms.Select(n => n.running_mean!).ToArray(), 0);
         private readonly Tensor runningVar = cat(norms.Select(n => n.running_var!).ToArray(), 0);
+
+        public IEnumerable<Tensor> Tensors => [weight, bias, runningMean, runningVar];
 
         public Tensor Apply(Tensor x)
         {

@@ -141,17 +141,22 @@ internal static class GroupedConvolution
         var kernels = weight.detach().reshape(groups, outPerGroup, inPerGroup, 3, 3);
         var direct = kernels.permute(0, 3, 4, 2, 1).contiguous();
         if (inPerGroup % 16 != 0) return new PackedWeights(direct.MoveToOuterDisposeScope(), null, null);
-        // Every kernel g as a row of 9, ordered [G, C_in, C_out] as the transformed weights are: G g Gᵀ is then one
-        // matrix product with G ⊗ G (vec(G g Gᵀ) = (G ⊗ G) vec(g), row-major), not G·C_out·C_in products of 3×3 matrices.
-        var rows = kernels.permute(0, 2, 1, 3, 4).reshape(-1, 9).to_type(ScalarType.Float64);
-        Tensor Transform(double[] matrix, int alpha)
+        // Every kernel g as a row of 9, ordered [C_in, C_out] as the transformed weights are: G g Gᵀ is then one matrix
+        // product with G ⊗ G (vec(G g Gᵀ) = (G ⊗ G) vec(g), row-major), not C_out·C_in products of 3×3 matrices. Group
+        // by group, each group's float64 temporaries released before the next (all of conv3's at once: 74 MB).
+        var g2 = tensor(WinogradG2, ScalarType.Float64).view(4, 3);
+        var g4 = tensor(WinogradG4, ScalarType.Float64).view(6, 3);
+        var (kron2, kron4) = (kron(g2, g2).t(), kron(g4, g4).t());   // [9, α²]
+        var winograd2 = empty([groups, 16, inPerGroup, outPerGroup], ScalarType.Float32);
+        var winograd4 = empty([groups, 36, inPerGroup, outPerGroup], ScalarType.Float32);
+        for (long group = 0; group < groups; group++)
         {
-            var g = tensor(matrix, ScalarType.Float64).view(alpha, 3);
-            return rows.matmul(kron(g, g).t())      // [G·C_in·C_out, α²]
-                .view(groups, inPerGroup, outPerGroup, alpha * alpha).permute(0, 3, 1, 2).to_type(ScalarType.Float32).contiguous();
+            using var groupScope = NewDisposeScope();
+            var rows = kernels[group].permute(1, 0, 2, 3).reshape(-1, 9).to_type(ScalarType.Float64);   // [C_in·C_out, 9]
+            winograd2[group].copy_(rows.matmul(kron2).t().view(16, inPerGroup, outPerGroup));
+            winograd4[group].copy_(rows.matmul(kron4).t().view(36, inPerGroup, outPerGroup));
         }
-        return new PackedWeights(direct.MoveToOuterDisposeScope(), Transform(WinogradG2, 4).MoveToOuterDisposeScope(),
-                                 Transform(WinogradG4, 6).MoveToOuterDisposeScope());
+        return new PackedWeights(direct.MoveToOuterDisposeScope(), winograd2.MoveToOuterDisposeScope(), winograd4.MoveToOuterDisposeScope());
     }
 
     /// <summary>

@@ -56,8 +56,14 @@ internal static class GroupedLinear
         if (outputs % ColumnBlock != 0)
             throw new ArgumentException($"{outputs} outputs are not a multiple of {ColumnBlock}", nameof(weights));
         using var scope = NewDisposeScope();
-        var stacked = stack(weights.Select(w => w.detach()).ToArray(), 0).view(weights.Count, outputs / ColumnBlock, ColumnBlock, channels, inputs / channels);
-        return stacked.permute(0, 1, 4, 3, 2).contiguous().MoveToOuterDisposeScope();
+        var packed = empty([weights.Count, outputs / ColumnBlock, inputs / channels, channels, ColumnBlock], ScalarType.Float32);
+        for (int t = 0; t < weights.Count; t++)   // block by block: no stacked copy of all T layers
+        {
+            using var view = weights[t].detach().view(outputs / ColumnBlock, ColumnBlock, channels, inputs / channels).permute(0, 3, 2, 1);
+            using var target = packed[t];
+            target.copy_(view);
+        }
+        return packed.MoveToOuterDisposeScope();
     }
 
     /// <summary>

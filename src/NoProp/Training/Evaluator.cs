@@ -1,3 +1,4 @@
+using NoProp.Models;
 using NoProp.Runtime;
 using NoProp.Methods;
 using static TorchSharp.torch;
@@ -17,6 +18,7 @@ public static class Evaluator
         try
         {
             using var _ = no_grad();
+            using var weights = InferenceWeightCache.UseForThisRun();   // the batches' stacked weights built once
             var parts = new List<Tensor>();
             long n = images.shape[0];
             for (long start = 0; start < n; start += size)

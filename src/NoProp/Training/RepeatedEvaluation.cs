@@ -1,3 +1,4 @@
+using NoProp.Models;
 using System.Diagnostics;
 using NoProp.Methods;
 using static TorchSharp.torch;
@@ -167,6 +168,7 @@ public static class RepeatedEvaluation
         try
         {
             using var _ = no_grad();
+            using var weights = InferenceWeightCache.UseForThisRun();   // the batches' stacked weights built once
             action();
         }
         finally
