@@ -601,30 +601,24 @@ internal static class GroupedConvolution
     /// then the 2×2 max-pool into 2×2 outputs (<paramref name="pool"/>, <paramref name="output"/> the first) or the 4×4
     /// outputs, through ReLU when asked.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining), SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void TransformOutput4(Shape s, float* products, float* bias, float* output, bool relu, bool pool)
     {
         const int stride = ProductStride;
-        // Aᵀ M, column by column: rows r = 0..3 of column j into columns[r][j].
-        float* columns = stackalloc float[4 * 6 * 16];
-        for (int j = 0; j < 6; j++)
-        {
-            float* mj = products + j * stride;
-            Columns4(Vector512.Load(mj), Vector512.Load(mj + 6 * stride), Vector512.Load(mj + 12 * stride),
-                     Vector512.Load(mj + 18 * stride), Vector512.Load(mj + 24 * stride), Vector512.Load(mj + 30 * stride),
-                     out var r0, out var r1, out var r2, out var r3);
-            r0.Store(columns + j * 16); r1.Store(columns + (6 + j) * 16); r2.Store(columns + (12 + j) * 16); r3.Store(columns + (18 + j) * 16);
-        }
         var b = Vector512.Load(bias);
         long right = s.OutChannels;
-        // Then across the columns, two rows at a time (one row of pooling windows).
+        // Two rows of Aᵀ M at a time (one row of pooling windows), column by column, then across the columns: each
+        // column's products are loaded once per pair of rows, and nothing goes through memory in between.
         for (int r = 0; r < 4; r += 2)
         {
-            float* t = columns + r * 6 * 16, u = t + 6 * 16;
-            Columns4(Vector512.Load(t), Vector512.Load(t + 16), Vector512.Load(t + 32), Vector512.Load(t + 48), Vector512.Load(t + 64), Vector512.Load(t + 80),
-                     out var y0, out var y1, out var y2, out var y3);
-            Columns4(Vector512.Load(u), Vector512.Load(u + 16), Vector512.Load(u + 32), Vector512.Load(u + 48), Vector512.Load(u + 64), Vector512.Load(u + 80),
-                     out var z0, out var z1, out var z2, out var z3);
+            RowPair4(products, r, out var t0, out var u0);
+            RowPair4(products + stride, r, out var t1, out var u1);
+            RowPair4(products + 2 * stride, r, out var t2, out var u2);
+            RowPair4(products + 3 * stride, r, out var t3, out var u3);
+            RowPair4(products + 4 * stride, r, out var t4, out var u4);
+            RowPair4(products + 5 * stride, r, out var t5, out var u5);
+            Columns4(t0, t1, t2, t3, t4, t5, out var y0, out var y1, out var y2, out var y3);
+            Columns4(u0, u1, u2, u3, u4, u5, out var z0, out var z1, out var z2, out var z3);
             y0 += b; y1 += b; y2 += b; y3 += b; z0 += b; z1 += b; z2 += b; z3 += b;
             if (pool)
             {
@@ -640,6 +634,30 @@ internal static class GroupedConvolution
             (relu ? Relu(y2) : y2).Store(above + 2 * right); (relu ? Relu(y3) : y3).Store(above + 3 * right);
             (relu ? Relu(z0) : z0).Store(below); (relu ? Relu(z1) : z1).Store(below + right);
             (relu ? Relu(z2) : z2).Store(below + 2 * right); (relu ? Relu(z3) : z3).Store(below + 3 * right);
+        }
+    }
+
+    /// <summary>
+    /// Rows <paramref name="row"/> and <paramref name="row"/> + 1 (0 or 2) of Aᵀ m for the six products m0 … m5 of one
+    /// column (<paramref name="column"/>: m0, one ξ row of six apart): the same sums as <see cref="Columns4"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void RowPair4(float* column, int row, out Vector512<float> first, out Vector512<float> second)
+    {
+        const int next = 6 * ProductStride;
+        var m1 = Vector512.Load(column + next); var m2 = Vector512.Load(column + 2 * next);
+        var m3 = Vector512.Load(column + 3 * next); var m4 = Vector512.Load(column + 4 * next);
+        var sum12 = m1 + m2; var difference12 = m1 - m2;
+        var sum34 = m3 + m4; var difference34 = m3 - m4;
+        if (row == 0)
+        {
+            first = Vector512.Load(column) + sum12 + sum34;
+            second = Vector512.FusedMultiplyAdd(Vector512.Create(2f), difference34, difference12);
+        }
+        else
+        {
+            first = Vector512.FusedMultiplyAdd(Vector512.Create(4f), sum34, sum12);
+            second = Vector512.FusedMultiplyAdd(Vector512.Create(8f), difference34, difference12) + Vector512.Load(column + 5 * next);
         }
     }
 
