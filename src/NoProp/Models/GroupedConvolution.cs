@@ -17,11 +17,14 @@ namespace NoProp.Models;
 /// four 16-lane accumulators (64 channels) in registers, each weight vector loaded once for the four positions and
 /// each input value broadcast once for the four vectors, the inputs read straight from the channels-last tensor (no
 /// im2col copy), the bias loaded into the accumulators, and the pooling and ReLU applied as they are stored (conv1's
-/// output, the largest activation, is never written). Where a group has a multiple of 16 input channels, Winograd's
-/// algorithm (<see cref="RunWinograd"/>) needs fewer multiplications: F(4×4, 3×3) 36 per 4×4 outputs and input channel
-/// instead of 144 where 4×4 tiles cover the output (conv3's pooled 8×8), otherwise F(2×2, 3×3) 16 per 2×2 outputs
-/// instead of 36 where the output is pooled or even. Each output element is computed in a fixed order by one thread,
-/// whatever the thread split: the results do not depend on the thread count.
+/// output, the largest activation, is never written). Where a group has a multiple of 16 input channels and the
+/// computed outputs have even sides, Winograd's algorithms (<see cref="RunWinograd"/>) need fewer multiplications:
+/// F(4×4, 3×3) 36 per 4×4 outputs and input channel instead of 144, over the largest part 4×4 tiles cover (conv3's
+/// pooled 8×8, conv2's 10×10 but for its last two rows and columns), and F(2×2, 3×3) 16 per 2×2 outputs instead of 36
+/// over the rest (<see cref="Plan"/>). Each output element is computed in a fixed order by one thread, whatever the
+/// thread split: the results do not depend on the thread count. Winograd's sums are float32: the outputs agree with
+/// the direct convolution to ~1e-6 relative; a NaN or infinity in an input tile may make more outputs of its F(4×4) tile
+/// NaN than read it (every output that reads it is NaN either way).
 /// </para>
 /// <para>
 /// Where 512-bit vectors are not accelerated, or the shapes are others (output channels per group not a multiple of
