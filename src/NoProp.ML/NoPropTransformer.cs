@@ -268,6 +268,7 @@ public sealed class NoPropTransformer : ISingleFeaturePredictionTransformer<NoPr
     {
         if (disposed) return;
         disposed = true;
+        scorer.Dispose();   // its cached inference weights
         method.Dispose();
     }
 }

@@ -11,7 +11,7 @@ namespace NoProp.ML.Scoring;
 /// depends only on the model and the row, not on the batch it is scored in. One scorer may serve several cursors
 /// and prediction engines; TorchSharp modules are not meant to run concurrently, so inference is serialised.
 /// </summary>
-internal sealed class BatchScorer
+internal sealed class BatchScorer : IDisposable
 {
     private readonly INoPropMethod method;
     private readonly Normalization normalization;
@@ -68,6 +68,12 @@ internal sealed class BatchScorer
                 values.CopyTo(probabilities[..(rows * ClassCount)]);
             }
         }
+    }
+
+    /// <summary>Frees the cached inference weights (the transformer's Dispose); scoring afterwards throws.</summary>
+    public void Dispose()
+    {
+        lock (inferenceLock) weights.Dispose();
     }
 
     /// <summary>The predicted key (argmax + 1; 0 when no probability is a number).</summary>

@@ -59,7 +59,7 @@ internal static class GroupedConvolution
 
     /// <summary>
     /// The kernel's algorithms, by the side of the output tile each input tile gives (0: direct, no tiles). Where an
-    /// algorithm does not apply (see <see cref="Choose"/>), the kernel takes the next smaller one.
+    /// algorithm does not apply (see <see cref="Plan"/>), the kernel takes the next smaller one.
     /// </summary>
     internal enum Algorithm
     {

@@ -8,7 +8,8 @@ namespace NoProp.Models;
 /// cache is current on a thread (<see cref="Use"/>) instead of being rebuilt for every batch: MNIST's DT model packs
 /// ~50 MB of them, in 20–30 ms. For runs of inference over parameters that do not change: an evaluation's batches
 /// (<c>Evaluator</c>), a trained model's scorer (ML.NET). Training, autograd and anything that changes the parameters
-/// must happen outside: the cache does not see parameter updates.
+/// must happen outside: the cache does not see parameter updates. One cache serves one thread at a time (its users
+/// serialise: a scorer holds its lock, an evaluation runs on its thread).
 /// </summary>
 public sealed class InferenceWeightCache : IDisposable
 {
@@ -59,9 +60,13 @@ public sealed class InferenceWeightCache : IDisposable
     {
         if (disposed) return;
         disposed = true;
+        if (ReferenceEquals(current, this)) current = null;   // disposed while in use on this thread: no longer current
         foreach (var (_, value) in entries) value.Dispose();
         entries.Clear();
     }
+
+    /// <summary>Whether it has been disposed (tests).</summary>
+    internal bool IsDisposed => disposed;
 
     private sealed class Restore(InferenceWeightCache? previous) : IDisposable
     {

@@ -181,6 +181,35 @@ public sealed class GroupedConvolutionTests
     }
 
     [TestMethod]
+    public void TheScratchOfEndedThreadsIsFreed()
+    {
+        // Winograd's transform buffers are kept per thread between calls; threads come and go (.NET's pool retires
+        // idle ones), and what an ended thread held must not stay allocated.
+        using var _ = no_grad();
+        var x = ChannelsLast(randn(2, 16, 10, 10));
+        var packed = GroupedConvolution.Pack(randn(64, 16, 3, 3), 1);
+        var bias = zeros(64);
+        set_num_threads(1);
+        long before = ThreadScratch.LiveBuffers;
+        var took = new bool[20];
+        var threads = Enumerable.Range(0, 20).Select(i => new Thread(() =>
+        {
+            using var noGrad = no_grad();
+            GroupedConvolution.Apply(x, packed, bias, relu: true, pool: true).Dispose();   // F(4×4): scratch on this thread
+            took[i] = ThreadScratch.ThisThreadHasOne;
+        })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+        Assert.IsTrue(took.All(t => t), "each thread took a buffer");
+        for (int i = 0; i < 3 && ThreadScratch.LiveBuffers > before; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+        Assert.AreEqual(before, ThreadScratch.LiveBuffers, "the ended threads' buffers are freed");
+    }
+
+    [TestMethod]
     public void ItTakesOnlyWhatItComputes()
     {
         Assert.IsTrue(GroupedConvolution.Supports(zeros(128, 32, 3, 3), 2));

@@ -95,4 +95,25 @@ public sealed class InferenceWeightCacheTests
         Assert.AreEqual(0, cache.Count);
         Assert.ThrowsExactly<ObjectDisposedException>(() => cache.Use());
     }
+
+    [TestMethod]
+    public void DisposingItFreesEveryTensorItHeld()
+    {
+        var fused = Fused(out var unused);
+        var x = randn(3, 1, 28, 28);
+        using var noGrad = no_grad();
+        fused.ImageFeatures(x).Dispose();   // warm-up: whatever libtorch or the model creates once
+        long baseline = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        var cache = new InferenceWeightCache();
+        var use = cache.Use();
+        fused.ImageFeatures(x).Dispose();
+        fused.ImageFeatures(x).Dispose();
+        long held = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount - baseline;
+        Assert.IsTrue(held > 0, "the stacked and packed weights stay alive between calls");
+        // Disposed while still in use on this thread: no longer current, and nothing it built is left alive.
+        cache.Dispose();
+        Assert.IsNull(InferenceWeightCache.Current);
+        use.Dispose();
+        Assert.AreEqual(baseline, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount, $"{held} tensors held, all freed");
+    }
 }
